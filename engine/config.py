@@ -1,0 +1,104 @@
+"""The lab configuration: `nodes.json` and `workflows.json` in the seed's format, plus our extensions."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from .models import EmulationConfig, RetryConfig, Strict
+from .nodes import BaseNode
+from .registry import resolve_node_type
+
+
+class NodeConfig(Strict):
+    """One node of `nodes.json`: the seed's `id`, `name`, `type`, and optional extensions."""
+
+    id: str = Field(min_length=1)
+    name: str
+    type: str = Field(min_length=1)
+    description: str | None = None
+    worker: str | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    timeout_s: float | None = Field(default=None, gt=0)
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    emulate: EmulationConfig = Field(default_factory=EmulationConfig)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepConfig(Strict):
+    """One step of a workflow: a node id (the seed) or an object naming the node and its arguments."""
+
+    node: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0)
+    retry: RetryConfig | None = None
+
+
+class WorkflowConfig(Strict):
+    """One workflow of `workflows.json`: a name and its ordered steps."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    steps: list[StepConfig]
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _node_ids_are_steps(cls, steps: Any) -> Any:
+        if isinstance(steps, list):
+            return [{"node": s} if isinstance(s, str) else s for s in steps]
+        return steps
+
+
+class NodesFile(Strict):
+    nodes: list[dict[str, Any]]
+    modules: list[str] = Field(default_factory=list)
+
+
+class WorkflowsFile(Strict):
+    workflows: list[dict[str, Any]]
+
+
+class LabConfig(BaseModel):
+    """A validated lab: its nodes, its workflows, and where they were read from."""
+
+    nodes: list[NodeConfig]
+    workflows: list[WorkflowConfig]
+    modules: list[str] = Field(default_factory=list)
+    nodes_file: str = ""
+    workflows_file: str = ""
+
+    def node(self, node_id: str) -> NodeConfig:
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def workflow(self, name: str) -> WorkflowConfig:
+        return next(w for w in self.workflows if w.name == name)
+
+    def has_node(self, node_id: str) -> bool:
+        return any(n.id == node_id for n in self.nodes)
+
+    def has_workflow(self, name: str) -> bool:
+        return any(w.name == name for w in self.workflows)
+
+    def nodes_of_worker(self, worker: str | None) -> list[NodeConfig]:
+        """The nodes a worker hosts: those naming it, and those naming no worker; all when unnamed."""
+        if worker is None:
+            return list(self.nodes)
+        return [n for n in self.nodes if n.worker in (None, worker)]
+
+
+def build_node(config: NodeConfig) -> BaseNode:
+    """Instantiate a node's driver the way the seed did, `Type(id, name)`, with its properties."""
+    cls = resolve_node_type(config.type)
+    parameters = inspect.signature(cls.__init__).parameters
+    accepts_properties = "properties" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    if accepts_properties:
+        node = cls(config.id, config.name, properties=config.properties)
+    else:
+        node = cls(config.id, config.name)
+        node.properties = dict(config.properties)
+    node.emulation = config.emulate
+    return node

@@ -1,0 +1,71 @@
+"""The project's exceptions: one base, one subclass per failure.
+
+Each docstring is also the default message, and says how to fix the problem where it can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TaskSchedulerError(Exception):
+    """Something went wrong in task_scheduler."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One located problem in the lab configuration."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(TaskSchedulerError):
+    """The lab configuration is invalid: fix every problem listed, then run `task-scheduler config check`."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} problem(s) in the lab configuration:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class NodeTypeError(TaskSchedulerError):
+    """A node type resolves to no BaseNode subclass: import the module that defines it, or use
+    a dotted path `package.module:Class`."""
+
+
+class InvalidTransitionError(TaskSchedulerError):
+    """This command is not possible in the current state."""
+
+    def __init__(self, kind: str, state: str, command: str, reason: str | None = None) -> None:
+        self.kind = kind
+        self.state = state
+        self.command = command
+        text = f"cannot {command} a {kind} that is {state}"
+        super().__init__(f"{text}: {reason}" if reason else text)
+
+
+class StepTimeoutError(TaskSchedulerError):
+    """The node's driver did not finish within the node's timeout; it was asked to abort."""
+
+
+class StepAbortedError(TaskSchedulerError):
+    """The step was aborted (cancelled by an operator or shut down) while the driver ran."""
+
+
+class DriverResultError(TaskSchedulerError):
+    """The driver's `_execute` returned something that is neither `(status, message, endpoint)` nor a
+    StepResult: make it return one of those."""

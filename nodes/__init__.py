@@ -1,0 +1,1 @@
+"""Compatibility with the seed's import paths (`task_scheduler.nodes.base`)."""

@@ -1,0 +1,425 @@
+"""BaseNode as the scheduler drives it (driver styles, hooks, logger, emulation, abort), and the demo
+lab's drivers."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from task_scheduler import BaseNode, EmulationConfig, NodeRef, StepResult, build_node, load_config_dir
+from task_scheduler.engine import nodes as engine_nodes
+from task_scheduler.engine.errors import DriverResultError, StepAbortedError
+from task_scheduler.engine.logger import MAX_CAPTURED_LINES, NodeLogger
+from task_scheduler.engine.registry import resolve_node_type
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-lab"
+PROMPTLY_S = 2.0  # an aborted step must end well within this
+
+
+class NodesTestTupleNode(BaseNode):
+    def _execute(self, src, dst, task_id, args=None):  # the seed's untyped signature
+        self.logger.info("tuple node runs {} with {}", task_id, args)
+        return 0, f"done {task_id}", "http://lab/result/1"
+
+
+class NodesTestResultNode(BaseNode):
+    def _execute(
+        self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: dict[str, Any] | None = None
+    ) -> StepResult:
+        moved = f"{src.id if src else '-'}->{dst.id if dst else '-'}"
+        return StepResult(status=0, message="measured", output={"moved": moved, **(args or {})})
+
+
+class NodesTestAsyncNode(BaseNode):
+    async def _execute(
+        self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: dict[str, Any] | None = None
+    ) -> StepResult:
+        return StepResult(status=3, message=f"async {task_id}", endpoint="e")
+
+
+class NodesTestHookNode(BaseNode):
+    def __init__(self, id: str, name: str, properties: dict[str, Any] | None = None) -> None:
+        super().__init__(id, name, properties)
+        self.calls: list[str] = []
+
+    def _pre_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
+        self.calls.append(f"pre {task_id}")
+
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, None, None]:
+        self.calls.append(f"execute {task_id}")
+        return 0, None, None
+
+    def _post_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
+        self.calls.append(f"post {task_id}")
+
+
+class NodesTestGarbageNode(BaseNode):
+    returned: Any = None
+
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> Any:
+        return self.returned
+
+
+class NodesTestUnusedDriver(BaseNode):
+    """Emulation must never reach the driver."""
+
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> Any:
+        raise AssertionError("the driver ran in emulation mode")
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+class _LineSeen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+    def wait(self) -> None:
+        assert self.event.wait(PROMPTLY_S), "the step never logged its first line"
+
+
+@pytest.fixture
+def first_log_line() -> Iterator[Callable[[BaseNode], _LineSeen]]:
+    """Watch a node's logger: its first line tells that the step has begun (and may now be aborted)."""
+    watched: list[tuple[logging.Logger, _LineSeen, int]] = []
+
+    def watch(node: BaseNode) -> _LineSeen:
+        logger, handler = logging.getLogger(f"task_scheduler.node.{node.id}"), _LineSeen()
+        watched.append((logger, handler, logger.level))
+        logger.setLevel(1)
+        logger.addHandler(handler)
+        return handler
+
+    yield watch
+    for logger, handler, level in watched:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def run_in_thread(call: Callable[[], StepResult]) -> Future[StepResult]:
+    """Run a step in its own daemon thread (as the worker's driver thread does)."""
+    future: Future[StepResult] = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to the test through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=target, daemon=True).start()
+    return future
+
+
+def ref(node_id: str) -> NodeRef:
+    return NodeRef(id=node_id, name=node_id.title(), type="Any")
+
+
+# --- driver styles and hooks ----------------------------------------------------------------------
+
+
+def test_run_step_seed_tuple_driver_gives_step_result() -> None:
+    result = NodesTestTupleNode("n1", "Node one").run_step(None, None, "task-1", {"x": 1})
+    assert result == StepResult(status=0, message="done task-1", endpoint="http://lab/result/1")
+    assert result.succeeded
+
+
+def test_run_step_step_result_driver_keeps_output_and_sees_src_dst() -> None:
+    node = NodesTestResultNode("n2", "Node two")
+    result = node.run_step(ref("hotel"), ref("reader"), "task-1", {"plate": "P-1"})
+    assert result.message == "measured"
+    assert result.output == {"moved": "hotel->reader", "plate": "P-1"}
+
+
+def test_run_step_async_driver_is_awaited() -> None:
+    result = NodesTestAsyncNode("n3", "Node three").run_step(None, None, "task-7", {})
+    assert (result.status, result.message, result.endpoint) == (3, "async task-7", "e")
+    assert not result.succeeded
+
+
+def test_run_step_calls_hooks_in_order() -> None:
+    node = NodesTestHookNode("n4", "Node four")
+    node.run_step(None, None, "t1", {})
+    node.run_step(None, None, "t2", {})
+    assert node.calls == ["pre t1", "execute t1", "post t1", "pre t2", "execute t2", "post t2"]
+
+
+@pytest.mark.parametrize(
+    "returned", [None, (0, "only two"), "ok", 0, ("0", None, None), (0, None, None, None)], ids=repr
+)
+def test_run_step_garbage_result_raises_driver_result_error(returned: Any) -> None:
+    node = NodesTestGarbageNode("n5", "Node five")
+    node.returned = returned
+    with pytest.raises(DriverResultError) as caught:
+        node.run_step(None, None, "t", {})
+    assert "NodesTestGarbageNode._execute returned" in caught.value.message
+    assert "must return (status, message, endpoint) or a StepResult" in caught.value.message
+
+
+def test_seed_import_path_is_the_engine_base_node() -> None:
+    from task_scheduler.nodes.base import BaseNode as SeedBaseNode
+
+    assert SeedBaseNode is engine_nodes.BaseNode is BaseNode
+    assert resolve_node_type("NodesTestTupleNode") is NodesTestTupleNode
+
+
+# --- the logger -----------------------------------------------------------------------------------
+
+
+def test_node_logger_accepts_every_loguru_call_of_seed_nodes() -> None:
+    logger = NodeLogger("logger-test")
+    with logger.capture() as lines:
+        logger.trace("trace {}", 1)
+        logger.debug("debug {} {}", 2, "b")
+        logger.info("info {name}", name="hotel")
+        logger.success("success {:.1f}", 4.0)
+        logger.warning("warning {}", [5])
+        logger.error("error {}", "six")
+        logger.critical("critical {}", 7)
+        try:
+            raise ValueError("broken valve")
+        except ValueError:
+            logger.exception("exception {}", 8)
+    texts = [line.split(" ", 1)[1] for line in lines.as_list()]
+    assert texts[:7] == [
+        "TRACE trace 1",
+        "DEBUG debug 2 b",
+        "INFO info hotel",
+        "SUCCESS success 4.0",
+        "WARNING warning [5]",
+        "ERROR error six",
+        "CRITICAL critical 7",
+    ]
+    assert texts[7].startswith("ERROR exception 8\nTraceback")
+    assert "ValueError: broken valve" in texts[7]
+
+
+def test_node_logger_formats_like_loguru() -> None:
+    logger = NodeLogger("logger-test")
+    with logger.capture() as lines:
+        logger.info("no placeholder", 1)  # loguru's str.format drops the extra argument too
+        logger.info("braces {} but no args")
+        logger.info("{} missing {}", "one")
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "no placeholder",
+        "braces {} but no args",
+        "{} missing {} one",
+    ]
+
+
+def test_node_logger_accepts_percent_style() -> None:
+    logger = NodeLogger("logger-test")
+    with logger.capture() as lines:
+        logger.info("percent %s", "style")
+    assert lines[0].endswith("INFO percent style")
+
+
+def test_node_logger_capture_collects_only_the_step_lines() -> None:
+    node = NodesTestTupleNode("n6", "Node six")
+    node.logger.info("before the step")
+    with node.logger.capture() as lines:
+        node.run_step(None, None, "task-9", {"plate": "P"})
+    node.logger.info("after the step")
+    assert len(lines) == 1
+    assert lines[0].endswith("INFO tuple node runs task-9 with {'plate': 'P'}")
+
+
+def test_node_logger_capture_is_bounded() -> None:
+    logger = NodeLogger("logger-test")
+    with logger.capture() as lines:
+        for index in range(MAX_CAPTURED_LINES + 5):
+            logger.info("line {}", index)
+    kept = lines.as_list()
+    assert len(kept) == MAX_CAPTURED_LINES + 1
+    assert kept[-2].endswith(f"line {MAX_CAPTURED_LINES - 1}")
+    assert kept[-1] == "... 5 more line(s) not kept"
+
+
+# --- emulation ------------------------------------------------------------------------------------
+
+
+def emulated_node(**spec: Any) -> BaseNode:
+    node = NodesTestUnusedDriver("emulated", "Emulated")
+    node.emulation = EmulationConfig(**spec)
+    return node
+
+
+def test_emulation_honours_its_duration() -> None:
+    node = emulated_node(duration_s=0.2)
+    started = time.monotonic()
+    result = node.run_step(None, None, "t", {}, emulate=True)
+    elapsed = time.monotonic() - started
+    assert result == StepResult(status=0, message="emulated emulated")
+    assert 0.2 <= elapsed < 0.2 + PROMPTLY_S
+
+
+def test_emulation_fails_at_its_failure_rate() -> None:
+    node = emulated_node(duration_s=0, failure_rate=0.3, seed=7)
+    statuses = [node.run_step(None, None, "t", {}, emulate=True).status for _ in range(1000)]
+    assert 250 <= statuses.count(1) <= 350
+    assert set(statuses) == {0, 1}
+
+
+def test_emulation_with_a_seed_repeats_its_failures() -> None:
+    first, second = (emulated_node(duration_s=0, failure_rate=0.5, seed=42) for _ in range(2))
+    runs = [(first.run_step(None, None, "t", {}, emulate=True).status) for _ in range(50)]
+    assert runs == [second.run_step(None, None, "t", {}, emulate=True).status for _ in range(50)]
+
+
+@pytest.mark.parametrize(("rate", "expected_status"), [(0.0, 0), (1.0, 1)])
+def test_emulation_extreme_rates_never_or_always_fail(rate: float, expected_status: int) -> None:
+    node = emulated_node(duration_s=0, failure_rate=rate)
+    results = [node.run_step(None, None, "t", {}, emulate=True) for _ in range(200)]
+    assert {r.status for r in results} == {expected_status}
+    if expected_status:
+        assert results[0].message == "emulated failure of emulated"
+
+
+def test_abort_ends_an_emulated_step_promptly(first_log_line: Callable[[BaseNode], _LineSeen]) -> None:
+    node = emulated_node(duration_s=60)
+    began = first_log_line(node)
+    started = time.monotonic()
+    step = run_in_thread(lambda: node.run_step(None, None, "t", {}, emulate=True))
+    began.wait()
+    node.abort()
+    with pytest.raises(StepAbortedError, match="emulated step of emulated aborted"):
+        step.result(timeout=PROMPTLY_S)
+    assert time.monotonic() - started < PROMPTLY_S
+    assert not node.abort_requested  # cleared once the step ended, ready for the next one
+
+
+# --- the demo lab's drivers -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_lab() -> Any:
+    return load_config_dir(DEMO)
+
+
+@pytest.fixture
+def demo_node(demo_lab: Any) -> Callable[..., BaseNode]:
+    """A fresh demo node, its durations scaled by `speed` (0: instant)."""
+
+    def build(node_id: str, speed: float = 0) -> BaseNode:
+        node = build_node(demo_lab.node(node_id))
+        node.properties["speed"] = speed
+        return node
+
+    return build
+
+
+def test_demo_lab_every_workflow_runs_at_speed_zero(
+    demo_lab: Any, demo_node: Callable[..., BaseNode]
+) -> None:
+    nodes = {config.id: demo_node(config.id) for config in demo_lab.nodes}
+    for workflow in demo_lab.workflows:
+        steps = workflow.steps
+        for index, step in enumerate(steps):
+            src = nodes[steps[index - 1].node].ref() if index else None
+            dst = nodes[steps[index + 1].node].ref() if index + 1 < len(steps) else None
+            node = nodes[step.node]
+            with node.logger.capture() as lines:
+                result = node.run_step(src, dst, "task-1", {"plate": "P-001", **step.args})
+            assert result.status == 0, f"{workflow.name} step {index}: {result.message}"
+            assert [line.split(" ")[1] for line in lines] == ["INFO", "SUCCESS"]
+
+
+def test_demo_lab_shows_every_driver_style(demo_node: Callable[..., BaseNode]) -> None:
+    arm = demo_node("arm")
+    assert arm._execute(None, None, "t", {}) == (0, "plate plate-t moved from bench to bench", "bench")
+    assert inspect.iscoroutinefunction(demo_node("dispenser")._execute)
+    assert isinstance(demo_node("reader")._execute(None, None, "t", {}), StepResult)
+
+
+def test_demo_lab_reader_data_are_deterministic(demo_node: Callable[..., BaseNode]) -> None:
+    reader = demo_node("reader")
+    first = reader.run_step(None, None, "t1", {"plate": "P-001"}).output
+    again = demo_node("reader").run_step(None, None, "t2", {"plate": "P-001"}).output
+    other = reader.run_step(None, None, "t3", {"plate": "P-002"}).output
+    assert first == again
+    assert first["wavelength_nm"] == 450
+    assert len(first["absorbance"]) == 96
+    assert all(0.05 <= value <= 2.0 for value in first["absorbance"])
+    assert other["absorbance"] != first["absorbance"]
+
+
+def test_demo_lab_hotel_remembers_its_slots(demo_node: Callable[..., BaseNode]) -> None:
+    hotel = demo_node("hotel")
+    assert hotel.run_step(None, None, "t", {"plate": "P-1", "action": "store"}).output == {"slot": 1}
+    assert hotel.run_step(None, None, "t", {"plate": "P-2", "action": "store"}).output == {"slot": 2}
+    taken = hotel.run_step(None, None, "t", {"plate": "P-3", "action": "store", "slot": 2})
+    assert (taken.status, taken.message) == (1, "slot 2 already holds plate P-2")
+    assert hotel.run_step(None, None, "t", {"plate": "P-2"}).message == "plate P-2 retrieved from slot 2"
+
+
+@pytest.mark.parametrize(
+    ("node_id", "args", "message"),
+    [
+        ("dispenser", {"volume_ul": 5000}, "volume 5000 µL exceeds capacity 1000 µL"),
+        ("dispenser", {"volume_ul": -5}, "volume must be positive, got -5 µL"),
+        ("dispenser", {"volume_ul": "lots"}, "volume_ul must be a number, got 'lots'"),
+        ("dispenser", {"reagent": "gin"}, "unknown reagent 'gin'; loaded reagents: buffer, substrate, water"),
+        ("hotel", {"slot": 99}, "slot 99 is out of range 1-20"),
+        ("hotel", {"action": "juggle"}, "action must be 'retrieve' or 'store', got 'juggle'"),
+        ("reader", {"wavelength_nm": 100}, "wavelength 100 nm is out of range 230-1000 nm"),
+    ],
+)
+def test_demo_lab_driver_refuses_bad_args_clearly(
+    demo_node: Callable[..., BaseNode], node_id: str, args: dict[str, Any], message: str
+) -> None:
+    node = demo_node(node_id)
+    with node.logger.capture() as lines:
+        result = node.run_step(None, None, "t", args)
+    assert (result.status, result.message, result.retryable) == (2, message, False)
+    assert lines[-1].endswith(f"ERROR {message}")
+
+
+def test_demo_lab_arm_refuses_a_node_out_of_reach(demo_node: Callable[..., BaseNode]) -> None:
+    result = demo_node("arm").run_step(ref("hotel"), ref("hplc"), "t", {})
+    assert result.status == 2
+    assert result.message == "the arm cannot reach 'hplc'; it reaches hotel, dispenser, reader, storage"
+
+
+def test_demo_lab_storage_refuses_when_full(demo_node: Callable[..., BaseNode]) -> None:
+    storage = demo_node("storage")
+    storage.properties["capacity"] = 1
+    assert storage.run_step(None, None, "t", {"plate": "P-1"}).status == 0
+    full = storage.run_step(None, None, "t", {"plate": "P-2"})
+    assert (full.status, full.message) == (1, "the cold storage is full (1 positions)")
+
+
+@pytest.mark.parametrize("node_id", ["hotel", "arm", "dispenser", "reader", "storage"])
+def test_demo_lab_abort_stops_a_running_step_promptly(
+    demo_node: Callable[..., BaseNode], first_log_line: Callable[[BaseNode], _LineSeen], node_id: str
+) -> None:
+    node = demo_node(node_id, speed=100)  # every action would take over a minute
+    began = first_log_line(node)
+    started = time.monotonic()
+    step = run_in_thread(lambda: node.run_step(ref("hotel"), ref("storage"), "t", {"plate": "P-1"}))
+    began.wait()
+    node.abort()
+    with pytest.raises(StepAbortedError, match=f"{node_id}: .* aborted"):
+        step.result(timeout=PROMPTLY_S)
+    assert time.monotonic() - started < PROMPTLY_S
+
+
+@pytest.mark.parametrize("node_id", ["hotel", "arm", "dispenser", "reader", "storage"])
+def test_demo_lab_restart_and_reachability(demo_node: Callable[..., BaseNode], node_id: str) -> None:
+    node = demo_node(node_id)
+    assert node.is_reachable()
+    assert node._restart() is True
+    assert node.run_step(None, None, "t", {}).status == 0
+    node.properties["online"] = False
+    assert not node.is_reachable()
+    assert node._restart() is False
