@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -53,6 +54,17 @@ class TemporalBinaryNotFoundError(DevServerError):
 
 class DevServerNotReadyError(DevServerError):
     """The Temporal dev server did not answer in time."""
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL, so a
+    crashed `task-scheduler dev` or test run leaves no orphan server holding the database and ports."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_temporal_binary() -> str:
@@ -146,7 +158,12 @@ class DevServer:
         with self._open_log() as output:
             # Its own session: a Ctrl-C in `task-scheduler dev` or pytest reaches us first, and we stop it.
             self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _check_ports_free(self) -> None:

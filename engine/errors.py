@@ -69,3 +69,36 @@ class StepAbortedError(TaskSchedulerError):
 class DriverResultError(TaskSchedulerError):
     """The driver's `_execute` returned something that is neither `(status, message, endpoint)` nor a
     StepResult: make it return one of those."""
+
+
+class UnknownTaskError(TaskSchedulerError):
+    """No task with that id: `GET /tasks` lists them."""
+
+
+class UnknownNodeError(TaskSchedulerError):
+    """No node with that id in the lab configuration: `GET /nodes` lists them."""
+
+
+class TaskExistsError(TaskSchedulerError):
+    """A task with that id exists already: choose another id, or omit it to get a fresh one."""
+
+
+class CommandRefusedError(TaskSchedulerError):
+    """The command is not possible in the task's or node's current state."""
+
+
+class SchedulerUnavailableError(TaskSchedulerError):
+    """The Temporal server cannot be reached, or no worker answers: check that Temporal and a worker
+    (`task-scheduler worker`, or `task-scheduler dev`) are running."""
+
+
+class AuthenticationError(TaskSchedulerError):
+    """Missing or invalid token: send `Authorization: Bearer <token>` (`task-scheduler token create`)."""
+
+
+class PermissionDeniedError(TaskSchedulerError):
+    """Your token's role does not allow this, or your address is not in the allowlist."""
+
+
+class UnknownWorkflowError(TaskSchedulerError):
+    """No workflow of that name in the lab configuration: `GET /workflows` lists them."""

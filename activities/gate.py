@@ -1,0 +1,85 @@
+"""The node's local gate, in the worker that hosts the node: orders the steps waiting for it.
+
+Order: higher priority first, then the time the task requested the step, then arrival. The gate is
+local to one process; the node's ledger (NodeWorkflow) guards against a holder in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..engine.ledger import EndUse
+
+
+@dataclass(order=True)
+class Waiter:
+    sort_key: tuple[int, datetime, int]
+    name: str = field(compare=False)
+    turn: asyncio.Future[EndUse | None] = field(compare=False, repr=False)
+    # Resolved once the use handed to this waiter has been recorded as ended in the ledger.
+    handed_close: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
+
+
+class NodeGate:
+    """Admits one step at a time; a finishing step hands the node straight to the next waiter."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._waiters: list[Waiter] = []
+        self._busy = False
+        self._arrivals = itertools.count()
+
+    def enter(self, name: str, priority: int, requested_at: datetime) -> Waiter:
+        loop = asyncio.get_running_loop()
+        waiter = Waiter((-priority, requested_at, next(self._arrivals)), name, loop.create_future())
+        self._waiters.append(waiter)
+        self._waiters.sort()
+        self._admit()
+        return waiter
+
+    def position(self, waiter: Waiter) -> int:
+        """1 = next in line (0 once admitted)."""
+        return self._waiters.index(waiter) + 1 if waiter in self._waiters else 0
+
+    @property
+    def waiting(self) -> list[str]:
+        return [w.name for w in self._waiters]
+
+    def leave(self, waiter: Waiter) -> None:
+        """A waiter gives up (cancelled) before its turn."""
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+    def step_back(self, waiter: Waiter) -> None:
+        """An admitted waiter could not start (the ledger refused): free the gate, queue again."""
+        self._busy = False
+        waiter.turn = asyncio.get_running_loop().create_future()
+        waiter.handed_close = None
+        self._waiters.append(waiter)
+        self._waiters.sort()
+
+    def readmit(self) -> None:
+        self._admit()
+
+    def release(self, close: EndUse | None) -> asyncio.Future[None] | None:
+        """The holder is done. With `close` and a waiter, the node goes straight to that waiter, whose
+        begin records `close`; the returned future resolves once it has. Otherwise the gate opens."""
+        if close is not None and self._waiters:
+            waiter = self._waiters.pop(0)
+            waiter.handed_close = asyncio.get_running_loop().create_future()
+            waiter.turn.set_result(close)
+            return waiter.handed_close
+        self._busy = False
+        self._admit()
+        return None
+
+    def _admit(self) -> None:
+        while not self._busy and self._waiters:
+            waiter = self._waiters.pop(0)
+            if waiter.turn.done():
+                continue
+            self._busy = True
+            waiter.turn.set_result(None)

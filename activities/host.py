@@ -1,0 +1,46 @@
+"""The nodes a worker hosts: their drivers, each with its own thread, and their gates."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from temporalio.client import Client
+
+from ..engine.nodes import BaseNode
+from ..workflows.ids import node_task_queue
+from .gate import NodeGate
+
+T = TypeVar("T")
+
+__all__ = ["NodeHost", "node_task_queue"]
+
+
+class NodeHost:
+    """Shared by the activities of one worker process."""
+
+    def __init__(self, client: Client, nodes: dict[str, BaseNode], emulate: bool = False) -> None:
+        self.client = client
+        self.nodes = nodes
+        self.emulate = emulate
+        self.gates = {node_id: NodeGate(node_id) for node_id in nodes}
+        # One thread per node: a driver is never called from two threads, and a stuck driver blocks
+        # only its own node.
+        self._threads = {
+            node_id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"node-{node_id}")
+            for node_id in nodes
+        }
+
+    def node(self, node_id: str) -> BaseNode:
+        return self.nodes[node_id]
+
+    def in_driver_thread(self, node_id: str, call: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._threads[node_id], functools.partial(call, *args))
+
+    def close(self) -> None:
+        for pool in self._threads.values():
+            pool.shutdown(wait=False, cancel_futures=True)

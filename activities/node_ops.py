@@ -1,0 +1,59 @@
+"""Activities on a node itself: restart, probe, shutdown, and whether its holder task still runs."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from ..engine.ledger import HolderAnswer, HolderCheck, NodeCommand, NodeCommandResult
+from .host import NodeHost
+
+
+class NodeActivities:
+    def __init__(self, host: NodeHost) -> None:
+        self.host = host
+
+    @activity.defn
+    async def restart_node(self, command: NodeCommand) -> NodeCommandResult:
+        node = self.host.node(command.node_id)
+        if self.host.emulate:
+            node.logger.info("[emulated] restart of {}", node.name)
+            return NodeCommandResult(ok=True, message="emulated restart")
+        try:
+            ok = await self.host.in_driver_thread(node.id, node._restart)
+        except Exception as exc:  # a driver may raise anything; the operator must see it
+            return NodeCommandResult(ok=False, message=f"{type(exc).__name__}: {exc}")
+        return NodeCommandResult(
+            ok=ok is not False, message=None if ok is not False else "_restart returned False"
+        )
+
+    @activity.defn
+    async def probe_node(self, command: NodeCommand) -> NodeCommandResult:
+        node = self.host.node(command.node_id)
+        if self.host.emulate:
+            return NodeCommandResult(ok=True, message="emulated")
+        try:
+            reachable = await self.host.in_driver_thread(node.id, node.is_reachable)
+        except Exception as exc:
+            return NodeCommandResult(ok=False, message=f"{type(exc).__name__}: {exc}")
+        return NodeCommandResult(ok=bool(reachable), message=None if reachable else "not reachable")
+
+    @activity.defn
+    async def shutdown_node(self, command: NodeCommand) -> NodeCommandResult:
+        node = self.host.node(command.node_id)
+        if not self.host.emulate:
+            await self.host.in_driver_thread(node.id, node._shutdown)
+        return NodeCommandResult(ok=True)
+
+    @activity.defn
+    async def check_holder(self, check: HolderCheck) -> HolderAnswer:
+        """Whether the task holding a node still runs: a terminated task never releases it."""
+        try:
+            description = await self.host.client.get_workflow_handle(check.task_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return HolderAnswer(running=False, status="NOT_FOUND")
+            raise
+        status = description.status or WorkflowExecutionStatus.RUNNING
+        return HolderAnswer(running=status is WorkflowExecutionStatus.RUNNING, status=status.name)

@@ -1,0 +1,266 @@
+"""The step activity: wait for the node in its gate, record the use in its ledger, run the driver in
+the node's thread, and hand the node over to the next waiter in the same ledger round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from ..engine.errors import StepTimeoutError
+from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey
+from ..engine.logger import CapturedLines
+from ..engine.models import StepResult
+from ..engine.nodes import BaseNode
+from ..engine.tasks import StepReport, StepRequest
+from ..workflows.ids import LEDGER_REFUSAL, node_workflow_id
+from ..workflows.node import NodeWorkflow
+from .gate import NodeGate, Waiter
+from .heartbeat import Heartbeat
+from .host import NodeHost
+
+STEP_FAILED = "StepFailed"
+WORKER_LOST = "WorkerLost"
+WAITING_INTERRUPTED = "WaitingInterrupted"
+
+REFUSED_RETRY_S = 1.0
+ABORT_GRACE_S = 60.0
+LEDGER_RPC_TIMEOUT = timedelta(seconds=20)
+LEDGER_RETRY_S = 1.0
+
+
+class StepActivities:
+    def __init__(self, host: NodeHost) -> None:
+        self.host = host
+
+    @activity.defn
+    async def execute_step(self, request: StepRequest) -> StepReport:
+        node = self.host.node(request.step.node.id)
+        key = UseKey(
+            task_id=request.task_id,
+            step_index=request.step.index,
+            run=request.run,
+            attempt=activity.info().attempt,
+        )
+        async with Heartbeat(request.step.heartbeat_timeout_s) as beat:
+            waited_s = await self._acquire(node.id, request, key, beat)
+            return await self._use(node, request, key, waited_s, beat)
+
+    # --- waiting for the node ----------------------------------------------------------------------
+
+    async def _acquire(self, node_id: str, request: StepRequest, key: UseKey, beat: Heartbeat) -> float:
+        gate = self.host.gates[node_id]
+        entered = time.monotonic()
+        waiter = gate.enter(str(key), request.priority, request.requested_at)
+        try:
+            while True:
+                close = await self._wait_turn(gate, waiter, beat)
+                begin = BeginUse(
+                    key=key,
+                    waited_s=time.monotonic() - entered,
+                    max_attempts=request.step.retry.max_attempts,
+                    close=close,
+                )
+                refusal = await self._begin(node_id, gate, waiter, begin)
+                if refusal is None:
+                    return begin.waited_s
+                beat.set(phase="waiting", position=gate.position(waiter), reason=refusal)
+                await asyncio.sleep(REFUSED_RETRY_S)
+                gate.readmit()
+        except BaseException:
+            await self._abandon_turn(node_id, gate, waiter)
+            raise
+
+    async def _wait_turn(self, gate: NodeGate, waiter: Waiter, beat: Heartbeat) -> EndUse | None:
+        while not waiter.turn.done():
+            beat.set(phase="waiting", position=gate.position(waiter), waiting=len(gate.waiting))
+            if activity.is_worker_shutdown():
+                raise ApplicationError(
+                    "the worker hosting the node is shutting down",
+                    type=WAITING_INTERRUPTED,
+                    non_retryable=True,
+                )
+            await asyncio.wait({waiter.turn}, timeout=1.0)
+        return waiter.turn.result()
+
+    async def _begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
+        """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
+        handle = self.host.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        try:
+            verdict = await _with_retries(handle.execute_update, NodeWorkflow.begin_use, begin)
+        except WorkflowUpdateFailedError as exc:
+            if not _is_refusal(exc):
+                raise
+            await self._flush_close(node_id, waiter)
+            gate.step_back(waiter)
+            return str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
+        _resolve(waiter.handed_close)
+        waiter.handed_close = None
+        if verdict is BeginVerdict.LOST_PREVIOUS:
+            gate.release(None)
+            raise ApplicationError(
+                f"worker lost during step {begin.key.step_index + 1}: its earlier run began on node "
+                f"{node_id} and never ended; an operator must check the node and continue the task",
+                type=WORKER_LOST,
+                non_retryable=True,
+            )
+        return None
+
+    async def _flush_close(self, node_id: str, waiter: Waiter) -> None:
+        """The use handed to this waiter must be recorded as ended even if this waiter cannot begin."""
+        turn = waiter.turn
+        close = turn.result() if turn.done() and not turn.cancelled() else None
+        if close is not None and waiter.handed_close is not None and not waiter.handed_close.done():
+            try:
+                await self._end(node_id, close)
+            finally:
+                _resolve(waiter.handed_close)
+
+    async def _abandon_turn(self, node_id: str, gate: NodeGate, waiter: Waiter) -> None:
+        gate.leave(waiter)
+        if waiter.turn.done() and not waiter.turn.cancelled():
+            await asyncio.shield(self._flush_close(node_id, waiter))
+            gate.release(None)
+
+    # --- using the node ----------------------------------------------------------------------------
+
+    async def _use(
+        self, node: BaseNode, request: StepRequest, key: UseKey, waited_s: float, beat: Heartbeat
+    ) -> StepReport:
+        report = StepReport(
+            attempt=key.attempt,
+            started_at=datetime.now(UTC),
+            waited_s=waited_s,
+            next_execution=node.next_node_execution(),
+        )
+        beat.set(phase="running", started_at=report.started_at.isoformat())
+        lines = CapturedLines()
+        started = time.monotonic()
+        try:
+            result = await self._drive(node, request, lines)
+        except asyncio.CancelledError:
+            await self._finish(
+                node.id,
+                EndUse(
+                    key=key,
+                    succeeded=False,
+                    final=False,
+                    message="cancelled",
+                    duration_s=time.monotonic() - started,
+                ),
+            )
+            raise
+        except Exception as exc:  # the driver may raise anything: it becomes the step's failure
+            result = StepResult(status=-1, message=f"{type(exc).__name__}: {exc}")
+        _fill(report, result, lines)
+        final = not result.retryable or key.attempt >= request.step.retry.max_attempts
+        end = EndUse(
+            key=key,
+            succeeded=result.succeeded,
+            final=final,
+            message=result.message,
+            duration_s=time.monotonic() - started,
+        )
+        await self._finish(node.id, end)
+        if not result.succeeded:
+            raise ApplicationError(
+                _failure_text(node, request, result),
+                report,
+                type=STEP_FAILED,
+                non_retryable=not result.retryable,
+            )
+        return report
+
+    async def _drive(self, node: BaseNode, request: StepRequest, lines: CapturedLines) -> StepResult:
+        """Run the driver in the node's thread; enforce the node's timeout; pass cancellation to it."""
+        with node.logger.capture() as captured:
+            future = self.host.in_driver_thread(
+                node.id,
+                node.run_step,
+                request.src,
+                request.dst,
+                request.task_id,
+                request.args,
+                self.host.emulate,
+            )
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout=request.step.timeout_s)
+            except TimeoutError:
+                await _abort_and_wait(node, future)
+                raise StepTimeoutError(
+                    f"node {node.id} did not finish within its timeout of {request.step.timeout_s} s; "
+                    "it was asked to abort"
+                ) from None
+            except asyncio.CancelledError:
+                await _abort_and_wait(node, future)
+                raise
+            finally:
+                lines.extend(captured.as_list())
+
+    async def _finish(self, node_id: str, end: EndUse) -> None:
+        """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""
+        gate = self.host.gates[node_id]
+        handover_ok = end.succeeded or not end.final
+        handed = gate.release(end) if handover_ok else None
+        if handed is not None:
+            await asyncio.shield(handed)
+            return
+        try:
+            await asyncio.shield(self._end(node_id, end))
+        finally:
+            if not handover_ok:
+                gate.release(None)
+
+    async def _end(self, node_id: str, end: EndUse) -> None:
+        handle = self.host.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        await _with_retries(handle.execute_update, NodeWorkflow.end_use, end)
+
+
+async def _abort_and_wait(node: BaseNode, future: asyncio.Future[Any]) -> None:
+    await asyncio.to_thread(node.abort)
+    done, _ = await asyncio.wait({future}, timeout=ABORT_GRACE_S)
+    if not done:
+        node.logger.error("driver did not stop within {} s of being asked to abort", ABORT_GRACE_S)
+
+
+async def _with_retries(call: Any, *args: Any) -> Any:
+    """Ledger updates ride out a Temporal server restart or a ledger's continue-as-new."""
+    while True:
+        try:
+            return await call(*args, rpc_timeout=LEDGER_RPC_TIMEOUT)
+        except WorkflowUpdateFailedError:
+            raise
+        except (RPCError, RPCTimeoutOrCancelledError) as exc:
+            if activity.is_cancelled():
+                raise asyncio.CancelledError from exc
+            activity.logger.warning("ledger unreachable (%s); trying again", exc)
+            await asyncio.sleep(LEDGER_RETRY_S)
+
+
+def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:
+    return isinstance(exc.cause, ApplicationError) and exc.cause.type == LEDGER_REFUSAL
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _fill(report: StepReport, result: StepResult, lines: CapturedLines) -> None:
+    report.status, report.message, report.endpoint = result.status, result.message, result.endpoint
+    report.output = result.output
+    report.logs = list(lines)
+    report.finished_at = datetime.now(UTC)
+
+
+def _failure_text(node: BaseNode, request: StepRequest, result: StepResult) -> str:
+    return (
+        f"step {request.step.index + 1} on node {node.id} failed with status {result.status}: "
+        f"{result.message or 'no message'}"
+    )

@@ -1,0 +1,82 @@
+"""The FastAPI app factory. Stateless: every answer comes from Temporal or the lab configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+
+from ..engine.config import LabConfig
+from ..engine.errors import TaskSchedulerError
+from ..engine.loader import load_config, load_config_dir
+from ..settings import Settings
+from .errors import install_error_handlers
+from .routers import lab as lab_routes
+from .routers import nodes, tasks, tokens
+from .security import address_allowed
+
+access_log = logging.getLogger("task_scheduler.access")
+
+
+class MissingSecretError(TaskSchedulerError):
+    """No token secret: set TASK_SCHEDULER_SECRET (a long random string, e.g. `openssl rand -hex 32`) in
+    the environment or in .env. `task-scheduler dev` makes one for you."""
+
+
+def load_lab(settings: Settings) -> LabConfig:
+    if settings.nodes_file and settings.workflows_file:
+        return load_config(settings.nodes_file, settings.workflows_file, settings.node_modules)
+    return load_config_dir(Path(settings.config_dir), settings.node_modules)
+
+
+def create_app(
+    settings: Settings | None = None,
+    lab: LabConfig | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+    client: Client | None = None,
+) -> FastAPI:
+    """Build the API. `extra_routers` are a lab's own routes (the seed's `init_extra_routes`)."""
+    settings = settings or Settings()
+    if settings.secret is None:
+        raise MissingSecretError()
+    app = FastAPI(
+        title="task_scheduler",
+        description="Durable lab tasks on Temporal: start, inspect and control tasks and nodes.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.lab = lab or load_lab(settings)
+    app.state.client = client
+    app.state.client_lock = asyncio.Lock()
+    install_error_handlers(app)
+    for router in (tasks.router, nodes.router, lab_routes.router, tokens.router, *extra_routers):
+        app.include_router(router)
+    app.middleware("http")(_guard_and_log)
+    return app
+
+
+async def _guard_and_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Refuse addresses outside the allowlist, and log every request: who, from where, what, outcome."""
+    address = request.client.host if request.client else None
+    if not address_allowed(address, request.app.state.settings.authorized_ips):
+        response: Response = JSONResponse(
+            {"detail": f"address {address} is not allowed (TASK_SCHEDULER_AUTHORIZED_IPS)"}, status_code=403
+        )
+    else:
+        response = await call_next(request)
+    identity = getattr(request.state, "identity", None)
+    access_log.info(
+        "client=%s identity=%s method=%s path=%s status=%s %s",
+        address,
+        f"{identity.name}({identity.role.name})" if identity else "-",
+        request.method,
+        request.url.path,
+        response.status_code,
+        "allowed" if response.status_code < 400 or response.status_code >= 500 else "refused",
+    )
+    return response

@@ -1,0 +1,94 @@
+"""A small HTTP client of the API, used by the CLI: every command is one or two requests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from ..engine.errors import TaskSchedulerError
+
+TERMINAL_STATES = {"FINISHED", "CANCELLED"}
+
+
+class ApiError(TaskSchedulerError):
+    """The API refused the request."""
+
+    def __init__(self, status: int, detail: object) -> None:
+        self.status = status
+        self.detail = detail
+        text = (
+            "\n  ".join([detail["message"], *detail["problems"]]) if isinstance(detail, dict) else str(detail)
+        )
+        super().__init__(f"{status}: {text}")
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None, timeout_s: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TaskSchedulerError(f"cannot reach the API at {self.http.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, detail)
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, json=body)
+
+    def follow(
+        self, task_id: str, show: Callable[[dict[str, Any]], None], poll_s: float = 0.5
+    ) -> dict[str, Any]:
+        """Show the task each time it changes, until it is over or stops for an operator."""
+        last: Any = None
+        while True:
+            task = self.get(f"/tasks/{task_id}/wait", timeout_s=poll_s)
+            view = (task["state"], task["current_step"], [s["outcome"] for s in task["steps"]])
+            if view != last:
+                show(task)
+                last = view
+            if (
+                task["state"] in TERMINAL_STATES
+                or task["state"] == "ERROR"
+                or task["temporal_status"] != "RUNNING"
+            ):
+                return task
+            time.sleep(poll_s if task["live"] else 2 * poll_s)
+
+
+def render_task(task: dict[str, Any]) -> str:
+    lines = [f"task {task['task_id']}  {task['workflow_name']}  {task['state']}"]
+    if task.get("reason"):
+        lines.append(f"  reason: {task['reason']}")
+    for step in task.get("steps", []):
+        lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
+    if task.get("ui_url"):
+        lines.append(f"  Temporal UI: {task['ui_url']}")
+    return "\n".join(lines)
+
+
+def render_step(step: dict[str, Any], current: bool) -> str:
+    took = ""
+    if step.get("started_at") and step.get("finished_at"):
+        took = f"{_seconds(step['started_at'], step['finished_at']):.1f} s"
+    marker = ">" if current and step["outcome"] == "RUNNING" else " "
+    message = f"  {step['message']}" if step.get("message") else ""
+    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

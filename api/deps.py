@@ -1,0 +1,78 @@
+"""FastAPI dependencies: the Temporal client (connected lazily), the services, and the caller's role."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from ..engine.errors import AuthenticationError, PermissionDeniedError, SchedulerUnavailableError
+from ..settings import Settings, connect
+from .node_service import NodeService
+from .security import Identity, Role, read_token
+from .service import TaskService
+
+CONNECT_TIMEOUT_S = 5.0
+bearer = HTTPBearer(auto_error=False, description="a token from `task-scheduler token create`")
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def temporal_client(request: Request) -> Client:
+    """Connect on first use, so the API starts (and answers /health) while Temporal is down."""
+    state = request.app.state
+    if state.client is None:
+        async with state.client_lock:
+            if state.client is None:
+                try:
+                    state.client = await asyncio.wait_for(connect(state.settings), CONNECT_TIMEOUT_S)
+                except (TimeoutError, RuntimeError, OSError) as exc:
+                    raise SchedulerUnavailableError(
+                        f"cannot reach Temporal at {state.settings.temporal_address}: {exc or 'timed out'}"
+                    ) from exc
+    return state.client  # type: ignore[no-any-return]
+
+
+async def task_service(request: Request, client: Annotated[Client, Depends(temporal_client)]) -> TaskService:
+    return TaskService(client, request.app.state.settings, request.app.state.lab)
+
+
+async def node_service(
+    request: Request,
+    client: Annotated[Client, Depends(temporal_client)],
+    tasks: Annotated[TaskService, Depends(task_service)],
+) -> NodeService:
+    return NodeService(client, request.app.state.settings, request.app.state.lab, tasks)
+
+
+def require(role: Role) -> Callable[..., Awaitable[Identity]]:
+    """A dependency that admits a caller whose token grants at least `role`."""
+
+    async def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Identity:
+        if credentials is None:
+            raise AuthenticationError()
+        secret = request.app.state.settings.secret.get_secret_value()
+        identity = read_token(secret, credentials.credentials)
+        request.state.identity = identity
+        if identity.role < role:
+            raise PermissionDeniedError(
+                f"this needs the {role.name} role; your token has {identity.role.name}"
+            )
+        return identity
+
+    return check
+
+
+Viewer = Annotated[Identity, Depends(require(Role.viewer))]
+Operator = Annotated[Identity, Depends(require(Role.operator))]
+Admin = Annotated[Identity, Depends(require(Role.admin))]
+Tasks = Annotated[TaskService, Depends(task_service)]
+Nodes = Annotated[NodeService, Depends(node_service)]

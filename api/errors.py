@@ -1,0 +1,51 @@
+"""Our errors to HTTP statuses, in exactly one place. Every error is JSON `{"detail": ...}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..engine.errors import (
+    AuthenticationError,
+    CommandRefusedError,
+    ConfigError,
+    InvalidTransitionError,
+    PermissionDeniedError,
+    SchedulerUnavailableError,
+    TaskExistsError,
+    TaskSchedulerError,
+    UnknownNodeError,
+    UnknownTaskError,
+    UnknownWorkflowError,
+)
+
+STATUS_OF: list[tuple[type[TaskSchedulerError], int]] = [
+    (UnknownTaskError, 404),
+    (UnknownWorkflowError, 404),
+    (UnknownNodeError, 404),
+    (TaskExistsError, 409),
+    (CommandRefusedError, 409),
+    (InvalidTransitionError, 409),
+    (ConfigError, 422),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (SchedulerUnavailableError, 503),
+]
+
+
+def status_of(error: TaskSchedulerError) -> int:
+    return next((status for kind, status in STATUS_OF if isinstance(error, kind)), 500)
+
+
+async def _handle(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, TaskSchedulerError)
+    status = status_of(error)
+    detail: object = error.message
+    if isinstance(error, ConfigError):
+        detail = {"message": error.message.splitlines()[0], "problems": [str(p) for p in error.problems]}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TaskSchedulerError, _handle)

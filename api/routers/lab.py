@@ -1,0 +1,76 @@
+"""The lab: workflows, health, lab-wide pause and resume, configuration reload."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ...engine.config import LabConfig
+from ...engine.errors import UnknownWorkflowError
+from ...engine.loader import load_config
+from ..deps import Admin, Nodes, Operator, Viewer
+from ..schemas import ConfigPublic, HealthPublic, LabCommandPublic, WorkflowPublic
+
+router = APIRouter(tags=["lab"])
+
+
+def _workflow(config: object) -> WorkflowPublic:
+    return WorkflowPublic.model_validate(config, from_attributes=True)
+
+
+@router.get("/workflows", tags=["workflows"])
+async def list_workflows(request: Request, who: Viewer) -> list[WorkflowPublic]:
+    """The lab workflows tasks can run."""
+    return [_workflow(w) for w in request.app.state.lab.workflows]
+
+
+@router.get("/workflows/{name}", tags=["workflows"])
+async def show_workflow(name: str, request: Request, who: Viewer) -> WorkflowPublic:
+    """One lab workflow and its steps."""
+    lab = request.app.state.lab
+    if not lab.has_workflow(name):
+        raise UnknownWorkflowError(
+            f"unknown workflow {name!r}; known: {', '.join(w.name for w in lab.workflows)}"
+        )
+    return _workflow(lab.workflow(name))
+
+
+@router.get("/health")
+async def health(who: Viewer, nodes: Nodes) -> HealthPublic:
+    """The API is up; is Temporal reachable, which node queues have a live worker."""
+    return await nodes.health()
+
+
+@router.post("/lab/pause")
+async def pause_lab(who: Operator, nodes: Nodes) -> LabCommandPublic:
+    """Every running task pauses after its current step (an operator must enter the lab)."""
+    return await nodes.pause_lab(who.name)
+
+
+@router.post("/lab/resume")
+async def resume_lab(who: Operator, nodes: Nodes) -> LabCommandPublic:
+    """Every paused task continues."""
+    return await nodes.resume_lab(who.name)
+
+
+@router.get("/config")
+async def show_config(request: Request, who: Viewer) -> ConfigPublic:
+    """The configuration the API serves."""
+    return _config_public(request.app.state.lab)
+
+
+@router.post("/config/reload")
+async def reload_config(request: Request, who: Admin) -> ConfigPublic:
+    """Reread and validate the configuration: all or nothing; running tasks keep their snapshot."""
+    lab = request.app.state.lab
+    fresh = load_config(lab.nodes_file, lab.workflows_file, request.app.state.settings.node_modules)
+    request.app.state.lab = fresh
+    return _config_public(fresh)
+
+
+def _config_public(lab: LabConfig) -> ConfigPublic:
+    return ConfigPublic(
+        nodes=[n.id for n in lab.nodes],
+        workflows=[w.name for w in lab.workflows],
+        nodes_file=lab.nodes_file,
+        workflows_file=lab.workflows_file,
+    )

@@ -1,0 +1,77 @@
+"""Tasks: start, list, show, pause, continue, cancel, wait, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from ...engine.states import TaskState
+from ...engine.tasks import StepRecord
+from ..deps import Operator, Tasks, Viewer
+from ..schemas import TASK_ID_PATTERN, CancelBody, ContinueBody, TaskCreate, TaskPage, TaskPublic
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task id (= its Temporal workflow id)")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def start_task(body: TaskCreate, who: Operator, tasks: Tasks) -> TaskPublic:
+    """Start a task: one run of a lab workflow with its arguments."""
+    return await tasks.start(body)
+
+
+@router.get("")
+async def list_tasks(
+    who: Viewer,
+    tasks: Tasks,
+    state: TaskState | None = None,
+    workflow_name: str | None = None,
+    node: str | None = None,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: Annotated[str | None, Query(pattern=r"^[0-9a-f]*$")] = None,
+) -> TaskPage:
+    """List tasks, newest first, filtered by state, lab workflow or current node."""
+    return await tasks.list(state.value if state else None, workflow_name, node, page_size, page_token)
+
+
+@router.get("/{task_id}")
+async def show_task(task_id: TaskId, who: Viewer, tasks: Tasks) -> TaskPublic:
+    """A task's state, its steps and their records, and its result."""
+    return await tasks.show(task_id)
+
+
+@router.get("/{task_id}/logs")
+async def task_logs(task_id: TaskId, who: Viewer, tasks: Tasks) -> list[StepRecord]:
+    """The timeline of a task: every step's times, outcome, message and driver log lines."""
+    return (await tasks.show(task_id)).steps
+
+
+@router.post("/{task_id}/pause")
+async def pause_task(task_id: TaskId, who: Operator, tasks: Tasks) -> TaskPublic:
+    """Pause the task after its current step."""
+    return await tasks.pause(task_id, who.name)
+
+
+@router.post("/{task_id}/continue")
+async def continue_task(
+    task_id: TaskId, who: Operator, tasks: Tasks, body: ContinueBody | None = None
+) -> TaskPublic:
+    """Continue a paused task, or one stopped by a failed step: `retry` the step or go to the `next`."""
+    return await tasks.proceed(task_id, (body or ContinueBody()).mode, who.name)
+
+
+@router.post("/{task_id}/cancel")
+async def cancel_task(
+    task_id: TaskId, who: Operator, tasks: Tasks, body: CancelBody | None = None
+) -> TaskPublic:
+    """Cancel the task: its running step is aborted, and it ends as cancelled."""
+    return await tasks.cancel(task_id, (body or CancelBody()).reason, who.name)
+
+
+@router.get("/{task_id}/wait")
+async def wait_task(
+    task_id: TaskId, who: Viewer, tasks: Tasks, timeout_s: Annotated[float, Query(gt=0, le=300)] = 30
+) -> TaskPublic:
+    """Wait until the task is over, or `timeout_s` has passed; then show it."""
+    return await tasks.wait(task_id, timeout_s)

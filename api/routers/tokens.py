@@ -1,0 +1,32 @@
+"""Tokens: the seed's `/token/{identifier}` (viewer, localhost only) and tokens of any role for admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ...engine.errors import PermissionDeniedError
+from ..deps import Admin
+from ..schemas import TokenCreate, TokenPublic
+from ..security import Role, create_token, is_loopback
+
+router = APIRouter(tags=["tokens"])
+
+
+def _issue(request: Request, name: str, role: Role) -> TokenPublic:
+    settings = request.app.state.settings
+    token = create_token(settings.secret.get_secret_value(), name, role, settings.token_ttl_s)
+    return TokenPublic(token=token, name=name, role=role.name, expires_in_s=settings.token_ttl_s)
+
+
+@router.get("/token/{identifier}")
+async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
+    """A viewer token for a caller on this machine (the seed's route)."""
+    if not is_loopback(request.client.host if request.client else None):
+        raise PermissionDeniedError("tokens are given only to callers on the API's own machine")
+    return _issue(request, identifier, Role.viewer)
+
+
+@router.post("/tokens")
+async def create_token_route(body: TokenCreate, request: Request, who: Admin) -> TokenPublic:
+    """Make a token of any role (admin only)."""
+    return _issue(request, body.name, Role[body.role])

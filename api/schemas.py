@@ -1,0 +1,113 @@
+"""The API's request and response models (`<Thing>Create` / `<Thing>Public`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..engine.config import StepConfig
+from ..engine.ledger import Holder, NodeStats
+from ..engine.states import NodeState, TaskState
+from ..engine.tasks import StepRecord
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+
+
+class TaskCreate(BaseModel):
+    workflow_name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(
+        default=None, pattern=TASK_ID_PATTERN, description="your own id, for idempotent starts"
+    )
+    priority: int = Field(default=0, ge=-1000, le=1000, description="higher runs first on a busy node")
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    workflow_name: str | None = None
+    state: TaskState | None = None
+    current_node: str | None = None
+    temporal_status: str
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskSummary]
+    next_page_token: str | None = None
+
+
+class TaskPublic(TaskSummary):
+    priority: int = 0
+    args: dict[str, Any] = Field(default_factory=dict)
+    current_step: int | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    reason: str | None = None
+    pause_requested: bool = False
+    result: list[dict[str, Any]] | None = None
+    ui_url: str | None = None
+    live: bool = Field(
+        description="True when read from the running workflow; False when only from visibility"
+    )
+
+
+class ContinueBody(BaseModel):
+    mode: Literal["retry", "next"] = "retry"
+
+
+class CancelBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class WorkflowPublic(BaseModel):
+    name: str
+    description: str | None = None
+    steps: list[StepConfig]
+
+
+class NodePublic(BaseModel):
+    id: str
+    name: str
+    type: str
+    worker: str | None = None
+    state: NodeState | None = None
+    holder: Holder | None = None
+    reason: str | None = None
+    waiting_tasks: list[str] = Field(default_factory=list)
+    stats: NodeStats | None = None
+    restarts: int = 0
+    hosted: bool = Field(description="a live worker polls the node's task queue")
+
+
+class HealthPublic(BaseModel):
+    api: Literal["ok"] = "ok"
+    temporal: bool
+    temporal_address: str
+    workflow_worker: bool
+    nodes: dict[str, bool]
+
+
+class LabCommandPublic(BaseModel):
+    done: list[str] = Field(default_factory=list)
+    refused: dict[str, str] = Field(default_factory=dict)
+
+
+class ConfigPublic(BaseModel):
+    nodes: list[str]
+    workflows: list[str]
+    nodes_file: str
+    workflows_file: str
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+
+
+class TokenPublic(BaseModel):
+    token: str
+    name: str
+    role: str
+    expires_in_s: float

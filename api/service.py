@@ -1,0 +1,246 @@
+"""What the API does, over a Temporal client: stateless, every answer read from Temporal or the config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ..engine.config import LabConfig
+from ..engine.errors import (
+    CommandRefusedError,
+    SchedulerUnavailableError,
+    TaskExistsError,
+    TaskSchedulerError,
+    UnknownTaskError,
+)
+from ..engine.states import TaskState
+from ..engine.tasks import CommandRequest, ContinueRequest, TaskStatus, make_task_spec
+from ..settings import Settings
+from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
+from ..workflows.task import TaskWorkflow
+from .schemas import TaskCreate, TaskPage, TaskPublic, TaskSummary
+
+TASKS_QUERY = f'WorkflowType="{TaskWorkflow.__name__}"'
+
+
+@asynccontextmanager
+async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
+    """Map Temporal's errors to ours, in one place."""
+    try:
+        yield
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise CommandRefusedError(getattr(cause, "message", None) or str(cause or exc)) from exc
+    except RPCTimeoutOrCancelledError as exc:
+        raise SchedulerUnavailableError(
+            "no worker answered in time: is a worker polling the workflow task queue running?"
+        ) from exc
+    except WorkflowAlreadyStartedError as exc:
+        raise TaskExistsError(f"a task with id {task_id!r} exists already") from exc
+    except RPCError as exc:
+        raise _rpc_error(exc, task_id) from exc
+
+
+def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
+    if "already completed" in exc.message:
+        return CommandRefusedError(f"task {task_id!r} is over: it takes no more commands")
+    if exc.status is RPCStatusCode.NOT_FOUND:
+        return UnknownTaskError(f"no task {task_id!r}" if task_id else exc.message)
+    if exc.status is RPCStatusCode.ALREADY_EXISTS:
+        return TaskExistsError(f"a task with id {task_id!r} exists already")
+    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        return SchedulerUnavailableError(f"Temporal is unreachable: {exc.message}")
+    return TaskSchedulerError(f"Temporal refused the request: {exc.message}")
+
+
+def _filter_value(name: str, value: str) -> str:
+    if '"' in value or "\\" in value:
+        raise CommandRefusedError(f"the {name} filter may not contain quotes or backslashes")
+    return f'"{value}"'
+
+
+class TaskService:
+    """Tasks: start, list, show, command, wait."""
+
+    def __init__(self, client: Client, settings: Settings, lab: LabConfig) -> None:
+        self.client = client
+        self.settings = settings
+        self.lab = lab
+        self.rpc_timeout = timedelta(seconds=settings.rpc_timeout_s)
+
+    def ui_url(self, task_id: str) -> str | None:
+        base = self.settings.temporal_ui_url
+        return f"{base}/namespaces/{self.client.namespace}/workflows/{task_id}" if base else None
+
+    async def start(self, body: TaskCreate) -> TaskPublic:
+        spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority)
+        task_id = body.id or f"{body.workflow_name}-{uuid.uuid4().hex[:10]}"
+        async with temporal_errors(task_id):
+            await self.client.start_workflow(
+                TaskWorkflow.run,
+                spec,
+                id=task_id,
+                task_queue=self.settings.task_queue,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(TASK_STATE, TaskState.PENDING.value),
+                        SearchAttributePair(LAB_WORKFLOW, spec.workflow_name),
+                    ]
+                ),
+                memo={"workflow_name": spec.workflow_name, "priority": spec.priority, "args": spec.args},
+                static_summary=f"{spec.workflow_name} ({len(spec.steps)} steps)",
+                rpc_timeout=self.rpc_timeout,
+            )
+        status = TaskStatus(
+            task_id=task_id, workflow_name=spec.workflow_name, priority=spec.priority, args=spec.args
+        )
+        return self._public(status, "RUNNING", live=False)
+
+    async def list(
+        self,
+        state: str | None,
+        workflow_name: str | None,
+        node: str | None,
+        page_size: int,
+        page_token: str | None,
+    ) -> TaskPage:
+        query = TASKS_QUERY
+        if state:
+            query += f" AND TaskState={_filter_value('state', state)}"
+        if workflow_name:
+            query += f" AND LabWorkflow={_filter_value('workflow_name', workflow_name)}"
+        if node:
+            query += f" AND CurrentNode={_filter_value('node', node)}"
+        token = bytes.fromhex(page_token) if page_token else None
+        async with temporal_errors():
+            iterator = self.client.list_workflows(
+                query, page_size=page_size, next_page_token=token, rpc_timeout=self.rpc_timeout
+            )
+            await iterator.fetch_next_page()
+        executions = iterator.current_page or []
+        next_token = iterator.next_page_token
+        return TaskPage(
+            tasks=[_summary(e) for e in executions], next_page_token=next_token.hex() if next_token else None
+        )
+
+    async def show(self, task_id: str) -> TaskPublic:
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        async with temporal_errors(task_id):
+            description = await handle.describe(rpc_timeout=self.rpc_timeout)
+            try:
+                status = await handle.query(TaskWorkflow.get_status, rpc_timeout=self.rpc_timeout)
+            except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError, RPCError):
+                return await self._from_visibility(description)
+            result = await self._result(description)
+        return self._public(
+            status, description.status.name if description.status else "RUNNING", True, result
+        )
+
+    async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
+        if description.status is not WorkflowExecutionStatus.COMPLETED:
+            return None
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, description.id)
+        return (await handle.result(rpc_timeout=self.rpc_timeout)).outputs
+
+    async def _from_visibility(self, description: WorkflowExecutionDescription) -> TaskPublic:
+        """No worker answers queries: say what visibility knows (state, workflow, current node)."""
+        summary = _summary(description)
+        memo = await description.memo()
+        return TaskPublic(
+            **summary.model_dump(),
+            priority=int(memo.get("priority", 0)),
+            args=memo.get("args", {}),
+            ui_url=self.ui_url(description.id),
+            live=False,
+        )
+
+    def _public(
+        self, status: TaskStatus, temporal_status: str, live: bool, result: list[dict[str, Any]] | None = None
+    ) -> TaskPublic:
+        return TaskPublic(
+            **status.model_dump(exclude={"finished_at", "created_at"}),
+            current_node=status.current_node,
+            temporal_status=temporal_status,
+            started_at=status.created_at,
+            closed_at=status.finished_at,
+            result=result,
+            ui_url=self.ui_url(status.task_id),
+            live=live,
+        )
+
+    async def pause(self, task_id: str, by: str | None) -> TaskPublic:
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        async with temporal_errors(task_id):
+            await handle.execute_update(
+                TaskWorkflow.pause, CommandRequest(by=by), rpc_timeout=self.rpc_timeout
+            )
+        return await self.show(task_id)
+
+    async def proceed(self, task_id: str, mode: str, by: str | None) -> TaskPublic:
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        request = ContinueRequest(mode=mode, note=f"by {by}" if by else None)  # type: ignore[arg-type]
+        async with temporal_errors(task_id):
+            await handle.execute_update(TaskWorkflow.proceed, request, rpc_timeout=self.rpc_timeout)
+        return await self.show(task_id)
+
+    async def cancel(self, task_id: str, reason: str | None, by: str | None) -> TaskPublic:
+        """Record who cancels and why (refused if impossible), then ask Temporal to cancel the task."""
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        async with temporal_errors(task_id):
+            await handle.execute_update(
+                TaskWorkflow.cancel, CommandRequest(reason=reason, by=by), rpc_timeout=self.rpc_timeout
+            )
+            await handle.cancel(rpc_timeout=self.rpc_timeout)
+        return await self.show(task_id)
+
+    async def wait(self, task_id: str, timeout_s: float) -> TaskPublic:
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        async with temporal_errors(task_id):
+            await handle.describe(rpc_timeout=self.rpc_timeout)
+            # Not over yet, or cancelled: the status shown says which.
+            with contextlib.suppress(TimeoutError, WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), timeout=timeout_s)
+        return await self.show(task_id)
+
+    async def ids_in_state(self, *states: TaskState) -> list[str]:
+        query = (
+            TASKS_QUERY
+            + ' AND ExecutionStatus="Running" AND ('
+            + " OR ".join(f'TaskState="{s.value}"' for s in states)
+            + ")"
+        )
+        async with temporal_errors():
+            return [e.id async for e in self.client.list_workflows(query, rpc_timeout=self.rpc_timeout)]
+
+
+def _summary(execution: WorkflowExecution) -> TaskSummary:
+    attributes = execution.typed_search_attributes
+    state = attributes.get(TASK_STATE)
+    return TaskSummary(
+        task_id=execution.id,
+        workflow_name=attributes.get(LAB_WORKFLOW),
+        state=TaskState(state) if state in TaskState.__members__ else None,
+        current_node=attributes.get(CURRENT_NODE) or None,
+        temporal_status=execution.status.name if execution.status else "UNKNOWN",
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )

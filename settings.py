@@ -1,0 +1,96 @@
+"""One settings object, read from the environment (`TASK_SCHEDULER_*`, and Temporal's own `TEMPORAL_*`)
+and from a `.env` file, as the seed read its `.env`."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from .workflows.ids import DEFAULT_TASK_QUEUE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TASK_SCHEDULER_", env_file=".env", extra="ignore")
+
+    temporal_address: str = Field(
+        default="localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "TASK_SCHEDULER_TEMPORAL_ADDRESS"),
+    )
+    temporal_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "TASK_SCHEDULER_TEMPORAL_NAMESPACE"),
+    )
+    temporal_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_API_KEY", "TASK_SCHEDULER_TEMPORAL_API_KEY")
+    )
+    temporal_tls: bool = Field(
+        default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "TASK_SCHEDULER_TEMPORAL_TLS")
+    )
+    temporal_tls_client_cert_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_CERT_PATH")
+    )
+    temporal_tls_client_key_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH")
+    )
+    temporal_tls_server_ca_cert_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_CA_CERT_PATH")
+    )
+    task_queue: str = DEFAULT_TASK_QUEUE
+    config_dir: Path = Path("examples/demo-lab")
+    nodes_file: Path | None = None
+    workflows_file: Path | None = None
+    node_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # The API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    secret: SecretStr | None = None
+    authorized_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    token_ttl_s: float = 365 * 24 * 3600.0
+    temporal_ui_url: str | None = None
+    rpc_timeout_s: float = 10.0
+
+    @field_validator("authorized_ips", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        """`TASK_SCHEDULER_AUTHORIZED_IPS=10.0.0.0/8,192.168.1.20` (CIDRs or addresses, comma-separated)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+
+    @field_validator("node_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def tls(self) -> TLSConfig | bool:
+        paths = (
+            self.temporal_tls_client_cert_path,
+            self.temporal_tls_client_key_path,
+            self.temporal_tls_server_ca_cert_path,
+        )
+        if not any(paths):
+            return self.temporal_tls or bool(self.temporal_api_key)
+        cert, key, ca = (p.read_bytes() if p else None for p in paths)
+        return TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca)
+
+
+async def connect(settings: Settings) -> Client:
+    """A Temporal client with the pydantic data converter (every client of ours uses it)."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=settings.tls(),
+        data_converter=pydantic_data_converter,
+    )

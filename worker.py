@@ -1,0 +1,213 @@
+"""A worker process: the workflow queue (tasks and ledgers), and one queue per node it hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Worker
+
+from .activities.host import NodeHost, node_task_queue
+from .activities.node_ops import NodeActivities
+from .activities.steps import StepActivities
+from .engine.config import LabConfig, build_node
+from .engine.errors import TaskSchedulerError
+from .engine.ledger import LedgerState, NodeCommand
+from .workflows.ids import DEFAULT_TASK_QUEUE, node_workflow_id
+from .workflows.node import NodeInput, NodeWorkflow
+from .workflows.sandbox import workflow_runner
+from .workflows.task import TaskWorkflow
+
+log = logging.getLogger("task_scheduler.worker")
+
+# A poller seen this recently belongs to a live worker (a long poll lasts about a minute).
+LIVE_POLLER_WINDOW_S = 70.0
+# A workflow cached on a killed worker would answer nothing until this timeout (10 s by default).
+STICKY_TIMEOUT = timedelta(seconds=1)
+# Identities of workers this process ran and stopped: their pollers linger on the server a while.
+_stopped_identities: set[str] = set()
+
+EMULATION_BANNER = """
+###############################################################################
+#  EMULATION MODE: no driver is called. Every node waits its emulated         #
+#  duration and succeeds or fails at its emulated rate. Nothing moves.        #
+###############################################################################
+"""
+
+
+class NodeAlreadyHostedError(TaskSchedulerError):
+    """Another live worker already hosts this node: a node is driven by one worker only. Stop the other
+    worker, or give this one other nodes (`--name` and the nodes' `worker` field)."""
+
+
+@dataclass
+class WorkerOptions:
+    lab: LabConfig
+    name: str | None = None
+    task_queue: str = DEFAULT_TASK_QUEUE
+    run_workflows: bool = True
+    emulate: bool = False
+    grace_s: float = 30.0
+    node_uses_per_run: int = 500
+    holder_check_s: float = 60.0
+    identity: str = field(
+        default_factory=lambda: f"{os.getpid()}@{socket.gethostname()}/{uuid.uuid4().hex[:6]}"
+    )
+
+
+class LabWorker:
+    """Runs until `stop()`; `async with LabWorker(client, options):` in tests."""
+
+    def __init__(self, client: Client, options: WorkerOptions) -> None:
+        self.client = client
+        self.options = options
+        nodes = [build_node(n) for n in options.lab.nodes_of_worker(options.name)]
+        self.host = NodeHost(client, {n.id: n for n in nodes}, emulate=options.emulate)
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def node_ids(self) -> list[str]:
+        return list(self.host.nodes)
+
+    async def __aenter__(self) -> LabWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self.options.emulate:
+            log.warning(EMULATION_BANNER)
+        await refuse_hosted_nodes(self.client, self.node_ids)
+        for worker in self._workers():
+            await self._stack.enter_async_context(worker)
+        for node_id in self.node_ids:
+            await self._bring_online(node_id)
+
+    async def stop(self) -> None:
+        _stopped_identities.add(self.options.identity)
+        await self._stack.aclose()
+        self.host.close()
+
+    def _workers(self) -> list[Worker]:
+        common = {
+            "identity": self.options.identity,
+            "graceful_shutdown_timeout": timedelta(seconds=self.options.grace_s),
+        }
+        workers = []
+        if self.options.run_workflows:
+            workers.append(
+                Worker(
+                    self.client,
+                    task_queue=self.options.task_queue,
+                    workflows=[TaskWorkflow, NodeWorkflow],
+                    workflow_runner=workflow_runner(),
+                    sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+        steps, ops = StepActivities(self.host), NodeActivities(self.host)
+        activities = [
+            steps.execute_step,
+            ops.restart_node,
+            ops.probe_node,
+            ops.shutdown_node,
+            ops.check_holder,
+        ]
+        for node_id in self.node_ids:
+            # Steps waiting for the node sit in its gate and each holds a slot: allow many.
+            workers.append(
+                Worker(
+                    self.client,
+                    task_queue=node_task_queue(node_id),
+                    activities=activities,
+                    max_concurrent_activities=1000,
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+        return workers
+
+    async def _bring_online(self, node_id: str) -> None:
+        """Make sure the node's ledger runs, and read it first: a use that never ended is reported."""
+        handle = await self.client.start_workflow(
+            NodeWorkflow.run,
+            NodeInput(
+                ledger=LedgerState(node_id=node_id),
+                uses_per_run=self.options.node_uses_per_run,
+                holder_check_s=self.options.holder_check_s,
+            ),
+            id=node_workflow_id(node_id),
+            task_queue=self.options.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            ledger = await handle.execute_update(NodeWorkflow.come_online, NodeCommand(node_id=node_id))
+        except WorkflowUpdateFailedError as exc:
+            raise TaskSchedulerError(f"the ledger of node {node_id} refused to come online: {exc}") from exc
+        if ledger.holder is not None:
+            log.warning(
+                "node %s: the use by %s never ended; only its retry or an operator's restart is admitted",
+                node_id,
+                ledger.holder.key,
+            )
+
+
+async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:
+    """Refuse to host a node whose queue a live worker (another process) already polls."""
+    for node_id in node_ids:
+        request = DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=node_task_queue(node_id)),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+        response = await client.workflow_service.describe_task_queue(request)
+        live = [
+            p.identity for p in response.pollers if _is_live(p.identity, p.last_access_time.ToDatetime(UTC))
+        ]
+        if live:
+            raise NodeAlreadyHostedError(
+                f"node {node_id} is already hosted by a live worker ({', '.join(live)}); stop that worker "
+                "first, or host other nodes here (--name and the nodes' `worker` field)"
+            )
+
+
+def _is_live(identity: str, last_access: datetime) -> bool:
+    if identity in _stopped_identities:
+        return False
+    if (datetime.now(UTC) - last_access).total_seconds() > LIVE_POLLER_WINDOW_S:
+        return False
+    pid, _, host = identity.partition("@")
+    if host.split("/")[0] == socket.gethostname() and pid.isdigit():
+        return _pid_alive(int(pid))
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def run_worker(client: Client, options: WorkerOptions, stop: asyncio.Event) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit."""
+    async with LabWorker(client, options) as worker:
+        log.info("worker %s hosts nodes: %s", options.identity, ", ".join(worker.node_ids) or "none")
+        await stop.wait()
+        log.info("stopping: running steps have %s s to finish", options.grace_s)

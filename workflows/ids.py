@@ -1,0 +1,17 @@
+"""Workflow ids, task queue names and error types, defined once and imported everywhere."""
+
+DEFAULT_TASK_QUEUE = "task-scheduler"
+NODE_WORKFLOW_PREFIX = "node-"
+LEDGER_REFUSAL = "LedgerRefusal"
+
+
+def node_workflow_id(node_id: str) -> str:
+    """The id of a node's ledger (NodeWorkflow)."""
+    return f"{NODE_WORKFLOW_PREFIX}{node_id}"
+
+NODE_QUEUE_PREFIX = "node-"
+
+
+def node_task_queue(node_id: str) -> str:
+    """The task queue of a node's activities, polled only by the worker that hosts it."""
+    return f"{NODE_QUEUE_PREFIX}{node_id}"

@@ -1,0 +1,183 @@
+"""NodeWorkflow: one long-running ledger per node (id `node-<node id>`).
+
+It records every use of the node (begin and end come from the step activity in the hosting worker),
+refuses a second holder or a node in ERROR, restarts the node through the `restart_node` activity,
+detects a holder task that no longer runs, and continues as new well before its history is large.
+Its updates return at once: a long wait never sits in an update handler (10 in flight at most).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from ..activities.host import node_task_queue
+    from ..activities.node_ops import NodeActivities
+    from ..engine.ledger import (
+        BeginUse,
+        BeginVerdict,
+        EndUse,
+        HolderCheck,
+        Ledger,
+        LedgerRefusal,
+        LedgerState,
+        NodeCommand,
+        NodeCommandResult,
+        UseKey,
+    )
+    from ..engine.states import NodeState
+    from .ids import LEDGER_REFUSAL
+
+RESTART_TIMEOUT = timedelta(minutes=10)
+HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
+
+
+class NodeInput(BaseModel):
+    ledger: LedgerState
+    # Updates are capped at 2000 per run (server default) and each use costs one or two.
+    uses_per_run: int = 500
+    holder_check_s: float = 60.0
+
+
+@workflow.defn
+class NodeWorkflow:
+    @workflow.init
+    def __init__(self, input: NodeInput) -> None:
+        self.input = input
+        self.ledger = Ledger(input.ledger)
+        self._restarts: list[NodeCommand] = []
+
+    @workflow.run
+    async def run(self, input: NodeInput) -> None:
+        while not self._should_continue_as_new():
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._restarts) or self._should_continue_as_new(),
+                    timeout=self._holder_check_interval(),
+                )
+            except TimeoutError:
+                await self._check_holder()
+                continue
+            if self._restarts:
+                await self._restart(self._restarts.pop(0))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        state = self.ledger.state.model_copy(update={"uses_this_run": 0, "runs": self.ledger.state.runs + 1})
+        workflow.continue_as_new(self.input.model_copy(update={"ledger": state}))
+
+    def _should_continue_as_new(self) -> bool:
+        return (
+            self.ledger.state.uses_this_run >= self.input.uses_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _holder_check_interval(self) -> timedelta | None:
+        return timedelta(seconds=self.input.holder_check_s) if self.ledger.state.holder else None
+
+    # --- the ledger --------------------------------------------------------------------------------
+
+    @workflow.update
+    def begin_use(self, request: BeginUse) -> BeginVerdict:
+        """Record the start of a use (and, on a hand-over, the end of the previous one)."""
+        return self.ledger.begin(request, workflow.now())
+
+    @begin_use.validator
+    def _validate_begin_use(self, request: BeginUse) -> None:
+        _refuse_on(self.ledger.check_begin, request)
+
+    @workflow.update
+    def end_use(self, request: EndUse) -> bool:
+        """Record the end of a use; the end of a use not held (already recorded) is ignored."""
+        return self.ledger.end(request, workflow.now())
+
+    @workflow.update
+    def come_online(self, command: NodeCommand) -> LedgerState:
+        """A worker hosting the node started."""
+        self.ledger.come_online()
+        return self.ledger.state
+
+    @workflow.update
+    def go_offline(self, command: NodeCommand) -> LedgerState:
+        """The worker hosting the node stopped cleanly."""
+        self.ledger.go_offline()
+        return self.ledger.state
+
+    @workflow.update
+    def restart(self, command: NodeCommand) -> NodeCommandResult:
+        """An operator asks for a restart; it runs as soon as the update returns."""
+        self._restarts.append(command)
+        return NodeCommandResult(ok=True, message="restart requested")
+
+    @restart.validator
+    def _validate_restart(self, command: NodeCommand) -> None:
+        if self._restarts:
+            raise ApplicationError("a restart of this node is already pending", type=LEDGER_REFUSAL)
+        _refuse_on(self.ledger.check_restart)
+
+    @workflow.signal
+    def request_restart(self, command: NodeCommand) -> None:
+        """A task's operator continued past a failure on this node (signals: tasks cannot update)."""
+        self._restarts.append(command)
+
+    @workflow.signal
+    def abandon_use(self, key: UseKey) -> None:
+        """A task learnt that its step's worker was lost while the step ran."""
+        self.ledger.abandon(key, workflow.now(), f"{key} was cut off (its worker was lost)")
+
+    @workflow.query
+    def status(self) -> LedgerState:
+        return self.ledger.state
+
+    # --- restarts and holder checks ----------------------------------------------------------------
+
+    async def _restart(self, command: NodeCommand) -> None:
+        if command.only_if_error and self.ledger.state.state is not NodeState.ERROR:
+            return
+        try:
+            self.ledger.start_restart()
+        except LedgerRefusal as refusal:
+            workflow.logger.warning("restart of %s not done: %s", self.input.ledger.node_id, refusal)
+            return
+        try:
+            result = await workflow.execute_activity_method(
+                NodeActivities.restart_node,
+                NodeCommand(node_id=self.ledger.state.node_id),
+                task_queue=node_task_queue(self.ledger.state.node_id),
+                start_to_close_timeout=RESTART_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=f"restart {self.ledger.state.node_id}",
+            )
+        except ActivityError as error:
+            result = NodeCommandResult(ok=False, message=str(error.cause or error))
+        self.ledger.finish_restart(result.ok, result.message)
+
+    async def _check_holder(self) -> None:
+        holder = self.ledger.state.holder
+        if holder is None or workflow.now() - holder.since < timedelta(seconds=self.input.holder_check_s):
+            return
+        try:
+            answer = await workflow.execute_activity_method(
+                NodeActivities.check_holder,
+                HolderCheck(task_id=holder.key.task_id),
+                task_queue=node_task_queue(self.ledger.state.node_id),
+                start_to_close_timeout=HOLDER_CHECK_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"is {holder.key.task_id} still running?",
+            )
+        except ActivityError:
+            return  # no worker to ask: the next check will
+        if not answer.running:
+            reason = f"{holder.key} ended ({answer.status}) without releasing the node; check the device"
+            self.ledger.abandon(holder.key, workflow.now(), reason)
+
+
+def _refuse_on(check: object, *args: object) -> None:
+    """Validators refuse with an ApplicationError: the update is rejected before it touches history."""
+    try:
+        check(*args)  # type: ignore[operator]
+    except LedgerRefusal as refusal:
+        raise ApplicationError(refusal.message, type=LEDGER_REFUSAL, non_retryable=True) from None

@@ -1,0 +1,302 @@
+"""TaskWorkflow: one lab task (workflow id = task id), its steps run one by one on their nodes.
+
+A failed step stops the task in ERROR until an operator continues it (retry the step, or move on)
+or cancels it. Pause takes effect between steps. All state lives in one TaskStatus model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    TimeoutType,
+    is_cancelled_exception,
+)
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from ..activities.host import node_task_queue
+    from ..activities.steps import STEP_FAILED, WAITING_INTERRUPTED, WORKER_LOST, StepActivities
+    from ..engine.errors import InvalidTransitionError
+    from ..engine.ledger import NodeCommand, UseKey
+    from ..engine.models import NextExecution
+    from ..engine.states import TaskMachine, TaskState
+    from ..engine.tasks import (
+        CommandRequest,
+        ContinueRequest,
+        StepOutcome,
+        StepRecord,
+        StepReport,
+        StepRequest,
+        TaskResult,
+        TaskSpec,
+        TaskStatus,
+        step_args,
+    )
+    from .ids import node_workflow_id
+    from .node import NodeWorkflow
+    from .search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
+
+# The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
+STEP_START_TO_CLOSE = timedelta(days=30)
+COMMAND_REFUSED = "CommandRefused"
+
+
+@workflow.defn
+class TaskWorkflow:
+    @workflow.init
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.status = TaskStatus(
+            task_id=workflow.info().workflow_id,
+            workflow_name=spec.workflow_name,
+            priority=spec.priority,
+            args=spec.args,
+            steps=[StepRecord(index=s.index, node=s.node.id) for s in spec.steps],
+            created_at=workflow.now(),
+        )
+        self.machine = TaskMachine(steps_total=len(spec.steps))
+        self._decision: ContinueRequest | None = None
+        self._resume = False
+
+    @workflow.run
+    async def run(self, spec: TaskSpec) -> TaskResult:
+        try:
+            self._transition("start")
+            index = 0
+            while index < len(spec.steps):
+                await self._honour_pause()
+                index = await self._run_step(index)
+            self.machine.set_progress(len(spec.steps))
+            self.status.current_step = None
+            self._transition("finish")
+            return TaskResult(task_id=self.status.task_id, state=self.status.state, outputs=self._outputs())
+        except (asyncio.CancelledError, ActivityError) as error:
+            if not is_cancelled_exception(error):
+                raise
+            self._mark_cancelled()
+            raise
+
+    # --- operator commands (updates, validated before they touch history) ---------------------------
+
+    @workflow.update
+    def pause(self, request: CommandRequest) -> TaskStatus:
+        """Pause the task after its current step."""
+        self.status.pause_requested = True
+        return self.status
+
+    @pause.validator
+    def _validate_pause(self, request: CommandRequest) -> None:
+        if self.status.pause_requested or not self.machine.can("pause"):
+            raise _refusal(
+                self.status.state,
+                "pause",
+                "a pause is already requested" if self.status.pause_requested else None,
+            )
+
+    @workflow.update
+    def proceed(self, request: ContinueRequest) -> TaskStatus:
+        """Continue a paused task, or a task stopped by a failed step (retry it, or move on)."""
+        if self.status.state is TaskState.ERROR:
+            self._decision = request
+        elif self.status.state is TaskState.PAUSED:
+            self._resume = True
+        else:
+            self.status.pause_requested = False
+        return self.status
+
+    @proceed.validator
+    def _validate_proceed(self, request: ContinueRequest) -> None:
+        pending_pause = self.status.state is TaskState.ACTIVE and self.status.pause_requested
+        if not (pending_pause or self.machine.can(self.machine.continue_command())):
+            raise _refusal(self.status.state, "continue")
+
+    @workflow.update
+    def cancel(self, request: CommandRequest) -> TaskStatus:
+        """Record who cancels and why; the client then requests Temporal's cancellation."""
+        self.status.reason = (
+            f"cancelled by {request.by or 'an operator'}: {request.reason or 'no reason given'}"
+        )
+        return self.status
+
+    @cancel.validator
+    def _validate_cancel(self, request: CommandRequest) -> None:
+        if not self.machine.can("cancel"):
+            raise _refusal(self.status.state, "cancel")
+
+    @workflow.query
+    def get_status(self) -> TaskStatus:
+        return self.status
+
+    # --- steps -------------------------------------------------------------------------------------
+
+    async def _honour_pause(self) -> None:
+        if not self.status.pause_requested:
+            return
+        self._transition("pause")
+        await workflow.wait_condition(lambda: self._resume)
+        self._resume = False
+        self.status.pause_requested = False
+        self._transition("resume")
+
+    async def _run_step(self, index: int) -> int:
+        """Run step `index` once; return the index of the step to run next."""
+        record = self.status.steps[index]
+        self.status.current_step = index
+        self._upsert()
+        record.requested_at = record.requested_at or workflow.now()
+        record.runs += 1
+        record.outcome = StepOutcome.RUNNING
+        try:
+            report = await self._execute(index, record)
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise
+            return await self._on_failure(index, error)
+        self._record_report(record, report, StepOutcome.SUCCEEDED)
+        return index + 1
+
+    async def _execute(self, index: int, record: StepRecord) -> StepReport:
+        step = self.spec.steps[index]
+        steps = self.spec.steps
+        request = StepRequest(
+            task_id=self.status.task_id,
+            step=step,
+            run=record.runs,
+            priority=self.spec.priority,
+            requested_at=record.requested_at,
+            src=steps[index - 1].node if index else None,
+            dst=steps[index + 1].node if index + 1 < len(steps) else None,
+            args=step_args(self.spec, index, self._outputs()),
+        )
+        retry = step.retry
+        return await workflow.execute_activity_method(
+            StepActivities.execute_step,
+            request,
+            task_queue=node_task_queue(step.node.id),
+            activity_id=f"step-{index + 1}-{step.node.id}-run-{record.runs}",
+            summary=f"step {index + 1}/{len(steps)}: {step.node.name} ({step.node.id})",
+            start_to_close_timeout=STEP_START_TO_CLOSE,
+            heartbeat_timeout=timedelta(seconds=step.heartbeat_timeout_s),
+            retry_policy=RetryPolicy(
+                maximum_attempts=retry.max_attempts,
+                initial_interval=timedelta(seconds=retry.initial_interval_s),
+                backoff_coefficient=retry.backoff_coefficient,
+                maximum_interval=timedelta(seconds=retry.maximum_interval_s),
+                non_retryable_error_types=[WORKER_LOST, WAITING_INTERRUPTED],
+            ),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+    async def _on_failure(self, index: int, error: ActivityError) -> int:
+        """Decide what a step's failure means: run it again at no cost, or stop for the operator."""
+        record = self.status.steps[index]
+        cause = error.cause
+        if _lost_while_waiting(cause):
+            return index
+        report = _report_of(cause)
+        if report is not None:
+            self._record_report(record, report, StepOutcome.FAILED)
+        if isinstance(cause, TimeoutError):
+            record.outcome = StepOutcome.LOST
+            reason = f"worker lost during step {index + 1} on node {record.node}"
+            key = UseKey(
+                task_id=self.status.task_id, step_index=index, run=record.runs, attempt=record.attempts
+            )
+            await self._signal_node(record.node, NodeWorkflow.abandon_use, key)
+        elif isinstance(cause, ApplicationError) and cause.type == WORKER_LOST:
+            record.outcome = StepOutcome.LOST
+            reason = cause.message
+        else:
+            record.outcome = StepOutcome.FAILED
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+        return await self._wait_for_operator(index, reason, report)
+
+    async def _wait_for_operator(self, index: int, reason: str, report: StepReport | None) -> int:
+        record = self.status.steps[index]
+        self.status.reason = reason
+        self._transition("fail")
+        await workflow.wait_condition(lambda: self._decision is not None)
+        decision, self._decision = self._decision, None
+        assert decision is not None
+        # The failure left the node in ERROR: the operator's continue is the check that clears it.
+        command = NodeCommand(node_id=record.node, only_if_error=True, by=self.status.task_id)
+        await self._signal_node(record.node, NodeWorkflow.request_restart, command)
+        self.status.reason = None
+        self._transition("recover")
+        next_execution = report.next_execution if report else NextExecution.NEXT
+        if decision.mode == "retry" or next_execution is NextExecution.SELF:
+            return index
+        record.outcome = StepOutcome.SKIPPED
+        return index + 1
+
+    # --- bookkeeping -------------------------------------------------------------------------------
+
+    def _record_report(self, record: StepRecord, report: StepReport, outcome: StepOutcome) -> None:
+        record.outcome = outcome
+        record.attempts = report.attempt
+        record.started_at, record.finished_at = report.started_at, report.finished_at
+        record.waited_s = report.waited_s
+        record.status, record.message, record.endpoint = report.status, report.message, report.endpoint
+        record.output, record.logs = report.output, report.logs
+
+    def _outputs(self) -> list[dict[str, Any]]:
+        return [s.output if s.outcome is StepOutcome.SUCCEEDED else {} for s in self.status.steps]
+
+    async def _signal_node(self, node_id: str, signal: Any, arg: Any) -> None:
+        handle = workflow.get_external_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        try:
+            await handle.signal(signal, arg)
+        except Exception as error:  # a missing ledger must not fail the task; the operator sees the node
+            workflow.logger.warning("could not signal the ledger of node %s: %s", node_id, error)
+
+    def _transition(self, command: str) -> None:
+        self.machine.trigger(command)
+        self.status.state = self.machine.state
+        if self.machine.is_over:
+            self.status.finished_at = workflow.now()
+        self._upsert()
+
+    def _mark_cancelled(self) -> None:
+        if self.status.current_step is not None:
+            self.status.steps[self.status.current_step].outcome = StepOutcome.CANCELLED
+        if self.machine.can("cancel"):
+            self._transition("cancel")
+
+    def _upsert(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                TASK_STATE.value_set(self.status.state.value),
+                LAB_WORKFLOW.value_set(self.spec.workflow_name),
+                CURRENT_NODE.value_set(self.status.current_node or ""),
+            ]
+        )
+
+
+def _lost_while_waiting(cause: BaseException | None) -> bool:
+    """A step lost before it began (its worker died or stopped while it waited) runs again for free."""
+    if isinstance(cause, ApplicationError) and cause.type == WAITING_INTERRUPTED:
+        return True
+    if isinstance(cause, TimeoutError) and cause.type is TimeoutType.HEARTBEAT:
+        details = cause.last_heartbeat_details
+        phase = details[0].get("phase") if details and isinstance(details[0], dict) else "waiting"
+        return phase == "waiting"
+    return False
+
+
+def _report_of(cause: BaseException | None) -> StepReport | None:
+    if isinstance(cause, ApplicationError) and cause.type == STEP_FAILED and cause.details:
+        return StepReport.model_validate(cause.details[0])
+    return None
+
+
+def _refusal(state: TaskState, command: str, reason: str | None = None) -> ApplicationError:
+    message = InvalidTransitionError("task", state.value, command, reason).message
+    return ApplicationError(message, type=COMMAND_REFUSED, non_retryable=True)
