@@ -8,13 +8,11 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
@@ -27,17 +25,21 @@ from .engine.errors import TaskSchedulerError
 from .engine.ledger import LedgerState, NodeCommand
 from .workflows.ids import DEFAULT_TASK_QUEUE, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
+from .workflows.pollers import live_pollers, stopped_identities
 from .workflows.sandbox import workflow_runner
 from .workflows.task import TaskWorkflow
 
 log = logging.getLogger("task_scheduler.worker")
 
-# A poller seen this recently belongs to a live worker (a long poll lasts about a minute).
-LIVE_POLLER_WINDOW_S = 70.0
 # A workflow cached on a killed worker would answer nothing until this timeout (10 s by default).
 STICKY_TIMEOUT = timedelta(seconds=1)
-# Identities of workers this process ran and stopped: their pollers linger on the server a while.
-_stopped_identities: set[str] = set()
+# A cancellation reaches a step only in the answer to a heartbeat, and the SDK sends heartbeats at most
+# every 0.8 x the heartbeat timeout by default (24 s for 30 s): an operator's cancel must stop a driver
+# within a second or so, not half a minute later. Zero, not a second: the step's "running" heartbeat
+# must reach the server before the driver acts, or a worker killed in that window leaves "waiting" as
+# the last word and the crash is reconciled as lost-while-waiting (measured: 1 s throttle, kill 0.5 s
+# into a step). `Heartbeat` itself paces the beats (a phase change at once, then every 1-5 s).
+HEARTBEAT_THROTTLE = timedelta(0)
 
 EMULATION_BANNER = """
 ###############################################################################
@@ -73,13 +75,9 @@ class LabWorker:
     def __init__(self, client: Client, options: WorkerOptions) -> None:
         self.client = client
         self.options = options
-        nodes = [build_node(n) for n in options.lab.nodes_of_worker(options.name)]
-        self.host = NodeHost(client, {n.id: n for n in nodes}, emulate=options.emulate)
+        self.node_ids = [n.id for n in options.lab.nodes_of_worker(options.name)]
+        self.host: NodeHost | None = None
         self._stack = contextlib.AsyncExitStack()
-
-    @property
-    def node_ids(self) -> list[str]:
-        return list(self.host.nodes)
 
     async def __aenter__(self) -> LabWorker:
         await self.start()
@@ -92,17 +90,21 @@ class LabWorker:
         if self.options.emulate:
             log.warning(EMULATION_BANNER)
         await refuse_hosted_nodes(self.client, self.node_ids)
-        for worker in self._workers():
+        # Drivers are built only once the nodes are ours: a constructor may open the hardware.
+        nodes = [build_node(n) for n in self.options.lab.nodes_of_worker(self.options.name)]
+        self.host = NodeHost(self.client, {n.id: n for n in nodes}, emulate=self.options.emulate)
+        for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
         for node_id in self.node_ids:
             await self._bring_online(node_id)
 
     async def stop(self) -> None:
-        _stopped_identities.add(self.options.identity)
+        stopped_identities.add(self.options.identity)
         await self._stack.aclose()
-        self.host.close()
+        if self.host is not None:
+            self.host.close()
 
-    def _workers(self) -> list[Worker]:
+    def _workers(self, host: NodeHost) -> list[Worker]:
         common = {
             "identity": self.options.identity,
             "graceful_shutdown_timeout": timedelta(seconds=self.options.grace_s),
@@ -119,8 +121,8 @@ class LabWorker:
                     **common,  # type: ignore[arg-type]
                 )
             )
-        steps, ops = StepActivities(self.host), NodeActivities(self.host)
-        activities = [
+        steps, ops = StepActivities(host), NodeActivities(host)
+        activities: list[Callable[..., Any]] = [
             steps.execute_step,
             ops.restart_node,
             ops.probe_node,
@@ -135,6 +137,7 @@ class LabWorker:
                     task_queue=node_task_queue(node_id),
                     activities=activities,
                     max_concurrent_activities=1000,
+                    max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                     **common,  # type: ignore[arg-type]
                 )
             )
@@ -168,41 +171,12 @@ class LabWorker:
 async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:
     """Refuse to host a node whose queue a live worker (another process) already polls."""
     for node_id in node_ids:
-        request = DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=node_task_queue(node_id)),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
-        response = await client.workflow_service.describe_task_queue(request)
-        live = [
-            p.identity for p in response.pollers if _is_live(p.identity, p.last_access_time.ToDatetime(UTC))
-        ]
+        live = await live_pollers(client, node_task_queue(node_id))
         if live:
             raise NodeAlreadyHostedError(
                 f"node {node_id} is already hosted by a live worker ({', '.join(live)}); stop that worker "
                 "first, or host other nodes here (--name and the nodes' `worker` field)"
             )
-
-
-def _is_live(identity: str, last_access: datetime) -> bool:
-    if identity in _stopped_identities:
-        return False
-    if (datetime.now(UTC) - last_access).total_seconds() > LIVE_POLLER_WINDOW_S:
-        return False
-    pid, _, host = identity.partition("@")
-    if host.split("/")[0] == socket.gethostname() and pid.isdigit():
-        return _pid_alive(int(pid))
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def run_worker(client: Client, options: WorkerOptions, stop: asyncio.Event) -> None:

@@ -10,26 +10,42 @@ from typing import Any
 
 from temporalio import activity
 
-MAX_INTERVAL_S = 5.0
+WAITING_INTERVAL_S = 5.0
+# A cancellation reaches the activity only in the answer to a heartbeat: while the driver runs, beat
+# often, so an operator's cancel reaches `_abort()` within about a second (the worker's throttle too).
+RUNNING_INTERVAL_S = 1.0
 
 
 class Heartbeat:
-    """Sends the current details now and then; `set` changes them (waiting, position n / running)."""
+    """Sends the current details now and then; `set` changes them (waiting, position n / running).
+    A new phase is sent at once; other changes (the position) go with the next beat."""
 
     def __init__(self, heartbeat_timeout_s: float) -> None:
-        self.interval_s = min(MAX_INTERVAL_S, heartbeat_timeout_s / 3)
+        self.timeout_s = heartbeat_timeout_s
         self.details: dict[str, Any] = {"phase": "waiting"}
+        self._phase_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def interval_s(self) -> float:
+        cap = RUNNING_INTERVAL_S if self.details.get("phase") == "running" else WAITING_INTERVAL_S
+        return min(cap, self.timeout_s / 3)
+
     def set(self, **details: Any) -> None:
-        if details != self.details:
-            self.details = details
+        new_phase = details.get("phase") != self.details.get("phase")
+        self.details = details
+        if new_phase:
             activity.heartbeat(details)
+            self._phase_changed.set()
 
     async def _loop(self) -> None:
+        activity.heartbeat(self.details)
         while True:
-            activity.heartbeat(self.details)
-            await asyncio.sleep(self.interval_s)
+            self._phase_changed.clear()
+            try:
+                await asyncio.wait_for(self._phase_changed.wait(), self.interval_s)
+            except TimeoutError:
+                activity.heartbeat(self.details)
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.create_task(self._loop())

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from ..engine.errors import StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey
 from ..engine.logger import CapturedLines
-from ..engine.models import StepResult
+from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode
 from ..engine.tasks import StepReport, StepRequest
 from ..workflows.ids import LEDGER_REFUSAL, node_workflow_id
@@ -74,7 +74,7 @@ class StepActivities:
                 await asyncio.sleep(REFUSED_RETRY_S)
                 gate.readmit()
         except BaseException:
-            await self._abandon_turn(node_id, gate, waiter)
+            await self._abandon_turn(node_id, gate, waiter, key)
             raise
 
     async def _wait_turn(self, gate: NodeGate, waiter: Waiter, beat: Heartbeat) -> EndUse | None:
@@ -103,7 +103,6 @@ class StepActivities:
         _resolve(waiter.handed_close)
         waiter.handed_close = None
         if verdict is BeginVerdict.LOST_PREVIOUS:
-            gate.release(None)
             raise ApplicationError(
                 f"worker lost during step {begin.key.step_index + 1}: its earlier run began on node "
                 f"{node_id} and never ended; an operator must check the node and continue the task",
@@ -122,11 +121,20 @@ class StepActivities:
             finally:
                 _resolve(waiter.handed_close)
 
-    async def _abandon_turn(self, node_id: str, gate: NodeGate, waiter: Waiter) -> None:
+    async def _abandon_turn(self, node_id: str, gate: NodeGate, waiter: Waiter, key: UseKey) -> None:
+        """Leave the gate. If this step had its turn, its begin may have reached the ledger (a cancel can
+        land while the update is in flight): record that the use ended before the driver started; the
+        ledger ignores the end of a use it never granted."""
         gate.leave(waiter)
         if waiter.turn.done() and not waiter.turn.cancelled():
-            await asyncio.shield(self._flush_close(node_id, waiter))
-            gate.release(None)
+            never_ran = EndUse(
+                key=key, succeeded=False, final=False, message="left before the driver started"
+            )
+            try:
+                await asyncio.shield(self._flush_close(node_id, waiter))
+                await asyncio.shield(self._end(node_id, never_ran))
+            finally:
+                gate.release(None)
 
     # --- using the node ----------------------------------------------------------------------------
 
@@ -134,31 +142,20 @@ class StepActivities:
         self, node: BaseNode, request: StepRequest, key: UseKey, waited_s: float, beat: Heartbeat
     ) -> StepReport:
         report = StepReport(
-            attempt=key.attempt,
-            started_at=datetime.now(UTC),
-            waited_s=waited_s,
-            next_execution=node.next_node_execution(),
+            attempt=key.attempt, started_at=(started_at := datetime.now(UTC)), waited_s=waited_s
         )
-        beat.set(phase="running", started_at=report.started_at.isoformat())
+        beat.set(phase="running", started_at=started_at.isoformat())
         lines = CapturedLines()
         started = time.monotonic()
         try:
             result = await self._drive(node, request, lines)
         except asyncio.CancelledError:
-            await self._finish(
-                node.id,
-                EndUse(
-                    key=key,
-                    succeeded=False,
-                    final=False,
-                    message="cancelled",
-                    duration_s=time.monotonic() - started,
-                ),
-            )
+            await self._finish(node.id, _cancelled_use(key, time.monotonic() - started))
             raise
         except Exception as exc:  # the driver may raise anything: it becomes the step's failure
             result = StepResult(status=-1, message=f"{type(exc).__name__}: {exc}")
         _fill(report, result, lines)
+        report.next_execution = _next_execution(node)
         final = not result.retryable or key.attempt >= request.step.retry.max_attempts
         end = EndUse(
             key=key,
@@ -222,6 +219,17 @@ class StepActivities:
         await _with_retries(handle.execute_update, NodeWorkflow.end_use, end)
 
 
+def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
+    """The end of a use whose driver was aborted. Cancelled by an operator, the node is free again;
+    because its task no longer exists (terminated), nobody will decide about the cut-off action, so
+    the node goes to ERROR, as the ledger's holder check would put it."""
+    details = activity.cancellation_details()
+    if details is not None and details.not_found:
+        message = "its task no longer runs (terminated?); the driver was aborted mid-step: check the device"
+        return EndUse(key=key, succeeded=False, final=True, message=message, duration_s=duration_s)
+    return EndUse(key=key, succeeded=False, final=False, message="cancelled", duration_s=duration_s)
+
+
 async def _abort_and_wait(node: BaseNode, future: asyncio.Future[Any]) -> None:
     await asyncio.to_thread(node.abort)
     done, _ = await asyncio.wait({future}, timeout=ABORT_GRACE_S)
@@ -245,6 +253,15 @@ async def _with_retries(call: Any, *args: Any) -> Any:
 
 def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:
     return isinstance(exc.cause, ApplicationError) and exc.cause.type == LEDGER_REFUSAL
+
+
+def _next_execution(node: BaseNode) -> NextExecution:
+    """Where an operator's "continue, next" goes after this step; a driver's error must not leak the use."""
+    try:
+        return NextExecution(node.next_node_execution())
+    except Exception:  # driver code: any error means the seed's default
+        node.logger.exception("next_node_execution() failed; NEXT is assumed")
+        return NextExecution.NEXT
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:

@@ -102,3 +102,11 @@ class PermissionDeniedError(TaskSchedulerError):
 
 class UnknownWorkflowError(TaskSchedulerError):
     """No workflow of that name in the lab configuration: `GET /workflows` lists them."""
+
+
+class InvalidRequestError(TaskSchedulerError):
+    """The request is not valid: the message says which part and why."""
+
+
+class TaskOverError(CommandRefusedError):
+    """The task is over (finished, cancelled or terminated): it takes no more commands."""

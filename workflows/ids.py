@@ -9,6 +9,7 @@ def node_workflow_id(node_id: str) -> str:
     """The id of a node's ledger (NodeWorkflow)."""
     return f"{NODE_WORKFLOW_PREFIX}{node_id}"
 
+
 NODE_QUEUE_PREFIX = "node-"
 
 

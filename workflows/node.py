@@ -8,6 +8,7 @@ Its updates return at once: a long wait never sits in an update handler (10 in f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
 RESTART_TIMEOUT = timedelta(minutes=10)
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
+WAKE_ON_NEW_HOLDER = "wake-on-new-holder"
 
 
 class NodeInput(BaseModel):
@@ -54,11 +56,14 @@ class NodeWorkflow:
 
     @workflow.run
     async def run(self, input: NodeInput) -> None:
+        # The holder-check timer is armed when the wait begins: without waking when a holder appears,
+        # a ledger idle at that moment never checked any holder. Ledgers recorded before this patch
+        # replay without it.
+        wake_on_holder = workflow.patched(WAKE_ON_NEW_HOLDER)
         while not self._should_continue_as_new():
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._restarts) or self._should_continue_as_new(),
-                    timeout=self._holder_check_interval(),
+                    self._work_to_do(wake_on_holder), timeout=self._holder_check_interval()
                 )
             except TimeoutError:
                 await self._check_holder()
@@ -73,6 +78,15 @@ class NodeWorkflow:
         return (
             self.ledger.state.uses_this_run >= self.input.uses_per_run
             or workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _work_to_do(self, wake_on_holder: bool) -> Callable[[], bool]:
+        """A restart to run, a continue-as-new due, or (idle now) a holder whose check must be armed."""
+        idle = wake_on_holder and self.ledger.state.holder is None
+        return lambda: (
+            bool(self._restarts)
+            or self._should_continue_as_new()
+            or (idle and self.ledger.state.holder is not None)
         )
 
     def _holder_check_interval(self) -> timedelta | None:

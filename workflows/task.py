@@ -140,10 +140,11 @@ class TaskWorkflow:
     async def _honour_pause(self) -> None:
         if not self.status.pause_requested:
             return
+        # The pause is no longer requested but in effect: a second pause is refused as PAUSED.
+        self.status.pause_requested = False
         self._transition("pause")
         await workflow.wait_condition(lambda: self._resume)
         self._resume = False
-        self.status.pause_requested = False
         self._transition("resume")
 
     async def _run_step(self, index: int) -> int:
@@ -171,7 +172,7 @@ class TaskWorkflow:
             step=step,
             run=record.runs,
             priority=self.spec.priority,
-            requested_at=record.requested_at,
+            requested_at=record.requested_at or workflow.now(),
             src=steps[index - 1].node if index else None,
             dst=steps[index + 1].node if index + 1 < len(steps) else None,
             args=step_args(self.spec, index, self._outputs()),

@@ -1,0 +1,238 @@
+"""Crashes with real processes: a `task-scheduler worker` subprocess SIGKILLed mid-step, and the Temporal
+dev server SIGKILLed while tasks run. No one-attempt step runs twice without an operator's continue."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from crash_lab import CrashLab, MakeLab, StartWorker, WorkerProcess
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from task_scheduler import NodeState, TaskState
+from task_scheduler.devserver import DevServer
+from task_scheduler.engine.ledger import LedgerState
+from task_scheduler.engine.tasks import ContinueRequest, StepOutcome, TaskResult, TaskStatus, make_task_spec
+from task_scheduler.workflows.ids import node_workflow_id
+from task_scheduler.workflows.node import NodeWorkflow
+from task_scheduler.workflows.task import TaskWorkflow
+
+T = TypeVar("T")
+TaskHandle = WorkflowHandle[TaskWorkflow, TaskResult]
+
+QUERY_TIMEOUT = timedelta(seconds=2)  # a query to a workflow whose worker is dead must not hang
+UNANSWERED = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError)
+SHORT_HEARTBEAT_S = 2.0
+OUTAGE_S = 5.0  # the server is down this long (DESIGN measured 8 s with a 5 s heartbeat timeout)
+
+
+async def wait_for(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 30.0) -> T:
+    """Poll `check` until it returns something truthy; unanswered queries (no worker yet) are retried."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            value = await check()
+        except UNANSWERED as error:
+            value, last = None, error
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout_s} s (last: {last!r})")
+        await asyncio.sleep(0.1)
+
+
+async def ledger(client: Client, node_id: str) -> LedgerState:
+    handle = client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+    return await handle.query(NodeWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+
+
+async def status(handle: TaskHandle) -> TaskStatus:
+    return await handle.query(TaskWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
+
+
+async def node_in(client: Client, node_id: str, state: NodeState) -> LedgerState:
+    async def check() -> LedgerState | None:
+        current = await ledger(client, node_id)
+        return current if current.state is state else None
+
+    return await wait_for(check, f"node {node_id} in {state}")
+
+
+async def task_in(handle: TaskHandle, state: TaskState, timeout_s: float = 30.0) -> TaskStatus:
+    async def check() -> TaskStatus | None:
+        current = await status(handle)
+        return current if current.state is state else None
+
+    return await wait_for(check, f"task {handle.id} in {state}", timeout_s)
+
+
+async def start_task(
+    client: Client, lab: CrashLab, workflow: str, task_queue: str, **args: Any
+) -> TaskHandle:
+    return await client.start_workflow(
+        TaskWorkflow.run,
+        make_task_spec(lab.lab, workflow, args),
+        id=f"crash-{workflow}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )
+
+
+async def step_heartbeat(client: Client, handle: TaskHandle) -> dict[str, Any] | None:
+    """The last heartbeat details of the task's running step activity, once a worker has started it."""
+    description = await handle.describe()
+    for activity in description.raw_description.pending_activities:
+        started = activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        if started and activity.heartbeat_details.payloads:
+            (details,) = await client.data_converter.decode(activity.heartbeat_details.payloads)
+            return details
+    return None
+
+
+async def waiting_in_gate(client: Client, handle: TaskHandle) -> bool:
+    details = await step_heartbeat(client, handle)
+    return bool(details and details.get("phase") == "waiting")
+
+
+async def driver_started(lab: CrashLab, task_id: str) -> bool:
+    return bool(lab.starts(task_id))
+
+
+async def finished(handles: list[TaskHandle], timeout_s: float, worker: WorkerProcess) -> list[TaskResult]:
+    try:
+        return await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"tasks did not finish; worker output:\n{worker.output_tail()}") from None
+
+
+def assert_no_overlap(lab: CrashLab, node_id: str) -> None:
+    """The drivers' own clocks: each use of the node began after the one before it ended (a use cut
+    off by a crash has no end)."""
+    events = [e for e in lab.events() if e.node_id == node_id]
+    ends = {(e.task_id, e.pid): e.at for e in events if e.event == "end"}
+    uses = sorted((e.at, ends.get((e.task_id, e.pid))) for e in events if e.event == "start")
+    for (_, previous_end), (start, _) in itertools.pairwise(uses):
+        assert previous_end is None or start >= previous_end
+
+
+async def test_worker_killed_mid_step_stops_the_cut_off_task_and_runs_the_waiting_ones(
+    temporal_server: DevServer,
+    temporal_client: Client,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    lab = make_lab(nodes={"arm": {"heartbeat_timeout_s": SHORT_HEARTBEAT_S}}, workflows={"move": ["arm"]})
+    node_id = lab.lab.nodes[0].id
+    first = start_worker(lab, temporal_server.address, task_queue)
+    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+    cut = await start_task(temporal_client, lab, "move", task_queue, sleep_s=2.0)
+    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+    waiting = [await start_task(temporal_client, lab, "move", task_queue, sleep_s=0.1) for _ in range(3)]
+    for handle in waiting:
+        await wait_for(lambda h=handle: waiting_in_gate(temporal_client, h), "step waiting in the gate")
+
+    first.kill()
+    second = start_worker(lab, temporal_server.address, task_queue)
+
+    stopped = await task_in(cut, TaskState.ERROR)
+    assert stopped.reason == f"worker lost during step 1 on node {node_id}"
+    # Lost while running, as its last heartbeat said: not first mistaken for lost while waiting.
+    assert (stopped.steps[0].outcome, stopped.steps[0].runs) == (StepOutcome.LOST, 1)
+    node = await node_in(temporal_client, node_id, NodeState.ERROR)
+    assert "was cut off" in (node.reason or "")
+    assert [e.pid for e in lab.starts(cut.id)] == [first.pid]  # not run again by itself
+    assert not any(lab.starts(h.id) for h in waiting)  # the node waits for a check
+
+    await cut.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry"))
+
+    results = await finished([cut, *waiting], 60, second)
+    assert [r.state for r in results] == [TaskState.FINISHED] * 4
+    assert [e.pid for e in lab.starts(cut.id)] == [first.pid, second.pid]
+    assert all([e.pid for e in lab.starts(h.id)] == [second.pid] for h in waiting)
+    assert_no_overlap(lab, node_id)
+    node = await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+    assert (node.stats.calls, node.stats.successes, node.stats.lost, node.restarts) == (4, 4, 1, 1)
+
+
+async def test_worker_killed_mid_step_of_a_retrying_node_retries_by_itself(
+    temporal_server: DevServer,
+    temporal_client: Client,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    retry = {"max_attempts": 3, "initial_interval_s": 0.2}
+    lab = make_lab(
+        nodes={"reader": {"heartbeat_timeout_s": SHORT_HEARTBEAT_S, "retry": retry}},
+        workflows={"read": ["reader"]},
+    )
+    node_id = lab.lab.nodes[0].id
+    first = start_worker(lab, temporal_server.address, task_queue)
+    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+    cut = await start_task(temporal_client, lab, "read", task_queue, sleep_s=1.0)
+    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+
+    first.kill()
+    second = start_worker(lab, temporal_server.address, task_queue)
+
+    (result,) = await finished([cut], 60, second)
+    assert result.state is TaskState.FINISHED
+    assert [e.pid for e in lab.starts(cut.id)] == [first.pid, second.pid]
+    done = await status(cut)
+    assert (done.steps[0].outcome, done.steps[0].attempts, done.steps[0].runs) == (
+        StepOutcome.SUCCEEDED,
+        2,
+        1,
+    )
+    node = await ledger(temporal_client, node_id)
+    assert node.state is NodeState.AVAILABLE
+    assert (node.stats.calls, node.stats.lost, node.restarts) == (1, 1, 0)
+
+
+async def test_temporal_server_killed_while_tasks_run_every_task_finishes(
+    start_dev_server: Callable[..., Awaitable[DevServer]],
+    tmp_path: Path,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    # A 30 s heartbeat timeout rides out the restart (DESIGN); with a short one a step may run again.
+    node = {"heartbeat_timeout_s": 30.0}
+    lab = make_lab(nodes={"hotel": node, "arm": node}, workflows={"fetch": ["hotel", "arm"]})
+    server = await start_dev_server(db_file=tmp_path / "temporal.sqlite")
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    worker = start_worker(lab, server.address, task_queue)
+    for node_config in lab.lab.nodes:
+        await node_in(client, node_config.id, NodeState.AVAILABLE)
+    tasks = [await start_task(client, lab, "fetch", task_queue, sleep_s=1.0) for _ in range(3)]
+    await wait_for(lambda: driver_started(lab, tasks[0].id), "driver start")
+
+    server.kill()
+    await asyncio.sleep(OUTAGE_S)  # the outage itself, not a wait for a condition
+    server.start()
+    await server.wait_ready()
+
+    results = await finished(tasks, 60, worker)
+    assert [r.state for r in results] == [TaskState.FINISHED] * 3
+    assert worker.process.poll() is None  # the worker rode it out
+    for handle in tasks:
+        assert len(lab.starts(handle.id)) == 2  # one per node: no step ran twice
+    for node_config in lab.lab.nodes:
+        assert_no_overlap(lab, node_config.id)
+        ledger_after = await node_in(client, node_config.id, NodeState.AVAILABLE)
+        assert (ledger_after.stats.calls, ledger_after.stats.successes, ledger_after.stats.lost) == (3, 3, 0)

@@ -1,0 +1,259 @@
+"""Test drivers and helpers for the workflow tests: a real node class that sleeps, fails on demand,
+can be held busy by the test, and writes down what it did in a journal the test reads.
+
+Every test builds its own lab with unique node ids (the ledgers `node-<id>` live on a shared dev
+server), so the journal, which is global, is always read filtered by the test's node ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowHistory
+
+from task_scheduler import BaseNode, LabConfig, NodeRef, StepResult, load_config
+from task_scheduler.engine.tasks import TaskResult
+from task_scheduler.workflows.task import TaskWorkflow
+
+T = TypeVar("T")
+
+NODE_TYPE = "WorkflowTestNode"
+HOLD_TIMEOUT_S = 30.0  # a held driver gives up after this, so a failed test cannot hang the worker
+
+
+@dataclass(frozen=True)
+class DriverRun:
+    """One call of a test driver's `_execute`, timed by the driver itself (time.monotonic)."""
+
+    node_id: str
+    task_id: str
+    args: dict[str, Any]
+    started: float
+    ended: float
+    aborted: bool
+
+
+class Journal:
+    """What the test drivers did, and what the test asks of them; shared by every driver thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: list[DriverRun] = []
+        self._started: list[tuple[str, str]] = []
+        self.aborts: Counter[str] = Counter()
+        self.restarts: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
+        self._holds: dict[str, threading.Event] = {}
+
+    def runs(self, node_id: str | None = None, task_id: str | None = None) -> list[DriverRun]:
+        with self._lock:
+            runs = list(self._runs)
+        return [r for r in runs if node_id in (None, r.node_id) and task_id in (None, r.task_id)]
+
+    def started(self, node_id: str, task_id: str) -> bool:
+        with self._lock:
+            return (node_id, task_id) in self._started
+
+    def fail_next(self, node_id: str, times: int = 1) -> None:
+        """The node's next `times` steps fail with status 1."""
+        with self._lock:
+            self._failures[node_id] += times
+
+    def hold(self, name: str) -> str:
+        """A step with args {"hold": name} runs until `release(name)` (or an abort)."""
+        with self._lock:
+            self._holds[name] = threading.Event()
+        return name
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._holds[name].set()
+
+    def _hold_event(self, name: str | None) -> threading.Event | None:
+        with self._lock:
+            return self._holds.get(name) if name else None
+
+    def _begin(self, node_id: str, task_id: str) -> bool:
+        """Note the start; True if this run must fail."""
+        with self._lock:
+            self._started.append((node_id, task_id))
+            if self._failures[node_id] > 0:
+                self._failures[node_id] -= 1
+                return True
+            return False
+
+    def _record(self, run: DriverRun) -> None:
+        with self._lock:
+            self._runs.append(run)
+
+    def _count(self, counter: Counter[str], node_id: str) -> None:
+        with self._lock:
+            counter[node_id] += 1
+
+
+JOURNAL = Journal()
+
+
+class WorkflowTestNode(BaseNode):
+    """Sleeps `args["sleep_s"]` (or the property `sleep_s`), or until held/aborted; fails when asked
+    (`args["fail"]`, or `JOURNAL.fail_next`); outputs which node ran and how many outputs it saw."""
+
+    def __init__(self, id: str, name: str, properties: dict[str, Any] | None = None) -> None:
+        super().__init__(id, name, properties)
+        self._stop = threading.Event()
+
+    def _execute(
+        self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: dict[str, Any] | None = None
+    ) -> StepResult:
+        args = dict(args or {})
+        started = time.monotonic()
+        must_fail = JOURNAL._begin(self.id, task_id)
+        self.logger.info("{} runs for {}", self.id, task_id)
+        try:
+            aborted = self._wait(args)
+        finally:
+            self._stop.clear()
+        JOURNAL._record(DriverRun(self.id, task_id, args, started, time.monotonic(), aborted))
+        if aborted:
+            return StepResult(status=3, message=f"{self.id} aborted")
+        if must_fail or args.get("fail"):
+            return StepResult(status=1, message=f"{self.id} failed on purpose")
+        seen = len(args.get("previous_outputs", []))
+        return StepResult(message=f"{self.id} done", output={"node": self.id, "seen": seen})
+
+    def _wait(self, args: dict[str, Any]) -> bool:
+        """Sleep or stay held; True if aborted meanwhile."""
+        held = JOURNAL._hold_event(args.get("hold"))
+        if held is None:
+            sleep_s = float(args.get("sleep_s", self.properties.get("sleep_s", 0.0)))
+            return self._stop.wait(sleep_s)
+        deadline = time.monotonic() + HOLD_TIMEOUT_S
+        while not held.is_set() and time.monotonic() < deadline:
+            if self._stop.wait(0.005):
+                return True
+        return False
+
+    def _abort(self) -> None:
+        JOURNAL._count(JOURNAL.aborts, self.id)
+        self._stop.set()
+
+    def _restart(self) -> bool:
+        JOURNAL._count(JOURNAL.restarts, self.id)
+        return True
+
+
+@dataclass
+class TestLab:
+    """A lab written to disk for one test: nodes `a`, `b`... get unique ids, workflows unique names."""
+
+    config: LabConfig
+    folder: Path
+    suffix: str
+    node_ids: dict[str, str] = field(default_factory=dict)
+
+    __test__ = False  # not a test class, despite its name
+
+    def node(self, short: str) -> str:
+        return self.node_ids[short]
+
+    def workflow(self, short: str) -> str:
+        return f"{short}-{self.suffix}"
+
+    @property
+    def nodes_file(self) -> Path:
+        return self.folder / "nodes.json"
+
+    @property
+    def workflows_file(self) -> Path:
+        return self.folder / "workflows.json"
+
+
+MakeLab = Callable[..., TestLab]  # the `make_lab` fixture
+StartTask = Callable[..., Awaitable[WorkflowHandle[TaskWorkflow, TaskResult]]]  # the `start_task` fixture
+
+
+def write_lab(
+    folder: Path,
+    workflows: dict[str, list[Any]],
+    nodes: dict[str, dict[str, Any]] | None = None,
+) -> TestLab:
+    """Write nodes.json and workflows.json: every node named in a step (a short name, or a step
+    object's "node") is a WorkflowTestNode; `nodes` adds or overrides node fields."""
+    suffix = uuid.uuid4().hex[:8]
+    nodes = dict(nodes or {})
+    for steps in workflows.values():
+        for step in steps:
+            nodes.setdefault(step if isinstance(step, str) else step["node"], {})
+    ids = {short: f"{short}-{suffix}" for short in nodes}
+    node_list = [
+        {"id": ids[short], "name": f"node {short}", "type": NODE_TYPE, **extra}
+        for short, extra in nodes.items()
+    ]
+    workflow_list = [
+        {"name": f"{name}-{suffix}", "steps": [_step(step, ids) for step in steps]}
+        for name, steps in workflows.items()
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    # The node module is named, so a worker in another process (the CLI) finds the test driver too.
+    modules = [str(Path(__file__).resolve())]
+    (folder / "nodes.json").write_text(json.dumps({"nodes": node_list, "modules": modules}, indent=2))
+    (folder / "workflows.json").write_text(json.dumps({"workflows": workflow_list}, indent=2))
+    config = load_config(folder / "nodes.json", folder / "workflows.json")
+    return TestLab(config=config, folder=folder, suffix=suffix, node_ids=ids)
+
+
+def _step(step: Any, ids: dict[str, str]) -> Any:
+    if isinstance(step, str):
+        return ids[step]
+    return {**step, "node": ids[step["node"]]}
+
+
+def unique_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[T] | T],
+    timeout_s: float = 15.0,
+    what: str = "the condition",
+    interval_s: float = 0.02,
+) -> T:
+    """Poll `probe` (sync or async) until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if asyncio.iscoroutine(last) or isinstance(last, asyncio.Future):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last value: {last!r})")
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[Any]:
+    """The ActivityTaskScheduled events' attributes, in order."""
+    return [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+def summaries(history: WorkflowHistory) -> list[str]:
+    """The summaries (user metadata) of the scheduled activities, as the Temporal UI shows them."""
+    return [
+        json.loads(event.user_metadata.summary.data)
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]

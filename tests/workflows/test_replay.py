@@ -1,0 +1,145 @@
+"""Determinism: histories of real tasks and ledgers replay through the current workflow code.
+
+The saved histories (histories/*.json) were recorded by `test_replay_of_fresh_histories`; they guard
+the tasks and ledgers already running in a lab when workflow code changes. Record them again (only
+when a change is meant to break old histories, and then say so) with
+`TASK_SCHEDULER_SAVE_HISTORIES=1 pytest tests/workflows/test_replay.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, wait_until
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import CancelledError
+from temporalio.worker import Replayer
+
+from task_scheduler import TaskState
+from task_scheduler.engine.tasks import CommandRequest, ContinueRequest, TaskStatus
+from task_scheduler.worker import LabWorker, WorkerOptions
+from task_scheduler.workflows.ids import node_workflow_id
+from task_scheduler.workflows.node import NodeWorkflow
+from task_scheduler.workflows.sandbox import workflow_runner
+from task_scheduler.workflows.task import TaskWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+SCENARIOS = ("task-finished", "task-failed-retried", "task-failed-skipped", "task-paused", "task-cancelled")
+LEDGERS = ("ledger-before-continue-as-new", "ledger-after-continue-as-new")
+SAVE = os.environ.get("TASK_SCHEDULER_SAVE_HISTORIES") == "1"
+RESULT_TIMEOUT_S = 30
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=[TaskWorkflow, NodeWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+
+
+def save(name: str, history: WorkflowHistory) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    events = ",\n".join(
+        json.dumps(event, separators=(",", ":")) for event in history.to_json_dict()["events"]
+    )
+    # One event a line: small, and a diff shows which events changed.
+    text = f'{{"workflowId":{json.dumps(history.workflow_id)},\n"events":[\n{events}\n]}}\n'
+    (HISTORIES / f"{name}.json").write_text(text)
+
+
+def load(path: Path) -> WorkflowHistory:
+    document = json.loads(path.read_text())
+    return WorkflowHistory.from_json(document.pop("workflowId"), document)
+
+
+async def state_is(handle: WorkflowHandle[Any, Any], state: TaskState) -> bool:
+    status: TaskStatus = await handle.query(TaskWorkflow.get_status)
+    return status.state is state
+
+
+async def run_scenarios(lab: TestLab, start_task: StartTask) -> dict[str, WorkflowHandle[Any, Any]]:
+    """One task per scenario, each through the states its name says."""
+    handles = {"task-finished": await start_task(lab, "two")}
+    await asyncio.wait_for(handles["task-finished"].result(), RESULT_TIMEOUT_S)
+
+    for name, mode in (("task-failed-retried", "retry"), ("task-failed-skipped", "next")):
+        JOURNAL.fail_next(lab.node("a"))
+        handles[name] = handle = await start_task(lab, "two")
+        await wait_until(lambda h=handle: state_is(h, TaskState.ERROR), what=f"{name} in ERROR")
+        await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode=mode))
+        await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
+
+    hold = JOURNAL.hold(f"replay-{lab.suffix}")
+    handles["task-paused"] = paused = await start_task(lab, "two", {"hold": hold})
+    await wait_until(lambda: JOURNAL.started(lab.node("a"), paused.id), what="the paused task's step 1")
+    await paused.execute_update(TaskWorkflow.pause, CommandRequest(by="replay"))
+    JOURNAL.release(hold)
+    await wait_until(lambda: state_is(paused, TaskState.PAUSED), what="the task to pause")
+    await paused.execute_update(TaskWorkflow.proceed, ContinueRequest())
+
+    never = JOURNAL.hold(f"never-{lab.suffix}")
+    handles["task-cancelled"] = cancelled = await start_task(lab, "two", {"hold": never})
+    await wait_until(lambda: JOURNAL.started(lab.node("a"), cancelled.id), what="the step to cancel")
+    await cancelled.execute_update(TaskWorkflow.cancel, CommandRequest(reason="replay"))
+    await cancelled.cancel()
+    await asyncio.wait_for(asyncio.gather(paused.result(), _cancelled(cancelled)), RESULT_TIMEOUT_S)
+    return handles
+
+
+async def _cancelled(handle: WorkflowHandle[Any, Any]) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+
+
+async def ledger_runs(client: Client, node_id: str) -> list[WorkflowHistory]:
+    """Every run of a node's ledger, oldest first (it continues as new)."""
+    runs = [w async for w in client.list_workflows(f'WorkflowId="{node_workflow_id(node_id)}"')]
+    runs.sort(key=lambda w: w.start_time)
+    return [await client.get_workflow_handle(w.id, run_id=w.run_id).fetch_history() for w in runs]
+
+
+async def test_replay_of_fresh_histories(
+    temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
+) -> None:
+    lab = make_lab({"two": ["a", "b"]})
+    # A ledger that continues as new after a few uses, so both of its runs are recorded.
+    options = WorkerOptions(lab=lab.config, task_queue=task_queue, node_uses_per_run=6)
+    async with LabWorker(temporal_client, options):
+        handles = await run_scenarios(lab, start_task)
+        ledger = await temporal_client.get_workflow_handle(node_workflow_id(lab.node("a"))).query(
+            NodeWorkflow.status
+        )
+    histories = {name: await handle.fetch_history() for name, handle in handles.items()}
+    first, *later = await ledger_runs(temporal_client, lab.node("a"))
+    histories.update(zip(LEDGERS, [first, later[-1]], strict=True))
+
+    # Node a served every task, and its ledger carried its counts through continue-as-new.
+    assert ledger.runs == len(later) + 1 >= 2
+    assert (ledger.stats.calls, ledger.stats.successes, ledger.restarts) == (6, 3, 2)
+    results = await replayer().replay_workflows(_iterate(histories.values()), raise_on_replay_failure=False)
+    assert results.replay_failures == {}
+    for name, history in histories.items():
+        if SAVE or not (HISTORIES / f"{name}.json").exists():
+            save(name, history)
+
+
+async def _iterate(histories: Any) -> Any:
+    for history in histories:
+        yield history
+
+
+def test_saved_histories_cover_every_scenario() -> None:
+    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted((*SCENARIOS, *LEDGERS))
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
+async def test_replay_of_saved_history(path: Path) -> None:
+    await replayer().replay_workflow(load(path))
