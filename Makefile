@@ -19,7 +19,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy engine
+	$(BIN)/mypy engine activities workflows api worker.py settings.py cli.py devserver.py
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

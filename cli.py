@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import gc
 import logging
 import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import uvicorn
 from pydantic import SecretStr
 
-from .api.client import ApiClient, render_task
+from .api.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError
 from .engine.loader import load_config, load_config_dir
 from .settings import Settings, connect
 
 DEFAULT_CONFIG_DIR = "examples/demo-lab"
-DEFAULT_STATE_DIR = ".task-scheduler"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,8 +120,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         client = await connect(settings)
         await run_worker(client, options, stop_event_on_signals())
 
-    asyncio.run(run())
-    return 0
+    return run_async(run)
+
+
+def run_async(command: Callable[[], Awaitable[object]]) -> int:
+    """Run an async command, reporting our errors inside the event loop: the Temporal client (and its
+    native threads) is then released before the interpreter shuts down, which otherwise can abort."""
+
+    async def guarded() -> int:
+        try:
+            await command()
+        except TaskSchedulerError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        return 0
+
+    code = asyncio.run(guarded())
+    gc.collect()
+    return code
 
 
 def _dev_secret(state_dir: Path) -> str:
@@ -174,7 +189,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
             app = create_app(settings, lab=lab, client=client)
             stop = stop_event_on_signals()
             api = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
-            api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             api_task = asyncio.create_task(api.serve())
             print(_dev_banner(settings, server.ui_url, state_dir, token), flush=True)
             try:
@@ -185,8 +199,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         finally:
             server.stop()
 
-    asyncio.run(run())
-    return 0
+    return run_async(run)
 
 
 def _dev_banner(settings: Settings, ui_url: str | None, state_dir: Path, token: str) -> str:
@@ -220,72 +233,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from .api.security import Role, create_token
 
     secret = Settings().secret
-    value = secret.get_secret_value() if secret else _read(Path(args.state_dir) / "secret")
+    value = secret.get_secret_value() if secret else read_file(Path(args.state_dir) / "secret")
     if not value:
         raise TaskSchedulerError("no secret: set TASK_SCHEDULER_SECRET, or run `task-scheduler dev` once")
     print(create_token(value, args.name, Role[args.role], args.ttl_days * 24 * 3600))
-    return 0
-
-
-def _read(path: Path) -> str | None:
-    return path.read_text().strip() if path.exists() else None
-
-
-def api_client(args: argparse.Namespace) -> ApiClient:
-    token = args.token or os.environ.get("TASK_SCHEDULER_TOKEN") or _read(Path(args.state_dir) / "token")
-    return ApiClient(args.api, token)
-
-
-def cmd_task(args: argparse.Namespace) -> int:
-    api = api_client(args)
-    action, task_id = args.action, getattr(args, "task_id", None)
-    if action == "start":
-        body = {"workflow_name": args.workflow, "args": json.loads(args.args), "priority": args.priority}
-        if args.id:
-            body["id"] = args.id
-        task = api.post("/tasks", body)
-        print(f"started {task['task_id']}")
-        return _follow(api, task["task_id"]) if args.wait else 0
-    if action == "list":
-        for task in api.get("/tasks", state=args.state, workflow_name=args.workflow, node=args.node)["tasks"]:
-            print(
-                f"{task['task_id']:<40} {task['workflow_name'] or '-':<18} {task['state'] or '-':<10} "
-                f"{task['current_node'] or '':<12} {task['temporal_status']}"
-            )
-        return 0
-    if action == "wait":
-        return _follow(api, task_id)
-    if action == "show":
-        print(render_task(api.get(f"/tasks/{task_id}")))
-        return 0
-    body = (
-        {"mode": args.mode}
-        if action == "continue"
-        else {"reason": args.reason}
-        if action == "cancel"
-        else None
-    )
-    print(render_task(api.post(f"/tasks/{task_id}/{action}", body)))
-    return 0
-
-
-def _follow(api: ApiClient, task_id: str) -> int:
-    task = api.follow(task_id, lambda t: print(render_task(t), flush=True))
-    if task["state"] == "ERROR":
-        print(f"the task waits for an operator: task-scheduler task continue {task_id} [--mode next]")
-    return 0 if task["state"] == "FINISHED" else 1
-
-
-def cmd_node(args: argparse.Namespace) -> int:
-    api = api_client(args)
-    nodes = [api.post(f"/nodes/{args.node_id}/restart")] if args.action == "restart" else api.get("/nodes")
-    for node in nodes:
-        holder = node["holder"]["key"]["task_id"] if node.get("holder") else "-"
-        hosted = "hosted" if node["hosted"] else "NO WORKER"
-        print(
-            f"{node['id']:<14} {node['state'] or '?':<10} {hosted:<10} holder: {holder:<30} "
-            f"waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
-        )
     return 0
 
 
@@ -294,69 +245,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
 
-    async def run() -> list[str]:
+    async def run() -> None:
         client = await connect(settings)
-        return await ensure_search_attributes(client, settings.temporal_namespace)
+        added = await ensure_search_attributes(client, settings.temporal_namespace)
+        print(
+            f"search attributes added: {', '.join(added)}"
+            if added
+            else "search attributes already registered"
+        )
 
-    added = asyncio.run(run())
-    print(f"search attributes added: {', '.join(added)}" if added else "search attributes already registered")
-    return 0
-
-
-def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api",
-        default=os.environ.get("TASK_SCHEDULER_API_URL", "http://127.0.0.1:8000"),
-        help="the API's address (default: $TASK_SCHEDULER_API_URL or http://127.0.0.1:8000)",
-    )
-    parser.add_argument("--token", help="bearer token (default: $TASK_SCHEDULER_TOKEN, or the dev stack's)")
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
-
-
-def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    task = commands.add_parser("task", help="start, list, show and control tasks (through the API)")
-    actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
-    start = actions.add_parser("start", help="start a task")
-    start.add_argument("workflow", help="the lab workflow to run")
-    start.add_argument("--args", default="{}", help='task arguments as JSON, e.g. \'{"plate": "P1"}\'')
-    start.add_argument("--id", help="your own task id (a retried start with the same id is refused)")
-    start.add_argument("--priority", type=int, default=0, help="higher runs first on a busy node")
-    start.add_argument("--wait", action="store_true", help="follow the task until it is over or stops")
-    listing = actions.add_parser("list", help="list tasks")
-    listing.add_argument("--state", help="PENDING, ACTIVE, PAUSED, ERROR, FINISHED or CANCELLED")
-    listing.add_argument("--workflow", help="only tasks of this lab workflow")
-    listing.add_argument("--node", help="only tasks now at this node")
-    for name, text in (
-        ("show", "show a task and its steps"),
-        ("wait", "follow a task live"),
-        ("pause", "pause after the current step"),
-        ("continue", "continue a paused or failed task"),
-        ("cancel", "cancel a task (its running step is aborted)"),
-    ):
-        action = actions.add_parser(name, help=text)
-        action.add_argument("task_id")
-        if name == "continue":
-            action.add_argument(
-                "--mode",
-                choices=["retry", "next"],
-                default="retry",
-                help="after a failed step: run it again (retry) or move on (next)",
-            )
-        if name == "cancel":
-            action.add_argument("--reason")
-    for sub in actions.choices.values():
-        add_client_arguments(sub)
-    task.set_defaults(handler=cmd_task)
-
-
-def add_node_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    node = commands.add_parser("node", help="list and restart nodes (through the API)")
-    actions = node.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add_client_arguments(actions.add_parser("list", help="nodes, their state, holder and worker"))
-    restart = actions.add_parser("restart", help="restart a node (clears its ERROR)")
-    restart.add_argument("node_id")
-    add_client_arguments(restart)
-    node.set_defaults(handler=cmd_node)
+    return run_async(run)
 
 
 def add_server_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

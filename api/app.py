@@ -21,11 +21,34 @@ from .routers import nodes, tasks, tokens
 from .security import address_allowed
 
 access_log = logging.getLogger("task_scheduler.access")
+# Refused by access control (no or bad token, too low a role, address not allowed). A 404 or a 409 was
+# allowed in: the caller may ask, the answer is no.
+REFUSED = frozenset({401, 403})
 
 
 class MissingSecretError(TaskSchedulerError):
     """No token secret: set TASK_SCHEDULER_SECRET (a long random string, e.g. `openssl rand -hex 32`) in
     the environment or in .env. `task-scheduler dev` makes one for you."""
+
+
+class WeakSecretError(MissingSecretError):
+    """The token secret is too short: tokens signed with it could be forged. Set TASK_SCHEDULER_SECRET
+    to at least 32 random bytes (`openssl rand -hex 32`)."""
+
+
+MIN_SECRET_BYTES = 32  # HS256: a shorter key is open to brute force (RFC 7518, section 3.2)
+
+
+def check_secret(settings: Settings) -> None:
+    """A missing, blank or short secret is a start-up error, never a silent default."""
+    secret = settings.secret.get_secret_value().strip() if settings.secret else ""
+    if not secret:
+        raise MissingSecretError()
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise WeakSecretError(
+            f"TASK_SCHEDULER_SECRET is too short ({len(secret.encode())} bytes): tokens signed with it "
+            f"could be forged. Use at least {MIN_SECRET_BYTES} bytes, e.g. `openssl rand -hex 32`."
+        )
 
 
 def load_lab(settings: Settings) -> LabConfig:
@@ -42,8 +65,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. `extra_routers` are a lab's own routes (the seed's `init_extra_routes`)."""
     settings = settings or Settings()
-    if settings.secret is None:
-        raise MissingSecretError()
+    check_secret(settings)
     app = FastAPI(
         title="task_scheduler",
         description="Durable lab tasks on Temporal: start, inspect and control tasks and nodes.",
@@ -68,7 +90,16 @@ async def _guard_and_log(request: Request, call_next: Callable[[Request], Awaita
             {"detail": f"address {address} is not allowed (TASK_SCHEDULER_AUTHORIZED_IPS)"}, status_code=403
         )
     else:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            _log_access(request, address, 500)  # a crash is a request too; the error is logged by uvicorn
+            raise
+    _log_access(request, address, response.status_code)
+    return response
+
+
+def _log_access(request: Request, address: str | None, status: int) -> None:
     identity = getattr(request.state, "identity", None)
     access_log.info(
         "client=%s identity=%s method=%s path=%s status=%s %s",
@@ -76,7 +107,6 @@ async def _guard_and_log(request: Request, call_next: Callable[[Request], Awaita
         f"{identity.name}({identity.role.name})" if identity else "-",
         request.method,
         request.url.path,
-        response.status_code,
-        "allowed" if response.status_code < 400 or response.status_code >= 500 else "refused",
+        status,
+        "refused" if status in REFUSED else "allowed",
     )
-    return response

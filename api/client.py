@@ -20,10 +20,16 @@ class ApiError(TaskSchedulerError):
     def __init__(self, status: int, detail: object) -> None:
         self.status = status
         self.detail = detail
-        text = (
-            "\n  ".join([detail["message"], *detail["problems"]]) if isinstance(detail, dict) else str(detail)
-        )
-        super().__init__(f"{status}: {text}")
+        super().__init__(f"{status}: {_detail_text(detail)}")
+
+
+def _detail_text(detail: object) -> str:
+    """Our errors' message, a configuration's problems one a line, or FastAPI's validation errors."""
+    if isinstance(detail, dict) and "problems" in detail:
+        return "\n  ".join([detail["message"], *detail["problems"]])
+    if isinstance(detail, list) and all(isinstance(d, dict) and "msg" in d for d in detail):
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d['msg']}" for d in detail)
+    return str(detail)
 
 
 class ApiClient:

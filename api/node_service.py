@@ -34,7 +34,7 @@ class NodeService:
             raise UnknownNodeError(f"unknown node {node_id!r}; known nodes: {known}")
         return self.lab.node(node_id)
 
-    async def list(self) -> list[NodePublic]:
+    async def list_all(self) -> list[NodePublic]:
         return list(await asyncio.gather(*(self.show(n.id) for n in self.lab.nodes)))
 
     async def show(self, node_id: str) -> NodePublic:
@@ -64,12 +64,25 @@ class NodeService:
             return None  # no ledger yet (no worker ever hosted it), or no worker to answer
 
     async def _waiting(self, node_id: str) -> list[str]:
-        page = await self.tasks.list(TaskState.ACTIVE.value, None, node_id, 100, None)
+        page = await self.tasks.list_all(TaskState.ACTIVE.value, None, node_id, 100, None)
         return [t.task_id for t in page.tasks]
 
     async def hosted(self, node_id: str) -> bool:
+        return await self._polled(node_task_queue(node_id))
+
+    async def _polled(self, task_queue: str, activities: bool = True) -> bool:
+        """A live worker polls `task_queue` (its activity side, or its workflow side)."""
+        # The client retries an unavailable server for many seconds: a health check must answer sooner.
+        timeout_s = self.settings.rpc_timeout_s
         async with temporal_errors():
-            return bool(await live_pollers(self.client, node_task_queue(node_id)))
+            try:
+                return bool(
+                    await asyncio.wait_for(live_pollers(self.client, task_queue, activities), timeout_s)
+                )
+            except TimeoutError as exc:
+                raise SchedulerUnavailableError(
+                    f"Temporal at {self.settings.temporal_address} did not answer within {timeout_s:g} s"
+                ) from exc
 
     async def restart(self, node_id: str, by: str | None) -> NodePublic:
         self.config(node_id)
@@ -83,12 +96,10 @@ class NodeService:
     async def health(self) -> HealthPublic:
         address = self.settings.temporal_address
         try:
-            workflow_worker = bool(
-                await live_pollers(self.client, self.settings.task_queue, activities=False)
-            )
+            workflow_worker = await self._polled(self.settings.task_queue, activities=False)
             hosted = await asyncio.gather(*(self.hosted(n.id) for n in self.lab.nodes))
-        except (RPCError, SchedulerUnavailableError):
-            return HealthPublic(temporal=False, temporal_address=address, workflow_worker=False, nodes={})
+        except (RPCError, SchedulerUnavailableError) as exc:
+            return unreachable(address, f"Temporal at {address} does not answer: {exc}")
         nodes = {n.id: h for n, h in zip(self.lab.nodes, hosted, strict=True)}
         return HealthPublic(
             temporal=True, temporal_address=address, workflow_worker=workflow_worker, nodes=nodes
@@ -121,3 +132,9 @@ class NodeService:
         await asyncio.gather(*(one(task_id) for task_id in ids))
         result.done.sort()
         return result
+
+
+def unreachable(address: str, detail: str) -> HealthPublic:
+    return HealthPublic(
+        temporal=False, temporal_address=address, workflow_worker=False, nodes={}, detail=detail
+    )

@@ -85,8 +85,9 @@ class HealthPublic(BaseModel):
     api: Literal["ok"] = "ok"
     temporal: bool
     temporal_address: str
-    workflow_worker: bool
-    nodes: dict[str, bool]
+    workflow_worker: bool = Field(description="a live worker polls the workflow task queue")
+    nodes: dict[str, bool] = Field(description="node id: a live worker hosts it")
+    detail: str | None = Field(default=None, description="why Temporal is unreachable")
 
 
 class LabCommandPublic(BaseModel):

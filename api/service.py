@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -20,15 +21,18 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..engine.config import LabConfig
 from ..engine.errors import (
     CommandRefusedError,
+    InvalidRequestError,
+    InvalidTransitionError,
     SchedulerUnavailableError,
     TaskExistsError,
+    TaskOverError,
     TaskSchedulerError,
     UnknownTaskError,
 )
@@ -37,9 +41,10 @@ from ..engine.tasks import CommandRequest, ContinueRequest, TaskStatus, make_tas
 from ..settings import Settings
 from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
+from .paging import read_page_token, sign_page_token
 from .schemas import TaskCreate, TaskPage, TaskPublic, TaskSummary
 
-TASKS_QUERY = f'WorkflowType="{TaskWorkflow.__name__}"'
+MAX_ID_STEM_CHARS = 120
 
 
 @asynccontextmanager
@@ -62,7 +67,7 @@ async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
 
 def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
     if "already completed" in exc.message:
-        return CommandRefusedError(f"task {task_id!r} is over: it takes no more commands")
+        return TaskOverError(f"task {task_id!r} is over: it takes no more commands")
     if exc.status is RPCStatusCode.NOT_FOUND:
         return UnknownTaskError(f"no task {task_id!r}" if task_id else exc.message)
     if exc.status is RPCStatusCode.ALREADY_EXISTS:
@@ -72,9 +77,16 @@ def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
     return TaskSchedulerError(f"Temporal refused the request: {exc.message}")
 
 
+def _new_task_id(workflow_name: str) -> str:
+    """`<workflow>-<random>`, with the workflow name reduced to the characters a task id may hold (a
+    name such as "Plate assay (v2)" would give an id that no task route accepts)."""
+    stem = re.sub(r"[^A-Za-z0-9._:-]+", "-", workflow_name).strip("-._:")[:MAX_ID_STEM_CHARS] or "task"
+    return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
 def _filter_value(name: str, value: str) -> str:
     if '"' in value or "\\" in value:
-        raise CommandRefusedError(f"the {name} filter may not contain quotes or backslashes")
+        raise InvalidRequestError(f"the {name} filter may not contain quotes or backslashes")
     return f'"{value}"'
 
 
@@ -86,6 +98,11 @@ class TaskService:
         self.settings = settings
         self.lab = lab
         self.rpc_timeout = timedelta(seconds=settings.rpc_timeout_s)
+        self._secret = settings.secret.get_secret_value() if settings.secret else ""
+        # The lab's tasks are the TaskWorkflows of its workflow task queue: other labs or tests may
+        # share the Temporal namespace, and a lab-wide pause must not reach their tasks.
+        queue = _filter_value("task_queue", settings.task_queue)
+        self.tasks_query = f'WorkflowType="{TaskWorkflow.__name__}" AND TaskQueue={queue}'
 
     def ui_url(self, task_id: str) -> str | None:
         base = self.settings.temporal_ui_url
@@ -93,12 +110,15 @@ class TaskService:
 
     async def start(self, body: TaskCreate) -> TaskPublic:
         spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority)
-        task_id = body.id or f"{body.workflow_name}-{uuid.uuid4().hex[:10]}"
+        task_id = body.id or _new_task_id(body.workflow_name)
         async with temporal_errors(task_id):
             await self.client.start_workflow(
                 TaskWorkflow.run,
                 spec,
                 id=task_id,
+                # A task id names one run for ever: a client retrying its start after the task finished
+                # must get 409, not run the lab's steps a second time.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 task_queue=self.settings.task_queue,
                 search_attributes=TypedSearchAttributes(
                     [
@@ -115,7 +135,7 @@ class TaskService:
         )
         return self._public(status, "RUNNING", live=False)
 
-    async def list(
+    async def list_all(
         self,
         state: str | None,
         workflow_name: str | None,
@@ -123,14 +143,14 @@ class TaskService:
         page_size: int,
         page_token: str | None,
     ) -> TaskPage:
-        query = TASKS_QUERY
+        query = self.tasks_query
         if state:
             query += f" AND TaskState={_filter_value('state', state)}"
         if workflow_name:
             query += f" AND LabWorkflow={_filter_value('workflow_name', workflow_name)}"
         if node:
             query += f" AND CurrentNode={_filter_value('node', node)}"
-        token = bytes.fromhex(page_token) if page_token else None
+        token = read_page_token(self._secret, page_token, query) if page_token else None
         async with temporal_errors():
             iterator = self.client.list_workflows(
                 query, page_size=page_size, next_page_token=token, rpc_timeout=self.rpc_timeout
@@ -139,7 +159,8 @@ class TaskService:
         executions = iterator.current_page or []
         next_token = iterator.next_page_token
         return TaskPage(
-            tasks=[_summary(e) for e in executions], next_page_token=next_token.hex() if next_token else None
+            tasks=[_summary(e) for e in executions],
+            next_page_token=sign_page_token(self._secret, next_token, query) if next_token else None,
         )
 
     async def show(self, task_id: str) -> TaskPublic:
@@ -189,28 +210,49 @@ class TaskService:
 
     async def pause(self, task_id: str, by: str | None) -> TaskPublic:
         handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
-        async with temporal_errors(task_id):
-            await handle.execute_update(
-                TaskWorkflow.pause, CommandRequest(by=by), rpc_timeout=self.rpc_timeout
-            )
-        return await self.show(task_id)
+        request = CommandRequest(by=by)
+        return await self._command(
+            task_id,
+            "pause",
+            lambda: handle.execute_update(TaskWorkflow.pause, request, rpc_timeout=self.rpc_timeout),
+        )
 
     async def proceed(self, task_id: str, mode: str, by: str | None) -> TaskPublic:
         handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
         request = ContinueRequest(mode=mode, note=f"by {by}" if by else None)  # type: ignore[arg-type]
-        async with temporal_errors(task_id):
-            await handle.execute_update(TaskWorkflow.proceed, request, rpc_timeout=self.rpc_timeout)
-        return await self.show(task_id)
+        return await self._command(
+            task_id,
+            "continue",
+            lambda: handle.execute_update(TaskWorkflow.proceed, request, rpc_timeout=self.rpc_timeout),
+        )
 
     async def cancel(self, task_id: str, reason: str | None, by: str | None) -> TaskPublic:
         """Record who cancels and why (refused if impossible), then ask Temporal to cancel the task."""
         handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
-        async with temporal_errors(task_id):
-            await handle.execute_update(
-                TaskWorkflow.cancel, CommandRequest(reason=reason, by=by), rpc_timeout=self.rpc_timeout
-            )
+
+        async def cancel() -> None:
+            request = CommandRequest(reason=reason, by=by)
+            await handle.execute_update(TaskWorkflow.cancel, request, rpc_timeout=self.rpc_timeout)
             await handle.cancel(rpc_timeout=self.rpc_timeout)
+
+        return await self._command(task_id, "cancel", cancel)
+
+    async def _command(self, task_id: str, command: str, send: Callable[[], Awaitable[object]]) -> TaskPublic:
+        """Send an operator's command; a task that is over refuses it, naming the state it ended in."""
+        try:
+            async with temporal_errors(task_id):
+                await send()
+        except TaskOverError as exc:
+            state = await self._final_state(task_id)
+            raise InvalidTransitionError("task", state, command, "it is over") from exc
         return await self.show(task_id)
+
+    async def _final_state(self, task_id: str) -> str:
+        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        async with temporal_errors(task_id):
+            description = await handle.describe(rpc_timeout=self.rpc_timeout)
+        summary = _summary(description)
+        return summary.state.value if summary.state else summary.temporal_status
 
     async def wait(self, task_id: str, timeout_s: float) -> TaskPublic:
         handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
@@ -223,7 +265,7 @@ class TaskService:
 
     async def ids_in_state(self, *states: TaskState) -> list[str]:
         query = (
-            TASKS_QUERY
+            self.tasks_query
             + ' AND ExecutionStatus="Running" AND ('
             + " OR ".join(f'TaskState="{s.value}"' for s in states)
             + ")"
@@ -238,7 +280,7 @@ def _summary(execution: WorkflowExecution) -> TaskSummary:
     return TaskSummary(
         task_id=execution.id,
         workflow_name=attributes.get(LAB_WORKFLOW),
-        state=TaskState(state) if state in TaskState.__members__ else None,
+        state=TaskState(state) if state and state in TaskState.__members__ else None,
         current_node=attributes.get(CURRENT_NODE) or None,
         temporal_status=execution.status.name if execution.status else "UNKNOWN",
         started_at=execution.start_time,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from ...engine.config import LabConfig
-from ...engine.errors import UnknownWorkflowError
+from ...engine.errors import SchedulerUnavailableError, UnknownWorkflowError
 from ...engine.loader import load_config
-from ..deps import Admin, Nodes, Operator, Viewer
+from ..deps import Admin, Nodes, Operator, Viewer, node_service, task_service, temporal_client
+from ..node_service import unreachable
 from ..schemas import ConfigPublic, HealthPublic, LabCommandPublic, WorkflowPublic
 
 router = APIRouter(tags=["lab"])
@@ -34,10 +35,21 @@ async def show_workflow(name: str, request: Request, who: Viewer) -> WorkflowPub
     return _workflow(lab.workflow(name))
 
 
-@router.get("/health")
-async def health(who: Viewer, nodes: Nodes) -> HealthPublic:
-    """The API is up; is Temporal reachable, which node queues have a live worker."""
-    return await nodes.health()
+@router.get("/health", responses={503: {"model": HealthPublic, "description": "Temporal is unreachable"}})
+async def health(request: Request, response: Response) -> HealthPublic:
+    """Public, for monitoring: the API is up, is Temporal reachable (else 503), which nodes have a worker."""
+    # No token: a monitor has none, and this tells less than a node listing. The address allowlist
+    # still applies. Temporal down is what a monitor must see in the status code.
+    try:
+        client = await temporal_client(request)
+    except SchedulerUnavailableError as exc:
+        report = unreachable(request.app.state.settings.temporal_address, exc.message)
+    else:
+        nodes = await node_service(request, client, await task_service(request, client))
+        report = await nodes.health()
+    if not report.temporal:
+        response.status_code = 503
+    return report
 
 
 @router.post("/lab/pause")

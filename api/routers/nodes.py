@@ -13,7 +13,7 @@ router = APIRouter(prefix="/nodes", tags=["nodes"])
 @router.get("")
 async def list_nodes(who: Viewer, nodes: Nodes) -> list[NodePublic]:
     """Every node: its state, holder, waiting tasks, statistics, and whether a live worker hosts it."""
-    return await nodes.list()
+    return await nodes.list_all()
 
 
 @router.get("/{node_id}")

@@ -32,7 +32,7 @@ async def list_tasks(
     page_token: Annotated[str | None, Query(pattern=r"^[0-9a-f]*$")] = None,
 ) -> TaskPage:
     """List tasks, newest first, filtered by state, lab workflow or current node."""
-    return await tasks.list(state.value if state else None, workflow_name, node, page_size, page_token)
+    return await tasks.list_all(state.value if state else None, workflow_name, node, page_size, page_token)
 
 
 @router.get("/{task_id}")

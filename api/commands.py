@@ -1,0 +1,162 @@
+"""The CLI's client commands (`task ...`, `node ...`): thin wrappers over the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..engine.errors import TaskSchedulerError
+from .client import ApiClient, render_task
+
+DEFAULT_STATE_DIR = ".task-scheduler"
+
+
+def read_file(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
+
+
+def api_client(args: argparse.Namespace) -> ApiClient:
+    token = args.token or os.environ.get("TASK_SCHEDULER_TOKEN") or read_file(Path(args.state_dir) / "token")
+    return ApiClient(args.api, token)
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    api = api_client(args)
+    action = TASK_ACTIONS.get(args.action, _task_command)
+    return action(api, args)
+
+
+def _start(api: ApiClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "workflow_name": args.workflow,
+        "args": _task_args(args.args),
+        "priority": args.priority,
+    }
+    if args.id:
+        body["id"] = args.id
+    task = api.post("/tasks", body)
+    print(f"started {task['task_id']}")
+    return _follow(api, task["task_id"]) if args.wait else 0
+
+
+def _list(api: ApiClient, args: argparse.Namespace) -> int:
+    for task in api.get("/tasks", state=args.state, workflow_name=args.workflow, node=args.node)["tasks"]:
+        print(
+            f"{task['task_id']:<40} {task['workflow_name'] or '-':<18} {task['state'] or '-':<10} "
+            f"{task['current_node'] or '':<12} {task['temporal_status']}"
+        )
+    return 0
+
+
+def _show(api: ApiClient, args: argparse.Namespace) -> int:
+    print(render_task(api.get(f"/tasks/{args.task_id}")))
+    return 0
+
+
+def _task_command(api: ApiClient, args: argparse.Namespace) -> int:
+    """pause, continue, cancel."""
+    body = {
+        "continue": {"mode": getattr(args, "mode", None)},
+        "cancel": {"reason": getattr(args, "reason", None)},
+    }
+    print(render_task(api.post(f"/tasks/{args.task_id}/{args.action}", body.get(args.action))))
+    return 0
+
+
+TASK_ACTIONS = {
+    "start": _start,
+    "list": _list,
+    "show": _show,
+    "wait": lambda api, args: _follow(api, args.task_id),
+}
+
+
+def _task_args(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskSchedulerError(
+            f'--args is not valid JSON ({exc}); e.g. --args \'{{"plate": "P1"}}\''
+        ) from exc
+    if not isinstance(value, dict):
+        raise TaskSchedulerError(f'--args must be a JSON object, e.g. \'{{"plate": "P1"}}\'; got {text}')
+    return value
+
+
+def _follow(api: ApiClient, task_id: str) -> int:
+    task = api.follow(task_id, lambda t: print(render_task(t), flush=True))
+    if task["state"] == "ERROR":
+        print(f"the task waits for an operator: task-scheduler task continue {task_id} [--mode next]")
+    return 0 if task["state"] == "FINISHED" else 1
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    api = api_client(args)
+    nodes = [api.post(f"/nodes/{args.node_id}/restart")] if args.action == "restart" else api.get("/nodes")
+    for node in nodes:
+        holder = node["holder"]["key"]["task_id"] if node.get("holder") else "-"
+        hosted = "hosted" if node["hosted"] else "NO WORKER"
+        print(
+            f"{node['id']:<14} {node['state'] or '?':<10} {hosted:<10} holder: {holder:<30} "
+            f"waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
+        )
+    return 0
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("TASK_SCHEDULER_API_URL", "http://127.0.0.1:8000"),
+        help="the API's address (default: $TASK_SCHEDULER_API_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument("--token", help="bearer token (default: $TASK_SCHEDULER_TOKEN, or the dev stack's)")
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
+
+
+def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    task = commands.add_parser("task", help="start, list, show and control tasks (through the API)")
+    actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("start", help="start a task")
+    start.add_argument("workflow", help="the lab workflow to run")
+    start.add_argument("--args", default="{}", help='task arguments as JSON, e.g. \'{"plate": "P1"}\'')
+    start.add_argument("--id", help="your own task id (a retried start with the same id is refused)")
+    start.add_argument("--priority", type=int, default=0, help="higher runs first on a busy node")
+    start.add_argument("--wait", action="store_true", help="follow the task until it is over or stops")
+    listing = actions.add_parser("list", help="list tasks")
+    listing.add_argument("--state", help="PENDING, ACTIVE, PAUSED, ERROR, FINISHED or CANCELLED")
+    listing.add_argument("--workflow", help="only tasks of this lab workflow")
+    listing.add_argument("--node", help="only tasks now at this node")
+    for name, text in (
+        ("show", "show a task and its steps"),
+        ("wait", "follow a task live"),
+        ("pause", "pause after the current step"),
+        ("continue", "continue a paused or failed task"),
+        ("cancel", "cancel a task (its running step is aborted)"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("task_id")
+        if name == "continue":
+            action.add_argument(
+                "--mode",
+                choices=["retry", "next"],
+                default="retry",
+                help="after a failed step: run it again (retry) or move on (next)",
+            )
+        if name == "cancel":
+            action.add_argument("--reason")
+    for sub in actions.choices.values():
+        add_client_arguments(sub)
+    task.set_defaults(handler=cmd_task)
+
+
+def add_node_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    node = commands.add_parser("node", help="list and restart nodes (through the API)")
+    actions = node.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_client_arguments(actions.add_parser("list", help="nodes, their state, holder and worker"))
+    restart = actions.add_parser("restart", help="restart a node (clears its ERROR)")
+    restart.add_argument("node_id")
+    add_client_arguments(restart)
+    node.set_defaults(handler=cmd_node)

@@ -1,0 +1,150 @@
+"""The CLI as a user types it, against a `task-scheduler dev` stack on a fast copy of the demo lab:
+`task start --wait`, `task list`, `task show`, `task continue`, `node list`, `token create`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from dev_stack import BINARY, DevStack, clean_environment, fast_demo_lab
+
+OVERDOSE = '{"volume_ul": 5000}'
+OVERDOSE_MESSAGE = "volume 5000 µL exceeds capacity 1000 µL"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    folder = tmp_path_factory.mktemp("cli")
+    dev = DevStack(config=fast_demo_lab(folder / "lab", speed=0.05), state_dir=folder / "state")
+    try:
+        dev.start()
+        yield dev
+    finally:
+        dev.cleanup()
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli(stack: DevStack, *args: str, token: str | None = None, timeout_s: float = 60) -> Run:
+    """`task-scheduler ARGS` with the API's address and a token from the environment, as a user sets them."""
+    env = clean_environment(TASK_SCHEDULER_API_URL=stack.url, TASK_SCHEDULER_TOKEN=token or stack.token)
+    done = subprocess.run(
+        [str(BINARY), *args],
+        cwd=stack.state_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def started_id(run: Run) -> str:
+    match = re.search(r"^started (\S+)$", run.out, re.MULTILINE)
+    assert match, run
+    return match.group(1)
+
+
+def test_task_start_wait_follows_the_steps_until_the_task_finishes(stack: DevStack) -> None:
+    run = cli(stack, "task", "start", "quick-check", "--args", '{"plate": "P-7"}', "--wait")
+
+    assert run.code == 0, run
+    task_id = started_id(run)
+    assert f"task {task_id}  quick-check  FINISHED" in run.out
+    final = run.out.split(f"task {task_id}  quick-check  FINISHED")[-1]
+    assert re.search(r"1\. arm +SUCCEEDED +\d+\.\d s  plate P-7 moved from bench to reader", final), run.out
+    assert re.search(r"2\. reader +SUCCEEDED", final)
+    assert re.search(r"3\. arm +SUCCEEDED", final)
+    assert f"Temporal UI: http://127.0.0.1:{stack.ui_port}/namespaces/default/workflows/{task_id}" in final
+
+    listed = cli(stack, "task", "list", "--workflow", "quick-check")
+    assert re.search(rf"^{re.escape(task_id)} +quick-check +FINISHED", listed.out, re.MULTILINE), listed
+
+
+def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(stack: DevStack) -> None:
+    run = cli(stack, "task", "start", "prepare-plate", "--args", OVERDOSE, "--wait")
+
+    assert run.code == 1, run
+    task_id = started_id(run)
+    assert f"task {task_id}  prepare-plate  ERROR" in run.out
+    assert OVERDOSE_MESSAGE in run.out
+    assert f"task-scheduler task continue {task_id} [--mode next]" in run.out
+
+    shown = cli(stack, "task", "show", task_id)
+    assert shown.code == 0, shown
+    assert f"reason: step 3 on node dispenser failed with status 2: {OVERDOSE_MESSAGE}" in shown.out
+    assert re.search(r"3\. dispenser +FAILED", shown.out)
+    in_error = cli(stack, "task", "list", "--state", "ERROR")
+    assert re.search(rf"^{re.escape(task_id)} +prepare-plate +ERROR +dispenser", in_error.out, re.MULTILINE)
+    nodes = cli(stack, "node", "list")
+    assert re.search(r"^dispenser +ERROR +hosted", nodes.out, re.MULTILINE), nodes
+
+    continued = cli(stack, "task", "continue", task_id, "--mode", "next")
+    assert continued.code == 0, continued
+    waited = cli(stack, "task", "wait", task_id)
+
+    assert waited.code == 0, waited
+    final = waited.out.split(f"task {task_id}  prepare-plate  FINISHED")[-1]
+    assert re.search(r"3\. dispenser +SKIPPED", final), waited.out
+    assert re.search(r"5\. hotel +SUCCEEDED", final)
+    nodes = cli(stack, "node", "list")
+    assert re.search(r"^dispenser +AVAILABLE +hosted", nodes.out, re.MULTILINE), nodes
+
+
+def test_commands_the_api_refuses_print_why_and_fail(stack: DevStack) -> None:
+    done = cli(stack, "task", "start", "quick-check", "--wait")
+    task_id = started_id(done)
+
+    again = cli(stack, "task", "continue", task_id)
+    unknown = cli(stack, "task", "start", "no-such-workflow")
+    bad_args = cli(stack, "task", "start", "quick-check", "--args", "{plate: P1}")
+    bad_priority = cli(stack, "task", "start", "quick-check", "--priority", "99999")
+
+    assert (again.code, unknown.code, bad_args.code, bad_priority.code) == (1, 1, 1, 1)
+    assert bad_priority.err.strip() == "error: 422: body.priority: Input should be less than or equal to 1000"
+    assert again.err.strip() == "error: 409: cannot continue a task that is FINISHED: it is over"
+    assert "error: 404: unknown workflow 'no-such-workflow'" in unknown.err
+    assert "--args is not valid JSON" in bad_args.err
+    assert "Traceback" not in again.err + unknown.err + bad_args.err + bad_priority.err
+
+
+def test_node_list_shows_every_demo_node_hosted(stack: DevStack) -> None:
+    run = cli(stack, "node", "list")
+
+    assert run.code == 0, run
+    for node in ("hotel", "arm", "dispenser", "reader", "storage"):
+        assert re.search(rf"^{node} +\w+ +hosted", run.out, re.MULTILINE), run.out
+
+
+def test_token_create_makes_a_token_the_api_accepts_with_its_role(stack: DevStack) -> None:
+    run = cli(stack, "token", "create", "robot-7", "--role", "operator", "--state-dir", str(stack.state_dir))
+
+    assert run.code == 0, run
+    robot = {"Authorization": f"Bearer {run.out.strip()}"}
+    assert httpx.post(f"{stack.url}/lab/resume", headers=robot).status_code == 200
+    refused = httpx.post(f"{stack.url}/config/reload", headers=robot)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "this needs the admin role; your token has operator"
+    viewer = cli(stack, "token", "create", "screen", "--state-dir", str(stack.state_dir))
+    listing = cli(stack, "task", "list", token=viewer.out.strip())
+    assert listing.code == 0, listing
+    refused_start = cli(stack, "task", "start", "quick-check", token=viewer.out.strip())
+    assert refused_start.code == 1
+    assert "403" in refused_start.err
+
+
+def test_cli_without_a_valid_token_says_401(stack: DevStack) -> None:
+    run = cli(stack, "task", "list", token="not-a-token")
+
+    assert run.code == 1
+    assert run.err.startswith("error: 401: invalid token")
