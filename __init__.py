@@ -1,11 +1,15 @@
 """task_scheduler: durable scheduling of automated-lab tasks on Temporal."""
 
-from .engine.config import LabConfig, NodeConfig, StepConfig, WorkflowConfig, build_node
-from .engine.errors import ConfigError, InvalidTransitionError, TaskSchedulerError
-from .engine.loader import load_config, load_config_dir
-from .engine.models import EmulationConfig, NextExecution, NodeRef, RetryConfig, StepResult
-from .engine.nodes import BaseNode
-from .engine.states import NodeState, TaskState
+# The repository root is the package. pytest imports a root folder that holds an `__init__.py` as a
+# package named after the folder, and a clone's folder may have any name ("ci-clone"): then this file
+# runs as a plain module, where relative imports fail. It exports nothing in that case.
+if __package__:
+    from .engine.config import LabConfig, NodeConfig, StepConfig, WorkflowConfig, build_node
+    from .engine.errors import ConfigError, InvalidTransitionError, TaskSchedulerError
+    from .engine.loader import load_config, load_config_dir
+    from .engine.models import EmulationConfig, NextExecution, NodeRef, RetryConfig, StepResult
+    from .engine.nodes import BaseNode
+    from .engine.states import NodeState, TaskState
 
 __all__ = [
     "BaseNode",

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities.host import NodeHost, node_task_queue
@@ -33,6 +34,7 @@ log = logging.getLogger("task_scheduler.worker")
 
 # A workflow cached on a killed worker would answer nothing until this timeout (10 s by default).
 STICKY_TIMEOUT = timedelta(seconds=1)
+OFFLINE_RPC_TIMEOUT = timedelta(seconds=2)
 # A cancellation reaches a step only in the answer to a heartbeat, and the SDK sends heartbeats at most
 # every 0.8 x the heartbeat timeout by default (24 s for 30 s): an operator's cancel must stop a driver
 # within a second or so, not half a minute later. Zero, not a second: the step's "running" heartbeat
@@ -100,6 +102,8 @@ class LabWorker:
 
     async def stop(self) -> None:
         stopped_identities.add(self.options.identity)
+        if self.host is not None:
+            await self._announce_offline()
         await self._stack.aclose()
         if self.host is not None:
             self.host.close()
@@ -142,6 +146,18 @@ class LabWorker:
                 )
             )
         return workers
+
+    async def _announce_offline(self) -> None:
+        """Best effort, on a clean stop: the ledgers of idle nodes say OFFLINE while no worker hosts them
+        (a node in use stays IN_USE; a crash announces nothing, the heartbeat timeouts tell)."""
+        for node_id in self.node_ids:
+            handle = self.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+            try:
+                await handle.execute_update(
+                    NodeWorkflow.go_offline, NodeCommand(node_id=node_id), rpc_timeout=OFFLINE_RPC_TIMEOUT
+                )
+            except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
+                log.warning("could not mark node %s offline: %s", node_id, exc)
 
     async def _bring_online(self, node_id: str) -> None:
         """Make sure the node's ledger runs, and read it first: a use that never ended is reported."""
