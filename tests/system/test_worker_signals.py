@@ -1,0 +1,40 @@
+"""A worker stopped with SIGTERM (or Ctrl-C) stops taking work, lets its running step finish, hands its
+waiting steps back, and exits: nothing is cut off, nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+
+from crash_lab import MakeLab, StartWorker
+from temporalio.client import Client
+from test_crash import driver_started, finished, start_task, status, wait_for, waiting_in_gate
+
+from task_scheduler.devserver import DevServer
+from task_scheduler.engine.tasks import StepOutcome
+
+
+async def test_sigterm_lets_the_running_step_finish_and_hands_back_the_waiting_ones(
+    temporal_server: DevServer,
+    temporal_client: Client,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    lab = make_lab(nodes={"a": {"properties": {"sleep_s": 1.5}}}, workflows={"one": ["a"]})
+    first = start_worker(lab, temporal_server.address, task_queue)
+    running = await start_task(temporal_client, lab, "one", task_queue)
+    await wait_for(lambda: driver_started(lab, running.id), "the first step to run")
+    waiting = await start_task(temporal_client, lab, "one", task_queue)
+    await wait_for(lambda: waiting_in_gate(temporal_client, waiting), "the second step to wait")
+
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=20) == 0, first.output_tail()
+    ended = [e.event for e in lab.events() if e.task_id == running.id]
+    assert ended == ["start", "end"]  # the running step finished, it was not aborted
+    assert not lab.starts(waiting.id)  # the waiting one never reached the device
+
+    second = start_worker(lab, temporal_server.address, task_queue)
+    await finished([running, waiting], timeout_s=30, worker=second)
+    for handle in (running, waiting):
+        assert [s.outcome for s in (await status(handle)).steps] == [StepOutcome.SUCCEEDED]
+    assert len(lab.starts(waiting.id)) == 1
