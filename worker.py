@@ -22,7 +22,7 @@ from .activities.host import NodeHost, node_task_queue
 from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
 from .engine.config import LabConfig, build_node
-from .engine.errors import TaskSchedulerError
+from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.ledger import LedgerState, NodeCommand
 from .workflows.ids import DEFAULT_TASK_QUEUE, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
@@ -49,11 +49,6 @@ EMULATION_BANNER = """
 #  duration and succeeds or fails at its emulated rate. Nothing moves.        #
 ###############################################################################
 """
-
-
-class NodeAlreadyHostedError(TaskSchedulerError):
-    """Another live worker already hosts this node: a node is driven by one worker only. Stop the other
-    worker, or give this one other nodes (`--name` and the nodes' `worker` field)."""
 
 
 @dataclass

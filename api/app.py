@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from ..engine.config import LabConfig
-from ..engine.errors import TaskSchedulerError
+from ..engine.errors import MissingSecretError, WeakSecretError
 from ..engine.loader import load_config, load_config_dir
 from ..settings import Settings
 from .errors import install_error_handlers
@@ -24,16 +24,6 @@ access_log = logging.getLogger("task_scheduler.access")
 # Refused by access control (no or bad token, too low a role, address not allowed). A 404 or a 409 was
 # allowed in: the caller may ask, the answer is no.
 REFUSED = frozenset({401, 403})
-
-
-class MissingSecretError(TaskSchedulerError):
-    """No token secret: set TASK_SCHEDULER_SECRET (a long random string, e.g. `openssl rand -hex 32`) in
-    the environment or in .env. `task-scheduler dev` makes one for you."""
-
-
-class WeakSecretError(MissingSecretError):
-    """The token secret is too short: tokens signed with it could be forged. Set TASK_SCHEDULER_SECRET
-    to at least 32 random bytes (`openssl rand -hex 32`)."""
 
 
 MIN_SECRET_BYTES = 32  # HS256: a shorter key is open to brute force (RFC 7518, section 3.2)

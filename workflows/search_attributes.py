@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..engine.errors import TaskSchedulerError
+from ..engine.errors import SearchAttributeRegistrationError
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -41,12 +41,6 @@ def manual_registration_hint(namespace: str) -> str:
         for key in CUSTOM_SEARCH_ATTRIBUTES
     ]
     return "register them by hand (as an admin of the server):\n  " + "\n  ".join(commands)
-
-
-class SearchAttributeRegistrationError(TaskSchedulerError, RuntimeError):
-    """The Temporal server refused to register the custom search attributes: register them by hand with
-    `temporal operator search-attribute create --name TaskState --type Keyword` (and LabWorkflow,
-    CurrentNode)."""
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -10,9 +10,10 @@ from api_support import MakeClient, ServeApp
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from task_scheduler.api.app import MissingSecretError, WeakSecretError, create_app
+from task_scheduler.api.app import create_app
 from task_scheduler.api.deps import Viewer
 from task_scheduler.devserver import free_port
+from task_scheduler.engine.errors import MissingSecretError, WeakSecretError
 from task_scheduler.settings import Settings
 
 # Seed users' `init_extra_routes`: a lab's own router, using the API's roles.

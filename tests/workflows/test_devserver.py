@@ -17,7 +17,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from task_scheduler.devserver import DevServer, DevServerError, find_temporal_binary
+from task_scheduler.devserver import DevServer, find_temporal_binary
+from task_scheduler.engine.errors import DevServerError
 from task_scheduler.workflows.search_attributes import (
     CURRENT_NODE,
     CUSTOM_SEARCH_ATTRIBUTES,
