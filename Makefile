@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck lint check-config clean
+.PHONY: run test soak bench typecheck lint check-config clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,16 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not soak"
+
+# The reliability soak (tests/system/test_soak.py; not part of `make test`): 1000 tasks, a few minutes.
+soak: $(STAMP)
+	$(BIN)/pytest -q -s -m soak tests/system
+
+# The benchmarks against bare Temporal (bench/run.py; not part of `make test`), about 8 minutes;
+# e.g. `make bench BENCH_ARGS="--quick --only W1,W2"`.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # mypy names packages after their folder, and a clone's folder may be called anything: check the
 # package through a link named task_scheduler.

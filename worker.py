@@ -23,7 +23,7 @@ from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
 from .engine.config import LabConfig, build_node
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
-from .engine.ledger import LedgerState, NodeCommand
+from .engine.ledger import LedgerState, NodeCommand, step_of
 from .workflows.ids import DEFAULT_TASK_QUEUE, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
 from .workflows.pollers import live_pollers, stopped_identities
@@ -177,6 +177,8 @@ class LabWorker:
                 node_id,
                 ledger.holder.key,
             )
+            assert self.host is not None
+            self.host.gates[node_id].prefer(step_of(ledger.holder.key))
 
 
 async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:

@@ -21,6 +21,7 @@ class Waiter:
     turn: asyncio.Future[EndUse | None] = field(compare=False, repr=False)
     # Resolved once the use handed to this waiter has been recorded as ended in the ledger.
     handed_close: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
+    step: str = field(default="", compare=False)  # the step it runs (ledger.step_of)
 
 
 class NodeGate:
@@ -31,10 +32,12 @@ class NodeGate:
         self._waiters: list[Waiter] = []
         self._busy = False
         self._arrivals = itertools.count()
+        self._preferred: str | None = None
 
-    def enter(self, name: str, priority: int, requested_at: datetime) -> Waiter:
+    def enter(self, name: str, priority: int, requested_at: datetime, step: str = "") -> Waiter:
         loop = asyncio.get_running_loop()
-        waiter = Waiter((-priority, requested_at, next(self._arrivals)), name, loop.create_future())
+        order = (-priority, requested_at, next(self._arrivals))
+        waiter = Waiter(order, name, loop.create_future(), step=step)
         self._waiters.append(waiter)
         self._waiters.sort()
         self._admit()
@@ -64,22 +67,46 @@ class NodeGate:
     def readmit(self) -> None:
         self._admit()
 
+    def prefer(self, step: str) -> None:
+        """The ledger names a use of `step` that never ended (its worker was lost): it admits only that
+        step's retry, so the retry goes first when it comes; the others, refused meanwhile, would hold
+        the head of the line for ever."""
+        self._preferred = step
+        self._admit()
+
+    def hand_over(self, close: EndUse) -> asyncio.Future[None] | None:
+        """The holder is done and a step waits: the node goes straight to it, and its begin records
+        `close`; the returned future resolves once it has. Nobody waits: None, and the gate stays
+        closed until `release`, so that no step begins before the end of use is recorded."""
+        if not self._waiters:
+            return None
+        waiter = self._waiters.pop(0)
+        waiter.handed_close = asyncio.get_running_loop().create_future()
+        waiter.turn.set_result(close)
+        return waiter.handed_close
+
     def release(self, close: EndUse | None) -> asyncio.Future[None] | None:
-        """The holder is done. With `close` and a waiter, the node goes straight to that waiter, whose
-        begin records `close`; the returned future resolves once it has. Otherwise the gate opens."""
-        if close is not None and self._waiters:
-            waiter = self._waiters.pop(0)
-            waiter.handed_close = asyncio.get_running_loop().create_future()
-            waiter.turn.set_result(close)
-            return waiter.handed_close
+        """The holder is done. With `close` and a waiter, a hand-over (see `hand_over`); otherwise the
+        gate opens."""
+        handed = self.hand_over(close) if close is not None else None
+        if handed is not None:
+            return handed
         self._busy = False
         self._admit()
         return None
 
     def _admit(self) -> None:
         while not self._busy and self._waiters:
-            waiter = self._waiters.pop(0)
+            waiter = self._next()
+            self._waiters.remove(waiter)
             if waiter.turn.done():
                 continue
             self._busy = True
             waiter.turn.set_result(None)
+
+    def _next(self) -> Waiter:
+        preferred = [w for w in self._waiters if self._preferred and w.step == self._preferred]
+        if preferred:
+            self._preferred = None
+            return preferred[0]
+        return self._waiters[0]

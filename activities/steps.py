@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from ..engine.errors import StepTimeoutError
-from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey
+from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode
@@ -57,7 +57,7 @@ class StepActivities:
     async def _acquire(self, node_id: str, request: StepRequest, key: UseKey, beat: Heartbeat) -> float:
         gate = self.host.gates[node_id]
         entered = time.monotonic()
-        waiter = gate.enter(str(key), request.priority, request.requested_at)
+        waiter = gate.enter(str(key), request.priority, request.requested_at, step=step_of(key))
         try:
             while True:
                 close = await self._wait_turn(gate, waiter, beat)
@@ -66,6 +66,7 @@ class StepActivities:
                     waited_s=time.monotonic() - entered,
                     max_attempts=request.step.retry.max_attempts,
                     close=close,
+                    lost_run=request.lost_run,
                 )
                 refusal = await self._begin(node_id, gate, waiter, begin)
                 if refusal is None:
@@ -106,6 +107,14 @@ class StepActivities:
             raise ApplicationError(
                 f"worker lost during step {begin.key.step_index + 1}: its earlier run began on node "
                 f"{node_id} and never ended; an operator must check the node and continue the task",
+                type=WORKER_LOST,
+                non_retryable=True,
+            )
+        if verdict is BeginVerdict.RAN_BEFORE:
+            raise ApplicationError(
+                f"worker lost during step {begin.key.step_index + 1}: its earlier run used node {node_id} "
+                "to the end, but its outcome never reached the task; an operator must check the step's "
+                "result and continue the task (next if it was done, retry if not)",
                 type=WORKER_LOST,
                 non_retryable=True,
             )
@@ -203,16 +212,16 @@ class StepActivities:
     async def _finish(self, node_id: str, end: EndUse) -> None:
         """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""
         gate = self.host.gates[node_id]
-        handover_ok = end.succeeded or not end.final
-        handed = gate.release(end) if handover_ok else None
+        handed = gate.hand_over(end) if end.succeeded or not end.final else None
         if handed is not None:
             await asyncio.shield(handed)
             return
         try:
             await asyncio.shield(self._end(node_id, end))
         finally:
-            if not handover_ok:
-                gate.release(None)
+            # Opened only now: a step admitted while the end is on its way would begin while the ledger
+            # still names this holder, be refused, and wait REFUSED_RETRY_S (a pipeline hits this often).
+            gate.release(None)
 
     async def _end(self, node_id: str, end: EndUse) -> None:
         handle = self.host.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
@@ -235,6 +244,9 @@ async def _abort_and_wait(node: BaseNode, future: asyncio.Future[Any]) -> None:
     done, _ = await asyncio.wait({future}, timeout=ABORT_GRACE_S)
     if not done:
         node.logger.error("driver did not stop within {} s of being asked to abort", ABORT_GRACE_S)
+    elif not future.cancelled() and future.exception() is not None:
+        # Retrieved, so asyncio does not log it as "never retrieved" (an ERROR with a traceback).
+        node.logger.info("driver stopped: {}", future.exception())
 
 
 async def _with_retries(call: Any, *args: Any) -> Any:

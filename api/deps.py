@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -71,8 +71,10 @@ def require(role: Role) -> Callable[..., Awaitable[Identity]]:
     return check
 
 
-Viewer = Annotated[Identity, Depends(require(Role.viewer))]
-Operator = Annotated[Identity, Depends(require(Role.operator))]
-Admin = Annotated[Identity, Depends(require(Role.admin))]
+# Security, not Depends: the role a route needs is then named in its OpenAPI security requirement
+# (`{"HTTPBearer": ["operator"]}`, OpenAPI 3.1's role list), for clients and for the security tests.
+Viewer = Annotated[Identity, Security(require(Role.viewer), scopes=[Role.viewer.name])]
+Operator = Annotated[Identity, Security(require(Role.operator), scopes=[Role.operator.name])]
+Admin = Annotated[Identity, Security(require(Role.admin), scopes=[Role.admin.name])]
 Tasks = Annotated[TaskService, Depends(task_service)]
 Nodes = Annotated[NodeService, Depends(node_service)]

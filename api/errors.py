@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..engine.errors import (
@@ -49,5 +50,14 @@ async def _handle(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, without echoing the input: a body nested a few hundred levels deep cannot be
+    serialized back, and the answer would be a 500 (or a dropped connection) instead of a 422."""
+    assert isinstance(error, RequestValidationError)
+    problems = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TaskSchedulerError, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -85,8 +85,12 @@ def _new_task_id(workflow_name: str) -> str:
 
 
 def _filter_value(name: str, value: str) -> str:
-    if '"' in value or "\\" in value:
-        raise InvalidRequestError(f"the {name} filter may not contain quotes or backslashes")
+    # A control character (NUL above all) breaks the visibility store's SQL: Temporal answers
+    # "unavailable" and its client retries for seconds before the caller hears anything.
+    if '"' in value or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidRequestError(
+            f"the {name} filter may not contain quotes, backslashes or control characters"
+        )
     return f'"{value}"'
 
 

@@ -16,6 +16,9 @@ from .errors import TaskSchedulerError
 from .states import NodeMachine, NodeState
 
 RECENT_USES_KEPT = 20
+# Steps whose use ended, by their latest run: what a step run again after its worker was lost "while
+# waiting" is checked against. Only the uses since the loss matter (a few): 500 is ample.
+ENDED_RUNS_KEPT = 500
 
 
 class LedgerRefusal(TaskSchedulerError):
@@ -50,11 +53,16 @@ class BeginUse(BaseModel):
     waited_s: float = 0.0
     max_attempts: int = 1
     close: EndUse | None = None
+    # The first run of this step that was lost while its last heartbeat said "waiting": that heartbeat
+    # may be stale (the driver can start, even end, before "running" reaches the server), so a use of
+    # that run (or a later one) that ended here means the step ran and the task never heard back.
+    lost_run: int | None = None
 
 
 class BeginVerdict(StrEnum):
     GRANTED = "GRANTED"
     LOST_PREVIOUS = "LOST_PREVIOUS"
+    RAN_BEFORE = "RAN_BEFORE"  # the lost run used the node to its end: not granted, an operator decides
 
 
 class Holder(BaseModel):
@@ -111,6 +119,7 @@ class LedgerState(BaseModel):
     uses_this_run: int = 0
     runs: int = 1
     recent: list[UseSummary] = Field(default_factory=list)
+    ended_runs: dict[str, int] = Field(default_factory=dict)  # "task/step" -> latest run whose use ended
 
 
 class Ledger:
@@ -149,6 +158,12 @@ class Ledger:
         if request.close is not None and current is not None and current.key == request.close.key:
             self._close(request.close, now)
             current = None
+            if self._ran_before(request):
+                self.machine.trigger("release")
+                self._sync()
+                return BeginVerdict.RAN_BEFORE
+        if current is None and self._ran_before(request):
+            return BeginVerdict.RAN_BEFORE
         if current is not None and not self._may_take_over(current.key, request):
             self.abandon(current.key, now, f"{current.key} was cut off (its worker was lost)")
             return BeginVerdict.LOST_PREVIOUS
@@ -157,6 +172,11 @@ class Ledger:
             self.state.stats.lost += 1
         self._hold(request, now)
         return BeginVerdict.GRANTED
+
+    def _ran_before(self, request: BeginUse) -> bool:
+        """The run this one replaces, thought lost before it began, did use the node to its end."""
+        ended = self.state.ended_runs.get(step_of(request.key), 0)
+        return request.lost_run is not None and ended >= request.lost_run
 
     def _may_take_over(self, previous: UseKey, request: BeginUse) -> bool:
         """A previous use of the same step never ended: only a retry the node's policy allows may run."""
@@ -197,6 +217,10 @@ class Ledger:
     def _record(self, holder: Holder, now: datetime, outcome: str) -> None:
         summary = UseSummary(key=holder.key, began=holder.since, ended=now, outcome=outcome)
         self.state.recent = [*self.state.recent, summary][-RECENT_USES_KEPT:]
+        step, runs = step_of(holder.key), self.state.ended_runs
+        runs[step] = max(runs.pop(step, 0), holder.key.run)  # re-inserted: the newest last
+        for oldest in list(runs)[: max(0, len(runs) - ENDED_RUNS_KEPT)]:
+            del runs[oldest]
 
     def abandon(self, key: UseKey, now: datetime, reason: str) -> bool:
         """The holder will never end its use (worker lost, task terminated): the device may have stopped
@@ -246,6 +270,11 @@ class Ledger:
             self.machine.trigger("fail")
             self.state.reason = f"restart failed: {message or 'no message'}"
         self._sync()
+
+
+def step_of(key: UseKey) -> str:
+    """The step a use belongs to, whatever its run or attempt: "task id/step index"."""
+    return f"{key.task_id}/{key.step_index}"
 
 
 class NodeCommand(BaseModel):

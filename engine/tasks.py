@@ -6,6 +6,7 @@ histories of running tasks. Times are given by the caller (the workflow clock), 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -13,11 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .config import LabConfig, NodeConfig
-from .errors import UnknownWorkflowError
+from .errors import InvalidRequestError, UnknownWorkflowError
 from .models import NextExecution, NodeRef, RetryConfig
 from .states import TaskState
 
 MAX_WORKFLOW_ID_CHARS = 200
+# A task's args travel in its history with every step. Temporal refuses a payload over 2 MiB (and ends a
+# task whose step input grows past it: mid-run), and the data converter fails at a few hundred levels.
+MAX_ARGS_BYTES = 256 * 1024
+MAX_ARGS_DEPTH = 32
 
 
 class StepSpec(BaseModel):
@@ -125,6 +130,7 @@ class StepRequest(BaseModel):
     src: NodeRef | None = None
     dst: NodeRef | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+    lost_run: int | None = None  # see BeginUse.lost_run
 
 
 class StepReport(BaseModel):
@@ -149,6 +155,7 @@ def make_task_spec(
     if not lab.has_workflow(workflow_name):
         known = ", ".join(w.name for w in lab.workflows) or "none"
         raise UnknownWorkflowError(f"unknown workflow {workflow_name!r}; known workflows: {known}")
+    check_task_args(args or {})
     steps = []
     for index, step in enumerate(lab.workflow(workflow_name).steps):
         node = lab.node(step.node)
@@ -163,6 +170,29 @@ def make_task_spec(
             )
         )
     return TaskSpec(workflow_name=workflow_name, steps=steps, args=dict(args or {}), priority=priority)
+
+
+def check_task_args(args: dict[str, Any]) -> None:
+    """Refuse, before anything runs, args that Temporal or the data converter would refuse later."""
+    depth = _nesting(args)
+    if depth > MAX_ARGS_DEPTH:
+        raise InvalidRequestError(f"args are nested more than {MAX_ARGS_DEPTH} levels deep")
+    size = len(json.dumps(args, default=str).encode())
+    if size > MAX_ARGS_BYTES:
+        raise InvalidRequestError(f"args take {size} bytes as JSON; at most {MAX_ARGS_BYTES} are accepted")
+
+
+def _nesting(value: Any) -> int:
+    """How deeply dicts and lists nest in `value` (counting stops past MAX_ARGS_DEPTH); no recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_ARGS_DEPTH:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def node_ref(node: NodeConfig) -> NodeRef:

@@ -47,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
 # The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
 STEP_START_TO_CLOSE = timedelta(days=30)
 COMMAND_REFUSED = "CommandRefused"
+STOP_ON_ERASED_CANCEL = "stop-on-erased-cancel"
+DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 
 
 @workflow.defn
@@ -65,6 +67,9 @@ class TaskWorkflow:
         self.machine = TaskMachine(steps_total=len(spec.steps))
         self._decision: ContinueRequest | None = None
         self._resume = False
+        # Step index -> the first run lost while its heartbeat said "waiting": its rerun asks the
+        # ledger whether that run used the node after all (BeginUse.lost_run).
+        self._lost_runs: dict[int, int] = {}
 
     @workflow.run
     async def run(self, spec: TaskSpec) -> TaskResult:
@@ -72,8 +77,10 @@ class TaskWorkflow:
             self._transition("start")
             index = 0
             while index < len(spec.steps):
+                self._stop_if_cancel_requested()
                 await self._honour_pause()
                 index = await self._run_step(index)
+            self._stop_if_cancel_requested()
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
             self._transition("finish")
@@ -137,6 +144,13 @@ class TaskWorkflow:
 
     # --- steps -------------------------------------------------------------------------------------
 
+    def _stop_if_cancel_requested(self) -> None:
+        """A cancel that reached a step whose driver finished anyway is erased by the SDK (the step's
+        result is returned, the workflow goes on): honour it before the next step. Tasks that went on
+        before this patch replay as they ran."""
+        if workflow.cancellation_reason() is not None and workflow.patched(STOP_ON_ERASED_CANCEL):
+            raise asyncio.CancelledError()
+
     async def _honour_pause(self) -> None:
         if not self.status.pause_requested:
             return
@@ -161,6 +175,7 @@ class TaskWorkflow:
             if is_cancelled_exception(error):
                 raise
             return await self._on_failure(index, error)
+        self._lost_runs.pop(index, None)
         self._record_report(record, report, StepOutcome.SUCCEEDED)
         return index + 1
 
@@ -176,6 +191,7 @@ class TaskWorkflow:
             src=steps[index - 1].node if index else None,
             dst=steps[index + 1].node if index + 1 < len(steps) else None,
             args=step_args(self.spec, index, self._outputs()),
+            lost_run=self._lost_runs.get(index),
         )
         retry = step.retry
         return await workflow.execute_activity_method(
@@ -201,7 +217,9 @@ class TaskWorkflow:
         record = self.status.steps[index]
         cause = error.cause
         if _lost_while_waiting(cause):
+            self._lost_runs.setdefault(index, record.runs)
             return index
+        self._lost_runs.pop(index, None)
         report = _report_of(cause)
         if report is not None:
             self._record_report(record, report, StepOutcome.FAILED)
@@ -266,8 +284,10 @@ class TaskWorkflow:
         self._upsert()
 
     def _mark_cancelled(self) -> None:
-        if self.status.current_step is not None:
-            self.status.steps[self.status.current_step].outcome = StepOutcome.CANCELLED
+        current = self.status.current_step
+        # A step that ended before the cancel was honoured keeps its outcome.
+        if current is not None and self.status.steps[current].outcome not in DONE_OUTCOMES:
+            self.status.steps[current].outcome = StepOutcome.CANCELLED
         if self.machine.can("cancel"):
             self._transition("cancel")
 

@@ -9,6 +9,7 @@ from ...engine.errors import SchedulerUnavailableError, UnknownWorkflowError
 from ...engine.loader import load_config
 from ..deps import Admin, Nodes, Operator, Viewer, node_service, task_service, temporal_client
 from ..node_service import unreachable
+from ..responses import GUARDED, errors
 from ..schemas import ConfigPublic, HealthPublic, LabCommandPublic, WorkflowPublic
 
 router = APIRouter(tags=["lab"])
@@ -18,13 +19,13 @@ def _workflow(config: object) -> WorkflowPublic:
     return WorkflowPublic.model_validate(config, from_attributes=True)
 
 
-@router.get("/workflows", tags=["workflows"])
+@router.get("/workflows", tags=["workflows"], responses=GUARDED)
 async def list_workflows(request: Request, who: Viewer) -> list[WorkflowPublic]:
     """The lab workflows tasks can run."""
     return [_workflow(w) for w in request.app.state.lab.workflows]
 
 
-@router.get("/workflows/{name}", tags=["workflows"])
+@router.get("/workflows/{name}", tags=["workflows"], responses={**GUARDED, **errors(404)})
 async def show_workflow(name: str, request: Request, who: Viewer) -> WorkflowPublic:
     """One lab workflow and its steps."""
     lab = request.app.state.lab
@@ -35,7 +36,10 @@ async def show_workflow(name: str, request: Request, who: Viewer) -> WorkflowPub
     return _workflow(lab.workflow(name))
 
 
-@router.get("/health", responses={503: {"model": HealthPublic, "description": "Temporal is unreachable"}})
+@router.get(
+    "/health",
+    responses={503: {"model": HealthPublic, "description": "Temporal is unreachable"}, **errors(403)},
+)
 async def health(request: Request, response: Response) -> HealthPublic:
     """Public, for monitoring: the API is up, is Temporal reachable (else 503), which nodes have a worker."""
     # No token: a monitor has none, and this tells less than a node listing. The address allowlist
@@ -52,25 +56,25 @@ async def health(request: Request, response: Response) -> HealthPublic:
     return report
 
 
-@router.post("/lab/pause")
+@router.post("/lab/pause", responses={**GUARDED, **errors(503)})
 async def pause_lab(who: Operator, nodes: Nodes) -> LabCommandPublic:
     """Every running task pauses after its current step (an operator must enter the lab)."""
     return await nodes.pause_lab(who.name)
 
 
-@router.post("/lab/resume")
+@router.post("/lab/resume", responses={**GUARDED, **errors(503)})
 async def resume_lab(who: Operator, nodes: Nodes) -> LabCommandPublic:
     """Every paused task continues."""
     return await nodes.resume_lab(who.name)
 
 
-@router.get("/config")
+@router.get("/config", responses=GUARDED)
 async def show_config(request: Request, who: Viewer) -> ConfigPublic:
     """The configuration the API serves."""
     return _config_public(request.app.state.lab)
 
 
-@router.post("/config/reload")
+@router.post("/config/reload", responses={**GUARDED, **errors(422)})
 async def reload_config(request: Request, who: Admin) -> ConfigPublic:
     """Reread and validate the configuration: all or nothing; running tasks keep their snapshot."""
     lab = request.app.state.lab

@@ -9,19 +9,20 @@ from fastapi import APIRouter, Path, Query, status
 from ...engine.states import TaskState
 from ...engine.tasks import StepRecord
 from ..deps import Operator, Tasks, Viewer
+from ..responses import errors
 from ..schemas import TASK_ID_PATTERN, CancelBody, ContinueBody, TaskCreate, TaskPage, TaskPublic
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=errors(401, 403, 503))
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task id (= its Temporal workflow id)")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 404, 409, 422))
 async def start_task(body: TaskCreate, who: Operator, tasks: Tasks) -> TaskPublic:
     """Start a task: one run of a lab workflow with its arguments."""
     return await tasks.start(body)
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 async def list_tasks(
     who: Viewer,
     tasks: Tasks,
@@ -35,25 +36,25 @@ async def list_tasks(
     return await tasks.list_all(state.value if state else None, workflow_name, node, page_size, page_token)
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=errors(404, 422))
 async def show_task(task_id: TaskId, who: Viewer, tasks: Tasks) -> TaskPublic:
     """A task's state, its steps and their records, and its result."""
     return await tasks.show(task_id)
 
 
-@router.get("/{task_id}/logs")
+@router.get("/{task_id}/logs", responses=errors(404, 422))
 async def task_logs(task_id: TaskId, who: Viewer, tasks: Tasks) -> list[StepRecord]:
     """The timeline of a task: every step's times, outcome, message and driver log lines."""
     return (await tasks.show(task_id)).steps
 
 
-@router.post("/{task_id}/pause")
+@router.post("/{task_id}/pause", responses=errors(404, 409, 422))
 async def pause_task(task_id: TaskId, who: Operator, tasks: Tasks) -> TaskPublic:
     """Pause the task after its current step."""
     return await tasks.pause(task_id, who.name)
 
 
-@router.post("/{task_id}/continue")
+@router.post("/{task_id}/continue", responses=errors(400, 404, 409, 422))
 async def continue_task(
     task_id: TaskId, who: Operator, tasks: Tasks, body: ContinueBody | None = None
 ) -> TaskPublic:
@@ -61,7 +62,7 @@ async def continue_task(
     return await tasks.proceed(task_id, (body or ContinueBody()).mode, who.name)
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", responses=errors(400, 404, 409, 422))
 async def cancel_task(
     task_id: TaskId, who: Operator, tasks: Tasks, body: CancelBody | None = None
 ) -> TaskPublic:
@@ -69,7 +70,7 @@ async def cancel_task(
     return await tasks.cancel(task_id, (body or CancelBody()).reason, who.name)
 
 
-@router.get("/{task_id}/wait")
+@router.get("/{task_id}/wait", responses=errors(404, 422))
 async def wait_task(
     task_id: TaskId, who: Viewer, tasks: Tasks, timeout_s: Annotated[float, Query(gt=0, le=300)] = 30
 ) -> TaskPublic:

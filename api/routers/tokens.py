@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from ...engine.errors import PermissionDeniedError
 from ..deps import Admin
+from ..responses import GUARDED, errors
 from ..schemas import TokenCreate, TokenPublic
 from ..security import Role, create_token, is_loopback
 
@@ -18,7 +19,7 @@ def _issue(request: Request, name: str, role: Role) -> TokenPublic:
     return TokenPublic(token=token, name=name, role=role.name, expires_in_s=settings.token_ttl_s)
 
 
-@router.get("/token/{identifier}")
+@router.get("/token/{identifier}", responses=errors(403))
 async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
     """A viewer token for a caller on this machine (the seed's route)."""
     if not is_loopback(request.client.host if request.client else None):
@@ -26,7 +27,7 @@ async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
     return _issue(request, identifier, Role.viewer)
 
 
-@router.post("/tokens")
+@router.post("/tokens", responses={**GUARDED, **errors(400, 422)})
 async def create_token_route(body: TokenCreate, request: Request, who: Admin) -> TokenPublic:
     """Make a token of any role (admin only)."""
     return _issue(request, body.name, Role[body.role])

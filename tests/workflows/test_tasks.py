@@ -161,9 +161,9 @@ def spy_on_gate(gate: NodeGate) -> dict[datetime, float]:
     entered: dict[datetime, float] = {}
     enter = gate.enter
 
-    def spied(name: str, priority: int, requested_at: datetime) -> Waiter:
+    def spied(name: str, priority: int, requested_at: datetime, step: str = "") -> Waiter:
         entered.setdefault(requested_at, time.monotonic())
-        return enter(name, priority, requested_at)
+        return enter(name, priority, requested_at, step)
 
     gate.enter = spied  # type: ignore[method-assign]
     return entered
