@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
 
 RESTART_TIMEOUT = timedelta(minutes=10)
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
-WAKE_ON_NEW_HOLDER = "wake-on-new-holder"
 
 
 class NodeInput(BaseModel):
@@ -56,15 +55,9 @@ class NodeWorkflow:
 
     @workflow.run
     async def run(self, input: NodeInput) -> None:
-        # The holder-check timer is armed when the wait begins: without waking when a holder appears,
-        # a ledger idle at that moment never checked any holder. Ledgers recorded before this patch
-        # replay without it.
-        wake_on_holder = workflow.patched(WAKE_ON_NEW_HOLDER)
         while not self._should_continue_as_new():
             try:
-                await workflow.wait_condition(
-                    self._work_to_do(wake_on_holder), timeout=self._holder_check_interval()
-                )
+                await workflow.wait_condition(self._work_to_do(), timeout=self._holder_check_interval())
             except TimeoutError:
                 await self._check_holder()
                 continue
@@ -80,9 +73,10 @@ class NodeWorkflow:
             or workflow.info().is_continue_as_new_suggested()
         )
 
-    def _work_to_do(self, wake_on_holder: bool) -> Callable[[], bool]:
-        """A restart to run, a continue-as-new due, or (idle now) a holder whose check must be armed."""
-        idle = wake_on_holder and self.ledger.state.holder is None
+    def _work_to_do(self) -> Callable[[], bool]:
+        """A restart to run, a continue-as-new due, or (idle now) a holder whose check must be armed:
+        the holder-check timer is set when the wait begins, so an idle ledger wakes when a holder comes."""
+        idle = self.ledger.state.holder is None
         return lambda: (
             bool(self._restarts)
             or self._should_continue_as_new()

@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
 # The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
 STEP_START_TO_CLOSE = timedelta(days=30)
 COMMAND_REFUSED = "CommandRefused"
-STOP_ON_ERASED_CANCEL = "stop-on-erased-cancel"
 DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 
 
@@ -146,9 +145,8 @@ class TaskWorkflow:
 
     def _stop_if_cancel_requested(self) -> None:
         """A cancel that reached a step whose driver finished anyway is erased by the SDK (the step's
-        result is returned, the workflow goes on): honour it before the next step. Tasks that went on
-        before this patch replay as they ran."""
-        if workflow.cancellation_reason() is not None and workflow.patched(STOP_ON_ERASED_CANCEL):
+        result is returned, the workflow goes on): honour it before the next step."""
+        if workflow.cancellation_reason() is not None:
             raise asyncio.CancelledError()
 
     async def _honour_pause(self) -> None:
