@@ -37,7 +37,7 @@ from ..engine.errors import (
     UnknownTaskError,
 )
 from ..engine.states import TaskState
-from ..engine.tasks import CommandRequest, ContinueRequest, TaskStatus, make_task_spec
+from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
 from ..settings import Settings
 from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
@@ -135,7 +135,11 @@ class TaskService:
                 rpc_timeout=self.rpc_timeout,
             )
         status = TaskStatus(
-            task_id=task_id, workflow_name=spec.workflow_name, priority=spec.priority, args=spec.args
+            task_id=task_id,
+            workflow_name=spec.workflow_name,
+            priority=spec.priority,
+            args=spec.args,
+            steps=[StepRecord(index=step.index, node=step.node.id) for step in spec.steps],
         )
         return self._public(status, "RUNNING", live=False)
 
