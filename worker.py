@@ -18,13 +18,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from .activities.host import NodeHost, node_task_queue
+from .activities.host import NodeHost
 from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
 from .engine.config import LabConfig, build_node
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.ledger import LedgerState, NodeCommand, step_of
-from .workflows.ids import DEFAULT_TASK_QUEUE, node_workflow_id
+from .workflows.ids import DEFAULT_TASK_QUEUE, node_task_queue, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
 from .workflows.pollers import live_pollers, stopped_identities
 from .workflows.sandbox import workflow_runner
@@ -101,6 +101,7 @@ class LabWorker:
             await self._announce_offline()
         await self._stack.aclose()
         if self.host is not None:
+            await self.host.shutdown()
             self.host.close()
 
     def _workers(self, host: NodeHost) -> list[Worker]:

@@ -11,12 +11,9 @@ from typing import TypeVar
 from temporalio.client import Client
 
 from ..engine.nodes import BaseNode
-from ..workflows.ids import node_task_queue
 from .gate import NodeGate
 
 T = TypeVar("T")
-
-__all__ = ["NodeHost", "node_task_queue"]
 
 
 class NodeHost:
@@ -40,6 +37,17 @@ class NodeHost:
     def in_driver_thread(self, node_id: str, call: Callable[..., T], *args: object) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._threads[node_id], functools.partial(call, *args))
+
+    async def shutdown(self) -> None:
+        """The worker stops: each driver releases its device (`_shutdown`, the seed's hook) in its own
+        thread, after its last step; a driver that fails to is logged, the others still run theirs."""
+        for node_id, node in self.nodes.items():
+            if self.emulate:
+                continue
+            try:
+                await self.in_driver_thread(node_id, node._shutdown)
+            except Exception:  # driver code: report it, shut the others down all the same
+                node.logger.exception("_shutdown() failed")
 
     def close(self) -> None:
         for pool in self._threads.values():

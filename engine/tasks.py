@@ -18,7 +18,6 @@ from .errors import InvalidRequestError, UnknownWorkflowError
 from .models import NextExecution, NodeRef, RetryConfig
 from .states import TaskState
 
-MAX_WORKFLOW_ID_CHARS = 200
 # A task's args travel in its history with every step. Temporal refuses a payload over 2 MiB (and ends a
 # task whose step input grows past it: mid-run), and the data converter fails at a few hundred levels.
 MAX_ARGS_BYTES = 256 * 1024

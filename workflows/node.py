@@ -17,7 +17,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from ..activities.host import node_task_queue
     from ..activities.node_ops import NodeActivities
     from ..engine.ledger import (
         BeginUse,
@@ -32,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         UseKey,
     )
     from ..engine.states import NodeState
-    from .ids import LEDGER_REFUSAL
+    from .ids import LEDGER_REFUSAL, node_task_queue
 
 RESTART_TIMEOUT = timedelta(minutes=10)
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)

@@ -22,7 +22,6 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from ..activities.host import node_task_queue
     from ..activities.steps import STEP_FAILED, WAITING_INTERRUPTED, WORKER_LOST, StepActivities
     from ..engine.errors import InvalidTransitionError
     from ..engine.ledger import NodeCommand, UseKey
@@ -40,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         step_args,
     )
-    from .ids import node_workflow_id
+    from .ids import node_task_queue, node_workflow_id
     from .node import NodeWorkflow
     from .search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 

@@ -52,6 +52,7 @@ class Journal:
         self._started: list[tuple[str, str]] = []
         self.aborts: Counter[str] = Counter()
         self.restarts: Counter[str] = Counter()
+        self.shutdowns: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._holds: dict[str, threading.Event] = {}
 
@@ -150,6 +151,9 @@ class WorkflowTestNode(BaseNode):
     def _restart(self) -> bool:
         JOURNAL._count(JOURNAL.restarts, self.id)
         return True
+
+    def _shutdown(self) -> None:
+        JOURNAL._count(JOURNAL.shutdowns, self.id)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab_fixtures import MakeLab, StartTask
+from lab_fixtures import JOURNAL, MakeLab, StartTask
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -38,6 +38,7 @@ async def test_worker_marks_its_idle_nodes_offline_on_a_clean_stop_and_online_at
             assert (await ledger_of(temporal_client, node)).state is NodeState.AVAILABLE
             await (await start_task(lab, "one")).result()
         assert (await ledger_of(temporal_client, node)).state is NodeState.OFFLINE
+        assert JOURNAL.shutdowns[node] == 1  # the driver released its device
         async with LabWorker(temporal_client, options):
             state = await ledger_of(temporal_client, node)
             assert state.state is NodeState.AVAILABLE
