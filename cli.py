@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr
 
-from .api.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
+from .client.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError
 from .engine.loader import load_config, load_config_dir

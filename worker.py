@@ -21,12 +21,13 @@ from temporalio.worker import Worker
 from .activities.host import NodeHost
 from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
+from .client.handles import ledger_handle
+from .client.pollers import live_pollers, stopped_identities
 from .engine.config import LabConfig, build_node
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.ledger import LedgerState, NodeCommand, step_of
 from .workflows.ids import DEFAULT_TASK_QUEUE, node_task_queue, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
-from .workflows.pollers import live_pollers, stopped_identities
 from .workflows.sandbox import workflow_runner
 from .workflows.task import TaskWorkflow
 
@@ -147,7 +148,7 @@ class LabWorker:
         """Best effort, on a clean stop: the ledgers of idle nodes say OFFLINE while no worker hosts them
         (a node in use stays IN_USE; a crash announces nothing, the heartbeat timeouts tell)."""
         for node_id in self.node_ids:
-            handle = self.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+            handle = ledger_handle(self.client, node_id)
             try:
                 await handle.execute_update(
                     NodeWorkflow.go_offline, NodeCommand(node_id=node_id), rpc_timeout=OFFLINE_RPC_TIMEOUT

@@ -13,13 +13,14 @@ from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedEr
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from ..client.handles import ledger_handle
 from ..engine.errors import StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode
 from ..engine.tasks import StepReport, StepRequest
-from ..workflows.ids import LEDGER_REFUSAL, node_workflow_id
+from ..workflows.ids import LEDGER_REFUSAL
 from ..workflows.node import NodeWorkflow
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
@@ -92,7 +93,7 @@ class StepActivities:
 
     async def _begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
         """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
-        handle = self.host.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        handle = ledger_handle(self.host.client, node_id)
         try:
             verdict = await _with_retries(handle.execute_update, NodeWorkflow.begin_use, begin)
         except WorkflowUpdateFailedError as exc:
@@ -224,7 +225,7 @@ class StepActivities:
             gate.release(None)
 
     async def _end(self, node_id: str, end: EndUse) -> None:
-        handle = self.host.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        handle = ledger_handle(self.host.client, node_id)
         await _with_retries(handle.execute_update, NodeWorkflow.end_use, end)
 
 

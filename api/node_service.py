@@ -8,14 +8,15 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from ..client.handles import ledger_handle
+from ..client.pollers import live_pollers
 from ..engine.config import LabConfig, NodeConfig
 from ..engine.errors import SchedulerUnavailableError, TaskSchedulerError, UnknownNodeError
 from ..engine.ledger import LedgerState, NodeCommand
 from ..engine.states import TaskState
 from ..settings import Settings
-from ..workflows.ids import node_task_queue, node_workflow_id
+from ..workflows.ids import node_task_queue
 from ..workflows.node import NodeWorkflow
-from ..workflows.pollers import live_pollers
 from .schemas import HealthPublic, LabCommandPublic, NodePublic
 from .service import TaskService, temporal_errors
 
@@ -57,7 +58,7 @@ class NodeService:
         return public
 
     async def _ledger(self, node_id: str) -> LedgerState | None:
-        handle = self.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        handle = ledger_handle(self.client, node_id)
         try:
             return await handle.query(NodeWorkflow.status, rpc_timeout=self.rpc_timeout)
         except (WorkflowQueryFailedError, RPCError):
@@ -86,7 +87,7 @@ class NodeService:
 
     async def restart(self, node_id: str, by: str | None) -> NodePublic:
         self.config(node_id)
-        handle = self.client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        handle = ledger_handle(self.client, node_id)
         async with temporal_errors():
             await handle.execute_update(
                 NodeWorkflow.restart, NodeCommand(node_id=node_id, by=by), rpc_timeout=self.rpc_timeout

@@ -25,6 +25,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..client.handles import task_handle
 from ..engine.config import LabConfig
 from ..engine.errors import (
     CommandRefusedError,
@@ -172,7 +173,7 @@ class TaskService:
         )
 
     async def show(self, task_id: str) -> TaskPublic:
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
         async with temporal_errors(task_id):
             description = await handle.describe(rpc_timeout=self.rpc_timeout)
             try:
@@ -187,7 +188,7 @@ class TaskService:
     async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
         if description.status is not WorkflowExecutionStatus.COMPLETED:
             return None
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, description.id)
+        handle = task_handle(self.client, description.id)
         return (await handle.result(rpc_timeout=self.rpc_timeout)).outputs
 
     async def _from_visibility(self, description: WorkflowExecutionDescription) -> TaskPublic:
@@ -217,7 +218,7 @@ class TaskService:
         )
 
     async def pause(self, task_id: str, by: str | None) -> TaskPublic:
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
         request = CommandRequest(by=by)
         return await self._command(
             task_id,
@@ -226,7 +227,7 @@ class TaskService:
         )
 
     async def proceed(self, task_id: str, mode: str, by: str | None) -> TaskPublic:
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
         request = ContinueRequest(mode=mode, note=f"by {by}" if by else None)  # type: ignore[arg-type]
         return await self._command(
             task_id,
@@ -236,7 +237,7 @@ class TaskService:
 
     async def cancel(self, task_id: str, reason: str | None, by: str | None) -> TaskPublic:
         """Record who cancels and why (refused if impossible), then ask Temporal to cancel the task."""
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
 
         async def cancel() -> None:
             request = CommandRequest(reason=reason, by=by)
@@ -256,14 +257,14 @@ class TaskService:
         return await self.show(task_id)
 
     async def _final_state(self, task_id: str) -> str:
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
         async with temporal_errors(task_id):
             description = await handle.describe(rpc_timeout=self.rpc_timeout)
         summary = _summary(description)
         return summary.state.value if summary.state else summary.temporal_status
 
     async def wait(self, task_id: str, timeout_s: float) -> TaskPublic:
-        handle = self.client.get_workflow_handle_for(TaskWorkflow.run, task_id)
+        handle = task_handle(self.client, task_id)
         async with temporal_errors(task_id):
             await handle.describe(rpc_timeout=self.rpc_timeout)
             # Not over yet, or cancelled: the status shown says which.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.errors import TaskSchedulerError
-from .client import ApiClient, render_task
+from .http import ApiClient, render_task
 
 DEFAULT_STATE_DIR = ".task-scheduler"
 

@@ -1,0 +1,23 @@
+"""Handles of our workflows, spelled once: a task by its id, a node's ledger by the node's id.
+
+No import of TaskWorkflow here: the step activities use these handles, and the task workflow's module
+imports the step activities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from ..engine.tasks import TaskResult
+from ..workflows.ids import node_workflow_id
+from ..workflows.node import NodeWorkflow
+
+
+def task_handle(client: Client, task_id: str) -> WorkflowHandle[Any, TaskResult]:
+    return client.get_workflow_handle(task_id, result_type=TaskResult)
+
+
+def ledger_handle(client: Client, node_id: str) -> WorkflowHandle[NodeWorkflow, None]:
+    return client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
