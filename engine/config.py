@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from .errors import UnknownWorkerError
 from .models import EmulationConfig, RetryConfig, Strict
 from .nodes import BaseNode
 from .registry import resolve_node_type
@@ -19,7 +22,8 @@ class NodeConfig(Strict):
     name: str
     type: str = Field(min_length=1)
     description: str | None = None
-    worker: str | None = None
+    worker: str | None = Field(default=None, min_length=1)
+    module: str | None = Field(default=None, min_length=1)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     timeout_s: float | None = Field(default=None, gt=0)
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
@@ -54,6 +58,7 @@ class WorkflowConfig(Strict):
 class NodesFile(Strict):
     nodes: list[dict[str, Any]]
     modules: list[str] = Field(default_factory=list)
+    default_worker: str | None = Field(default=None, min_length=1)
 
 
 class WorkflowsFile(Strict):
@@ -66,6 +71,7 @@ class LabConfig(BaseModel):
     nodes: list[NodeConfig]
     workflows: list[WorkflowConfig]
     modules: list[str] = Field(default_factory=list)
+    default_worker: str | None = None
     nodes_file: str = ""
     workflows_file: str = ""
 
@@ -82,10 +88,46 @@ class LabConfig(BaseModel):
         return any(w.name == name for w in self.workflows)
 
     def nodes_of_worker(self, worker: str | None) -> list[NodeConfig]:
-        """The nodes a worker hosts: those naming it, and those naming no worker; all when unnamed."""
-        if worker is None:
-            return list(self.nodes)
-        return [n for n in self.nodes if n.worker in (None, worker)]
+        """The nodes a worker hosts (see `nodes_of_worker`)."""
+        return nodes_of_worker(self.nodes, worker)
+
+    def worker_names(self) -> list[str]:
+        """The named workers of the lab; none in a one-PC lab."""
+        return worker_names(self.nodes)
+
+    def check_worker(self, worker: str) -> None:
+        """Refuse a worker name no node names, in a lab with named workers (it would host nothing)."""
+        names = self.worker_names()
+        if names and worker not in names:
+            raise UnknownWorkerError(
+                f"no node names worker {worker!r}; workers in nodes.json: {', '.join(names)}. "
+                "Check --name, or the nodes' `worker` fields"
+            )
+
+
+def worker_names(nodes: list[NodeConfig]) -> list[str]:
+    return sorted({n.worker for n in nodes if n.worker is not None})
+
+
+def nodes_of_worker(nodes: list[NodeConfig], worker: str | None) -> list[NodeConfig]:
+    """The nodes a worker hosts. Unnamed (`worker` without `--name`, `dev`): every node. In a lab with
+    named workers: the nodes naming it (the loader has applied `default_worker`). In a lab without any
+    (one PC): every node, whatever the worker's name."""
+    if worker is None or not worker_names(nodes):
+        return list(nodes)
+    return [n for n in nodes if n.worker == worker]
+
+
+# What a worker uses to build a node's driver: fixed when the worker starts (a reload cannot change it).
+DRIVER_FIELDS = frozenset({"type", "module", "properties", "emulate", "worker"})
+
+
+def driver_digest(node: NodeConfig) -> str:
+    """A short stable hash of the node's driver settings, the same in every process that reads the same
+    file: a worker reports it, and a configuration reload compares it with the new file's."""
+    fields = node.model_dump(mode="json", include=set(DRIVER_FIELDS))
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def build_node(config: NodeConfig) -> BaseNode:

@@ -144,3 +144,13 @@ class SearchAttributeRegistrationError(TaskSchedulerError):
     """The Temporal server refused to register the custom search attributes: register them by hand with
     `temporal operator search-attribute create --name TaskState --type Keyword` (and LabWorkflow,
     CurrentNode)."""
+
+
+class UnknownWorkerError(TaskSchedulerError):
+    """No node of nodes.json names this worker, so it would host nothing: check `--name` against the
+    nodes' `worker` fields (`task-scheduler config check` lists them)."""
+
+
+class DriverSettingsChangedError(CommandRefusedError):
+    """The new nodes.json changes how a running worker's drivers are built (type, module, properties,
+    emulate, worker): copy the file to that PC, restart its worker, then reload."""

@@ -1,20 +1,51 @@
-"""Read and validate a lab configuration, reporting every problem at once with its location."""
+"""Read and validate a lab configuration, reporting every problem at once with its location.
+
+A process resolves the types of the nodes it hosts only, and imports only their driver modules: the
+API hosts none and imports none; a lab PC's worker imports its own nodes' modules, never another PC's
+vendor SDK.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import LabConfig, NodeConfig, NodesFile, WorkflowConfig, WorkflowsFile
+from .config import LabConfig, NodeConfig, NodesFile, WorkflowConfig, WorkflowsFile, nodes_of_worker
 from .errors import ConfigError, ConfigProblem, NodeTypeError
-from .registry import import_node_modules, resolve_node_type
+from .registry import ImportFailure, import_node_specs, known_types, resolve_node_type
 
 # Where node modules are looked for when the configuration names none (the seed's project layout).
 DEFAULT_NODE_FOLDERS = ("nodes", "../nodes", "../src/nodes", "src/nodes")
+
+
+class AllNodes(Enum):
+    ALL_NODES = "all nodes"
+
+
+# The process hosts every node: one PC (`dev`, `worker` without `--name`), and `config check`'s full view.
+ALL_NODES = AllNodes.ALL_NODES
+
+
+@dataclass(frozen=True)
+class NodesOfWorker:
+    """The process is the worker `name` (`worker --name`): it hosts the nodes that name it."""
+
+    name: str
+
+
+# What a process hosts, hence which node types the loader resolves and which driver modules it imports:
+# None (nothing: the API, a workflows-only worker), a named worker's nodes, a set of node ids, or
+# ALL_NODES (the default).
+Hosted = AllNodes | NodesOfWorker | Collection[str] | None
+
+_Indexed = list[tuple[int, NodeConfig]]  # valid nodes with their index in nodes.json
 
 
 def find_config_files(config_dir: Path) -> tuple[Path, Path]:
@@ -26,16 +57,25 @@ def find_config_files(config_dir: Path) -> tuple[Path, Path]:
 
 
 def load_config(
-    nodes_path: str | Path, workflows_path: str | Path, modules: list[str] | None = None
+    nodes_path: str | Path,
+    workflows_path: str | Path,
+    modules: list[str] | None = None,
+    *,
+    hosted: Hosted = ALL_NODES,
 ) -> LabConfig:
-    """Load and validate both files; raise ConfigError listing every problem found."""
+    """Load and validate both files; raise ConfigError listing every problem found. Only the types of
+    the `hosted` nodes are resolved (their modules imported): see `Hosted`."""
+    if isinstance(hosted, str):
+        raise TypeError("hosted is a set of node ids or NodesOfWorker(name), not a string")
     loader = _Loader(Path(nodes_path), Path(workflows_path))
-    return loader.load(list(modules or []))
+    return loader.load(list(modules or []), hosted)
 
 
-def load_config_dir(config_dir: str | Path, modules: list[str] | None = None) -> LabConfig:
+def load_config_dir(
+    config_dir: str | Path, modules: list[str] | None = None, *, hosted: Hosted = ALL_NODES
+) -> LabConfig:
     nodes_path, workflows_path = find_config_files(Path(config_dir))
-    return load_config(nodes_path, workflows_path, modules)
+    return load_config(nodes_path, workflows_path, modules, hosted=hosted)
 
 
 class _Loader:
@@ -43,19 +83,22 @@ class _Loader:
         self.nodes_path = nodes_path
         self.workflows_path = workflows_path
         self.problems: list[ConfigProblem] = []
+        self._imported: dict[str, list[ImportFailure]] = {}
 
     def problem(self, file: Path, path: str, message: str) -> None:
         self.problems.append(ConfigProblem(str(file), path, message))
 
-    def load(self, extra_modules: list[str]) -> LabConfig:
+    def load(self, extra_modules: list[str], hosted: Hosted) -> LabConfig:
         nodes_file = self._read_model(self.nodes_path, NodesFile)
         workflows_file = self._read_model(self.workflows_path, WorkflowsFile)
+        parsed = nodes_file if isinstance(nodes_file, NodesFile) else NodesFile(nodes=[])
         nodes = self._items(self.nodes_path, "nodes", nodes_file, NodeConfig)
         workflows = self._items(self.workflows_path, "workflows", workflows_file, WorkflowConfig)
-        modules = [*(nodes_file.modules if isinstance(nodes_file, NodesFile) else []), *extra_modules]
-        modules = self._import_modules(modules)
+        nodes = self._assign_workers(nodes, parsed.default_worker)
         node_ids = _raw_ids(nodes_file, "nodes", "id")
-        self._check_nodes(nodes, _duplicates(node_ids))
+        self._check_ids(nodes, _duplicates(node_ids))
+        modules = [*parsed.modules, *extra_modules] or self._default_folders()
+        self._check_types(_select(nodes, hosted), modules, every=hosted is ALL_NODES)
         self._check_workflows(workflows, _raw_ids(workflows_file, "workflows", "name"), set(node_ids))
         if self.problems:
             raise ConfigError(self.problems)
@@ -63,6 +106,7 @@ class _Loader:
             nodes=[n for _, n in nodes],
             workflows=[w for _, w in workflows],
             modules=modules,
+            default_worker=parsed.default_worker,
             nodes_file=str(self.nodes_path),
             workflows_file=str(self.workflows_path),
         )
@@ -100,25 +144,65 @@ class _Loader:
         for error in exc.errors(include_url=False):
             self.problem(file, _json_path(prefix, error["loc"]), _explain(error))
 
-    def _import_modules(self, modules: list[str]) -> list[str]:
-        base = self.nodes_path.parent
-        if not modules:
-            modules = [f for f in DEFAULT_NODE_FOLDERS if (base / f).is_dir()]
-        for message in import_node_modules(modules, base):
-            self.problem(self.nodes_path, "$.modules", message)
-        return modules
-
-    def _check_nodes(self, nodes: list[tuple[int, NodeConfig]], duplicated: set[str]) -> None:
+    def _assign_workers(self, nodes: _Indexed, default: str | None) -> _Indexed:
+        """With named workers (a node names one, or `default_worker` is set), every node has one: its
+        own or the default. Without any (one PC), every worker hosts every node."""
+        names = sorted({n.worker for _, n in nodes if n.worker is not None})
+        if default is None and not names:
+            return nodes
+        assigned = []
         for index, node in nodes:
-            path = f"$.nodes[{index}]"
-            if node.id in duplicated:
-                self.problem(
-                    self.nodes_path, f"{path}.id", f"duplicate node id {node.id!r}; ids must be unique"
+            if node.worker is None and default is not None:
+                node = node.model_copy(update={"worker": default})
+            elif node.worker is None:
+                message = (
+                    f"node {node.id!r} names no worker, while other nodes do ({', '.join(names)}), so no "
+                    f'worker would host it: add "worker": "<name>" to it, or a top-level "default_worker": '
+                    '"<name>" to nodes.json for every node that names none'
                 )
+                self.problem(self.nodes_path, f"$.nodes[{index}].worker", message)
+            assigned.append((index, node))
+        return assigned
+
+    def _default_folders(self) -> list[str]:
+        base = self.nodes_path.parent
+        return [f for f in DEFAULT_NODE_FOLDERS if (base / f).is_dir()]
+
+    def _check_ids(self, nodes: _Indexed, duplicated: set[str]) -> None:
+        for index, node in nodes:
+            if node.id in duplicated:
+                message = f"duplicate node id {node.id!r}; ids must be unique"
+                self.problem(self.nodes_path, f"$.nodes[{index}].id", message)
+
+    def _check_types(self, hosted: _Indexed, modules: list[str], every: bool) -> None:
+        """Import the lab's modules and the hosted nodes' own, then resolve the hosted nodes' types.
+
+        Hosting every node, each module of the lab must import. Hosting some, a lab module that fails
+        here (another PC's driver, its SDK absent) matters only to a hosted node whose type it leaves
+        unresolved, and that node's problem says so. Hosting none, nothing is imported.
+        """
+        if not hosted and not every:
+            return
+        failed = self._import(modules)
+        for failure in failed if every else []:
+            self.problem(self.nodes_path, "$.modules", str(failure))
+        for index, node in hosted:
+            if node.module is not None and self._import([node.module]):
+                for failure in self._import([node.module]):
+                    self.problem(self.nodes_path, f"$.nodes[{index}].module", str(failure))
+                continue
             try:
                 resolve_node_type(node.type)
             except NodeTypeError as exc:
-                self.problem(self.nodes_path, f"{path}.type", exc.message)
+                message = _type_problem(node, exc, [] if every else failed, every)
+                self.problem(self.nodes_path, f"$.nodes[{index}].type", message)
+
+    def _import(self, specs: list[str]) -> list[ImportFailure]:
+        """Import each spec once per load; what failed."""
+        for spec in specs:
+            if spec not in self._imported:
+                self._imported[spec] = import_node_specs([spec], self.nodes_path.parent)
+        return [failure for spec in specs for failure in self._imported[spec]]
 
     def _check_workflows(
         self, workflows: list[tuple[int, WorkflowConfig]], names: list[str], node_ids: set[str]
@@ -137,6 +221,31 @@ class _Loader:
                 if step.node not in node_ids:
                     message = f"unknown node {step.node!r}; known nodes: {known}"
                     self.problem(self.workflows_path, f"{path}.steps[{step_index}]", message)
+
+
+def _select(nodes: _Indexed, hosted: Hosted) -> _Indexed:
+    if hosted is ALL_NODES:
+        return nodes
+    if hosted is None:
+        return []
+    if isinstance(hosted, NodesOfWorker):
+        ids = {n.id for n in nodes_of_worker([n for _, n in nodes], hosted.name)}
+    else:
+        ids = set(hosted)
+    return [(index, node) for index, node in nodes if node.id in ids]
+
+
+def _type_problem(node: NodeConfig, exc: NodeTypeError, failed: list[ImportFailure], every: bool) -> str:
+    """Why a hosted node's type is unresolved: the registry's answer, or the modules that failed here."""
+    if failed and ":" not in node.type and node.type not in known_types():
+        why = "; ".join(f"module {f.spec!r} could not be imported here: {f.error}" for f in failed)
+        return f"node {node.id}: unknown node type {node.type!r}; {why}"
+    if every and node.worker is not None:
+        return (
+            f"{exc.message} (node {node.id} is hosted by {node.worker}: check it on that PC with "
+            f"`task-scheduler config check --worker {node.worker}`)"
+        )
+    return exc.message
 
 
 def _raw_ids(parsed: BaseModel | None, key: str, field: str) -> list[str]:

@@ -5,37 +5,69 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeTypeError
 from .nodes import BaseNode
 
 
+@dataclass(frozen=True)
+class ImportFailure:
+    """A node module that could not be imported in this process, and why."""
+
+    spec: str
+    error: str  # "ModuleNotFoundError: No module named 'acc_vendor_sdk'"
+
+    def __str__(self) -> str:
+        return f"cannot import node module {self.spec!r}: {self.error}"
+
+
 def import_node_modules(specs: list[str], base_dir: Path | None = None) -> list[str]:
-    """Import every module that defines nodes; return one message per module that failed.
+    """Import every module that defines nodes; return one message per module that failed."""
+    return [str(failure) for failure in import_node_specs(specs, base_dir)]
+
+
+def import_node_specs(specs: list[str], base_dir: Path | None = None) -> list[ImportFailure]:
+    """Import every module that defines nodes; return what failed. A failing file of a folder does not
+    stop the others (a lab's folder may hold another PC's driver, whose SDK is not installed here).
 
     A spec is a dotted module name (`mylab.nodes`), or a path to a `.py` file or to a folder of them,
     relative to `base_dir` (the configuration's folder) when not absolute.
     """
-    errors = []
+    failures = []
     for spec in specs:
         try:
-            _import_spec(spec, base_dir or Path.cwd())
-        except Exception as exc:  # a user's module may raise anything while importing
-            errors.append(f"cannot import node module {spec!r}: {type(exc).__name__}: {exc}")
-    return errors
+            targets = _targets(spec, base_dir or Path.cwd())
+        except FileNotFoundError as exc:
+            failures.append(ImportFailure(spec, f"FileNotFoundError: {exc}"))
+            continue
+        for shown, target in targets:
+            try:
+                _import_target(target)
+            except Exception as exc:  # a user's module may raise anything while importing
+                failures.append(ImportFailure(shown, f"{type(exc).__name__}: {exc}"))
+    return failures
 
 
-def _import_spec(spec: str, base_dir: Path) -> None:
+def _targets(spec: str, base_dir: Path) -> list[tuple[str, Path | str]]:
+    """What a spec imports: its files (each shown as the spec, or `folder/file.py`), or a module name."""
     path = Path(spec) if Path(spec).is_absolute() else base_dir / spec
-    if spec.endswith(".py") or path.is_dir():
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist")
-        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
-            if file.name != "__init__.py":
-                _import_file(file)
-        return
-    importlib.import_module(spec)
+    if not (spec.endswith(".py") or path.is_dir()):
+        return [(spec, spec)]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if not path.is_dir():
+        return [(spec, path)]
+    files = [f for f in sorted(path.glob("*.py")) if f.name != "__init__.py"]
+    return [(f"{spec.rstrip('/')}/{f.name}", f) for f in files]
+
+
+def _import_target(target: Path | str) -> None:
+    if isinstance(target, Path):
+        _import_file(target)
+    else:
+        importlib.import_module(target)
 
 
 def _import_file(file: Path) -> None:
@@ -66,8 +98,8 @@ def resolve_node_type(type_name: str) -> type[BaseNode]:
         raise NodeTypeError(f"node type {type_name!r} is ambiguous ({paths}): use a dotted path")
     known = ", ".join(known_types()) or "none (no node module was imported)"
     raise NodeTypeError(
-        f"unknown node type {type_name!r}; known types: {known}. Name the module that defines it "
-        "(`modules` in nodes.json or --module), or use a dotted path `package.module:Class`"
+        f"unknown node type {type_name!r}; known types: {known}. Name the module that defines it (the "
+        "node's `module`, `modules` in nodes.json, or --module), or use a dotted path `package.module:Class`"
     )
 
 
