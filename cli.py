@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from .client.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError
-from .engine.loader import load_config, load_config_dir
+from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
 from .settings import Settings, connect
 
 DEFAULT_CONFIG_DIR = "examples/demo-lab"
@@ -40,17 +40,22 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_lab(args: argparse.Namespace) -> LabConfig:
+def load_lab(args: argparse.Namespace, hosted: Hosted = ALL_NODES) -> LabConfig:
+    """The lab; only the `hosted` nodes' types are resolved (their driver modules imported)."""
     if args.nodes or args.workflows:
         if not (args.nodes and args.workflows):
             raise TaskSchedulerError("give both -n nodes.json and -w workflows.json, or --config DIR")
-        return load_config(args.nodes, args.workflows, args.module)
-    return load_config_dir(Path(args.config or DEFAULT_CONFIG_DIR), args.module)
+        return load_config(args.nodes, args.workflows, args.module, hosted=hosted)
+    return load_config_dir(Path(args.config or DEFAULT_CONFIG_DIR), args.module, hosted=hosted)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    lab = load_lab(args)
-    print(f"Configuration OK: {lab.nodes_file}, {lab.workflows_file}")
+    """The full view (every node's type checked here), or with --worker a PC's view (its nodes' only)."""
+    lab = load_lab(args, NodesOfWorker(args.worker) if args.worker else ALL_NODES)
+    if args.worker:
+        lab.check_worker(args.worker)
+    view = f" (worker {args.worker}'s view: the types of its nodes checked)" if args.worker else ""
+    print(f"Configuration OK{view}: {lab.nodes_file}, {lab.workflows_file}")
     print(f"{len(lab.nodes)} node(s):")
     for node in lab.nodes:
         attempts = f"{node.retry.max_attempts} attempt(s)"
@@ -60,7 +65,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"{len(lab.workflows)} workflow(s):")
     for workflow in lab.workflows:
         print(f"  {workflow.name:<18} " + " -> ".join(step.node for step in workflow.steps))
+    _print_hosting(lab, args.worker)
     return 0
+
+
+def _print_hosting(lab: LabConfig, worker: str | None) -> None:
+    names = lab.worker_names()
+    if worker is not None:
+        hosted = ", ".join(n.id for n in lab.nodes_of_worker(worker))
+        print(f"worker {worker} hosts: {hosted}" + ("" if names else " (no node names a worker: all)"))
+    elif names:
+        print(
+            f"This lab has named workers ({', '.join(names)}): on each PC, run `task-scheduler config "
+            "check --worker NAME` to check its nodes' types with what that PC has installed."
+        )
 
 
 def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,13 +123,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import WorkerOptions, run_worker
 
     configure_logging(args.verbose)
-    lab = load_lab(args)
+    if args.workflows_only and args.name:
+        raise TaskSchedulerError("--workflows-only hosts no node: give it no --name")
+    lab = load_lab(args, worker_hosts(args))
+    if args.name:
+        lab.check_worker(args.name)
     settings = settings_from(args)
     options = WorkerOptions(
         lab=lab,
         name=args.name,
         task_queue=settings.task_queue,
-        run_workflows=not args.no_workflows,
+        run_workflows=runs_workflows(args),
+        host_nodes=not args.workflows_only,
         emulate=args.emulate,
         grace_s=args.grace_s,
     )
@@ -121,6 +144,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await run_worker(client, options, stop_event_on_signals())
 
     return run_async(run)
+
+
+def worker_hosts(args: argparse.Namespace) -> Hosted:
+    if args.workflows_only:
+        return None
+    return NodesOfWorker(args.name) if args.name else ALL_NODES
+
+
+def runs_workflows(args: argparse.Namespace) -> bool:
+    """A named worker (a lab PC) runs no workflows unless asked: the workflow queue belongs on the
+    server host, where a cut-off PC cannot hold a cached workflow. An unnamed worker runs them."""
+    if args.run_workflows or args.workflows_only:
+        return True
+    return args.name is None and not args.no_workflows
 
 
 def run_async(command: Callable[[], Awaitable[object]]) -> int:
@@ -221,7 +258,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = settings_from(args)
-    lab = load_lab(args) if (args.config or args.nodes) else None
+    lab = load_lab(args, hosted=None) if (args.config or args.nodes) else None
     app = create_app(settings, lab=lab)
     uvicorn.run(
         app, host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="warning"
@@ -273,8 +310,18 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     worker = commands.add_parser("worker", help="run a worker hosting this machine's nodes")
     add_config_arguments(worker)
     add_temporal_arguments(worker)
-    worker.add_argument("--name", help="host the nodes whose `worker` is NAME (and those naming none)")
-    worker.add_argument("--no-workflows", action="store_true", help="do not poll the workflow task queue")
+    worker.add_argument(
+        "--name", help="host the nodes whose `worker` is NAME (a lab PC); without it, every node"
+    )
+    workflows = worker.add_mutually_exclusive_group()
+    # Not `--workflows`: that is the seed's `-w workflows.json`.
+    workflows.add_argument(
+        "--run-workflows", action="store_true", help="also run the workflows (the default without --name)"
+    )
+    workflows.add_argument("--no-workflows", action="store_true", help="do not run the workflows")
+    workflows.add_argument(
+        "--workflows-only", action="store_true", help="run the workflows and host no node (the server host)"
+    )
     worker.add_argument("--emulate", "-e", action="store_true", help="emulation mode: no driver is called")
     worker.add_argument("--grace-s", type=float, default=30.0, help="on SIGTERM, time running steps get")
     worker.set_defaults(handler=cmd_worker)
@@ -298,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_commands.add_parser("check", help="validate nodes.json and workflows.json")
     add_config_arguments(check)
+    check.add_argument(
+        "--worker", metavar="NAME", help="a PC's view: check the types of worker NAME's nodes only"
+    )
     check.set_defaults(handler=cmd_config_check)
 
     token = commands.add_parser("token", help="make API tokens")

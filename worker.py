@@ -58,6 +58,7 @@ class WorkerOptions:
     name: str | None = None
     task_queue: str = DEFAULT_TASK_QUEUE
     run_workflows: bool = True
+    host_nodes: bool = True  # False: the server host's workflows-only worker
     emulate: bool = False
     grace_s: float = 30.0
     node_uses_per_run: int = 500
@@ -73,7 +74,8 @@ class LabWorker:
     def __init__(self, client: Client, options: WorkerOptions) -> None:
         self.client = client
         self.options = options
-        self.node_ids = [n.id for n in options.lab.nodes_of_worker(options.name)]
+        hosted = options.lab.nodes_of_worker(options.name) if options.host_nodes else []
+        self.node_ids = [n.id for n in hosted]
         self.host: NodeHost | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -87,9 +89,11 @@ class LabWorker:
     async def start(self) -> None:
         if self.options.emulate:
             log.warning(EMULATION_BANNER)
+        if self.options.name is not None and self.options.host_nodes:
+            self.options.lab.check_worker(self.options.name)
         await refuse_hosted_nodes(self.client, self.node_ids)
         # Drivers are built only once the nodes are ours: a constructor may open the hardware.
-        nodes = [build_node(n) for n in self.options.lab.nodes_of_worker(self.options.name)]
+        nodes = [build_node(self.options.lab.node(node_id)) for node_id in self.node_ids]
         self.host = NodeHost(self.client, {n.id: n for n in nodes}, emulate=self.options.emulate)
         for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
@@ -198,5 +202,7 @@ async def run_worker(client: Client, options: WorkerOptions, stop: asyncio.Event
     """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit."""
     async with LabWorker(client, options) as worker:
         log.info("worker %s hosts nodes: %s", options.identity, ", ".join(worker.node_ids) or "none")
+        if not options.run_workflows:
+            log.info("this worker runs no workflows: tasks progress while a worker with workflows runs")
         await stop.wait()
         log.info("stopping: running steps have %s s to finish", options.grace_s)

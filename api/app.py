@@ -42,9 +42,10 @@ def check_secret(settings: Settings) -> None:
 
 
 def load_lab(settings: Settings) -> LabConfig:
+    """The lab as the API needs it: no node's type resolved, no driver module imported (hosted=None)."""
     if settings.nodes_file and settings.workflows_file:
-        return load_config(settings.nodes_file, settings.workflows_file, settings.node_modules)
-    return load_config_dir(Path(settings.config_dir), settings.node_modules)
+        return load_config(settings.nodes_file, settings.workflows_file, settings.node_modules, hosted=None)
+    return load_config_dir(Path(settings.config_dir), settings.node_modules, hosted=None)
 
 
 def create_app(

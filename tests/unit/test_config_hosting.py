@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from task_scheduler import ConfigError, load_config
+from task_scheduler.cli import build_parser, main, runs_workflows
 from task_scheduler.engine.config import NodeConfig, driver_digest
 from task_scheduler.engine.errors import UnknownWorkerError
 from task_scheduler.engine.loader import NodesOfWorker
@@ -226,3 +227,84 @@ def test_driver_digest_changes_with_the_driver_settings_only() -> None:
     assert {driver_digest(n) for n in same} == {driver_digest(base)}
     assert len({driver_digest(n) for n in changed} | {driver_digest(base)}) == len(changed) + 1
     assert driver_digest(base) == driver_digest(NodeConfig.model_validate(base.model_dump()))
+
+
+def test_worker_with_a_name_no_node_names_is_refused_at_start(
+    two_pcs: tuple[tuple[Path, Path], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes_path, workflows_path = two_pcs[0]
+
+    # Refused before it connects: no Temporal server listens at this address.
+    code = main(["worker", "--name", "pc-3", "-n", str(nodes_path), "-w", str(workflows_path)])
+
+    assert code == 1
+    assert "no node names worker 'pc-3'; workers in nodes.json: pc-1, pc-2" in capsys.readouterr().err
+
+
+def test_worker_workflows_only_takes_no_name(
+    two_pcs: tuple[tuple[Path, Path], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes_path, workflows_path = two_pcs[0]
+
+    code = main(
+        ["worker", "--workflows-only", "--name", "pc-1", "-n", str(nodes_path), "-w", str(workflows_path)]
+    )
+
+    assert code == 1
+    assert "--workflows-only hosts no node" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "runs_them"),
+    [
+        ([], True),
+        (["--no-workflows"], False),
+        (["--name", "pc-1"], False),
+        (["--name", "pc-1", "--run-workflows"], True),
+        (["--name", "pc-1", "--no-workflows"], False),
+        (["--workflows-only"], True),
+    ],
+)
+def test_worker_runs_workflows_unless_named(options: list[str], runs_them: bool) -> None:
+    assert runs_workflows(build_parser().parse_args(["worker", *options])) is runs_them
+
+
+def test_config_check_worker_checks_that_pc_s_nodes_and_says_which_it_hosts(
+    two_pcs: tuple[tuple[Path, Path], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes_path, workflows_path = (str(p) for p in two_pcs[0])
+
+    on_pc1 = main(["config", "check", "--worker", "pc-1", "-n", nodes_path, "-w", workflows_path])
+    pc1 = capsys.readouterr()
+    on_pc2 = main(["config", "check", "--worker", "pc-2", "-n", nodes_path, "-w", workflows_path])
+    pc2 = capsys.readouterr()
+
+    assert on_pc1 == 0, pc1.err
+    assert "worker pc-1's view" in pc1.out and "worker pc-1 hosts: a1\n" in pc1.out
+    assert on_pc2 == 1
+    assert "node b1: unknown node type" in pc2.err and f"No module named {MISSING_SDK!r}" in pc2.err
+
+
+def test_config_check_full_view_of_a_lab_with_named_workers_hints_at_the_per_pc_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arm = unique("Arm")
+    nodes = [node("a1", arm, worker="pc-1"), node("a2", arm, worker="pc-2")]
+    nodes_path, workflows_path = write(tmp_path, nodes, modules=[driver_file(tmp_path, arm)])
+
+    code = main(["config", "check", "-n", str(nodes_path), "-w", str(workflows_path)])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "named workers (pc-1, pc-2)" in out and "config check --worker NAME" in out
+
+
+def test_config_check_worker_refuses_an_unknown_worker(
+    two_pcs: tuple[tuple[Path, Path], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes_path, workflows_path = (str(p) for p in two_pcs[0])
+
+    code = main(["config", "check", "--worker", "pc-9", "-n", nodes_path, "-w", workflows_path])
+
+    assert code == 1
+    assert "no node names worker 'pc-9'" in capsys.readouterr().err
