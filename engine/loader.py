@@ -186,16 +186,24 @@ class _Loader:
         failed = self._import(modules)
         for failure in failed if every else []:
             self.problem(self.nodes_path, "$.modules", str(failure))
+        without_module = self._import_node_modules(hosted)
         for index, node in hosted:
-            if node.module is not None and self._import([node.module]):
-                for failure in self._import([node.module]):
-                    self.problem(self.nodes_path, f"$.nodes[{index}].module", str(failure))
-                continue
+            if index in without_module:
+                continue  # its `module` problem says why
             try:
                 resolve_node_type(node.type)
             except NodeTypeError as exc:
                 message = _type_problem(node, exc, [] if every else failed, every)
                 self.problem(self.nodes_path, f"$.nodes[{index}].type", message)
+
+    def _import_node_modules(self, hosted: _Indexed) -> set[int]:
+        """Import the hosted nodes' own modules (all before any type is resolved); the nodes whose failed."""
+        failed = set()
+        for index, node in hosted:
+            for failure in self._import([node.module] if node.module else []):
+                self.problem(self.nodes_path, f"$.nodes[{index}].module", str(failure))
+                failed.add(index)
+        return failed
 
     def _import(self, specs: list[str]) -> list[ImportFailure]:
         """Import each spec once per load; what failed."""
