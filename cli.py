@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -12,6 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import SecretStr
@@ -21,6 +23,9 @@ from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError
 from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
 from .settings import Settings, connect
+
+if TYPE_CHECKING:
+    from .devserver import DevServer
 
 DEFAULT_CONFIG_DIR = "examples/demo-lab"
 
@@ -253,6 +258,62 @@ def _dev_banner(settings: Settings, ui_url: str | None, state_dir: Path, token: 
     )
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """The lab's Temporal server, as `dev` runs it (SQLite file, UI, search attributes, dynamic config),
+    bound for the lab's other PCs to reach it; stopped by its pid on SIGINT or SIGTERM."""
+    from .devserver import DevServer
+
+    configure_logging(args.verbose)
+    state_dir = Path(args.state_dir)
+    server = DevServer(
+        ip=args.ip,
+        db_file=state_dir / "temporal.db",
+        port=args.port,
+        ui_port=args.ui_port,
+        log_file=state_dir / "temporal.log",
+    )
+
+    async def run() -> None:
+        stop = stop_event_on_signals()
+        server.start()
+        try:
+            await server.wait_ready()
+            print(_server_banner(server, state_dir), flush=True)
+            await _run_until(stop, server)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    return run_async(run)
+
+
+async def _run_until(stop: asyncio.Event, server: DevServer) -> None:
+    """Until a signal sets `stop`; a server that exits by itself is an error, with its log's end."""
+    while not stop.is_set():
+        server.raise_if_exited()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def _server_banner(server: DevServer, state_dir: Path) -> str:
+    from .devserver import lan_addresses
+
+    hosts = lan_addresses() if server.ip == "0.0.0.0" else []
+    lines = ["Temporal server of the lab is running (Ctrl-C stops it; starting it again resumes every task)"]
+    lines += [f"  workers, API  TEMPORAL_ADDRESS={host}:{server.port}" for host in hosts]
+    lines += [f"  Temporal UI   http://{host}:{server.ui_port}" for host in hosts]
+    lines += [f"  on this PC    {server.address}, UI {server.ui_url}"]
+    lines += [f"  state         {state_dir}/temporal.db (its log: {state_dir}/temporal.log)"]
+    if server.ip != "0.0.0.0":
+        lines += [f"  bound to {server.ip}: only this PC can connect (--ip 0.0.0.0 for the other PCs)"]
+    elif not hosts:
+        lines += ["  this host has no network address yet: the other PCs cannot reach it"]
+    lines += [
+        f"  no TLS, no credentials: let the firewall allow only the lab subnet to ports {server.port} "
+        f"and {server.ui_port}"
+    ]
+    return "\n".join(lines)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from .api.app import create_app
 
@@ -306,6 +367,20 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     dev.add_argument("--logs", "-l", action="store_true", help="also log to STATE_DIR/task-scheduler.log")
     dev.add_argument("--verbose", "-v", "--debug", "-d", action="store_true", help="log debug messages")
     dev.set_defaults(handler=cmd_dev)
+
+    server = commands.add_parser(
+        "server", help="run the lab's Temporal server (dev server + UI) for every PC"
+    )
+    server.add_argument(
+        "--ip",
+        default="0.0.0.0",
+        help="bind address: 0.0.0.0 (every interface, the default) or 127.0.0.1 (this PC only)",
+    )
+    server.add_argument("--port", type=int, default=7233, help="the gRPC port workers and the API dial")
+    server.add_argument("--ui-port", type=int, default=8233, help="the Temporal Web UI's port")
+    server.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="where the Temporal database is kept")
+    server.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
+    server.set_defaults(handler=cmd_server)
 
     worker = commands.add_parser("worker", help="run a worker hosting this machine's nodes")
     add_config_arguments(worker)

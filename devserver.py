@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -40,8 +41,18 @@ DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
         # step costs 100 ms. Raised, a no-op activity costs ~20 ms (SQLite) and the bench measures us,
         # not the throttle. (`frontend.enableUpdateWorkflowExecution` is already on in Server 1.32.)
         "history.transferProcessorMaxPollRPS": "1000",
+        # A worker's liveness is read from the task queue's poller list (its last access time). An idle
+        # worker polls again only when its long poll expires: 60 s by default (a live idle poller's last
+        # access measured up to 52 s old), so a dead worker looked alive for a minute. At 10 s it stays
+        # under 10 s old (measured over 2 min: 9.0 s activity, 9.9 s workflow queues), and a switched-off
+        # PC shows as offline within seconds. A duration: "10s" as JSON text (a number means seconds).
+        "matching.longPollExpirationInterval": '"10s"',
     }
 )
+
+# `start-dev --ip <a LAN address>` is broken in CLI 1.9.1: its frontend dials its own internal services at
+# 127.0.0.1 and every DescribeTaskQueue fails. 0.0.0.0 (every interface) works.
+BIND_ADDRESSES: Final = ("127.0.0.1", "0.0.0.0")
 
 LOG_TAIL_LINES: Final = 30
 LOG_TAIL_BYTES: Final = 16_384
@@ -77,15 +88,59 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, ip: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR as the server sets it: connections in TIME_WAIT after a kill must not count.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((ip, port))
         except OSError:
             return False
         return True
+
+
+def check_bind_address(ip: str) -> None:
+    """Refuse a bind address the dev server cannot serve from, saying what to do instead."""
+    if ip not in BIND_ADDRESSES:
+        raise DevServerError(
+            f"the Temporal dev server cannot be bound to {ip}: `temporal server start-dev --ip <address>` "
+            "works only with 127.0.0.1 or 0.0.0.0 (with another address its frontend still dials its own "
+            "internal services at 127.0.0.1, and every call fails). Bind 0.0.0.0 (every interface, the "
+            "default of `task-scheduler server`) and let the firewall decide who may connect: allow only "
+            "the lab subnet to the gRPC and UI ports"
+        )
+
+
+def lan_addresses() -> list[str]:
+    """This host's non-loopback IPv4 addresses (one per interface), where other PCs reach a 0.0.0.0 bind."""
+    found = _interface_addresses() if sys.platform.startswith("linux") else _hostname_addresses()
+    return sorted({a for a in found if not a.startswith("127.")}, key=socket.inet_aton)
+
+
+SIOCGIFADDR: Final = 0x8915
+
+
+def _interface_addresses() -> list[str]:
+    import fcntl  # Unix only; a lab PC on Windows runs workers, never the server, but imports this module
+
+    addresses = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                answer = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, request)
+            except OSError:  # no IPv4 address on this interface, or it is down
+                continue
+            addresses.append(socket.inet_ntoa(answer[20:24]))
+    return addresses
+
+
+def _hostname_addresses() -> list[str]:
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return [str(info[4][0]) for info in infos]
 
 
 @dataclass
@@ -94,6 +149,7 @@ class DevServer:
 
     db_file: Path | None = None  # None: in memory, everything is lost when the process ends
     port: int = field(default_factory=free_port)
+    ip: str = "127.0.0.1"  # the bind address (BIND_ADDRESSES); 0.0.0.0 for other PCs to reach it
     ui_port: int | None = None  # None: headless
     namespace: str = "default"
     extra_dynamic_config: dict[str, str] = field(default_factory=dict)  # values are JSON text: "true", '"x"'
@@ -101,8 +157,12 @@ class DevServer:
     binary: str = field(default_factory=find_temporal_binary)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        check_bind_address(self.ip)
+
     @property
     def address(self) -> str:
+        """Where a client on this machine dials it, whatever the bind address."""
         return f"127.0.0.1:{self.port}"
 
     @property
@@ -119,7 +179,7 @@ class DevServer:
         db = [] if self.db_file is None else ["--db-filename", str(self.db_file)]
         namespace = [] if self.namespace == "default" else ["--namespace", self.namespace]
         return [
-            *[self.binary, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port)],
+            *[self.binary, "server", "start-dev", "--ip", self.ip, "--port", str(self.port)],
             *ui,
             *db,
             *namespace,
@@ -160,8 +220,8 @@ class DevServer:
     def _check_ports_free(self) -> None:
         # The server would exit at once, but `wait_ready` could first reach whatever holds the port.
         for port in (self.port, self.ui_port):
-            if port is not None and not port_is_free(port):
-                raise DevServerError(f"port {port} on 127.0.0.1 is already in use: choose another one")
+            if port is not None and not port_is_free(port, self.ip):
+                raise DevServerError(f"port {port} on {self.ip} is already in use: choose another one")
 
     def _open_log(self) -> contextlib.AbstractContextManager[IO[bytes] | int]:
         if self.log_file is None:
@@ -179,7 +239,7 @@ class DevServer:
 
     async def _connect_when_ready(self, deadline: float) -> Client:
         while True:
-            self._raise_if_exited()
+            self.raise_if_exited()
             try:
                 return await self._probe()
             except (RuntimeError, RPCError) as err:  # refused until it listens
@@ -195,7 +255,8 @@ class DevServer:
         await client.count_workflows()
         return client
 
-    def _raise_if_exited(self) -> None:
+    def raise_if_exited(self) -> None:
+        """Raise, with the end of its log, if the server was never started or has exited."""
         if self.process is None:
             raise DevServerError("the dev server was not started: call start() first")
         code = self.process.poll()

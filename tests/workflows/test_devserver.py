@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest, RemoveSearchAttributesRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -129,3 +133,60 @@ async def test_devserver_wait_ready_reports_why_the_server_exited(start_dev_serv
 async def test_devserver_refuses_a_port_in_use(temporal_server: DevServer) -> None:
     with pytest.raises(DevServerError, match="already in use"):
         DevServer(port=temporal_server.port).start()
+
+
+def test_devserver_refuses_a_bind_address_it_cannot_serve() -> None:
+    with pytest.raises(DevServerError, match=r"cannot be bound to 198\.18\.0\.10(.|\n)*Bind 0\.0\.0\.0"):
+        DevServer(ip="198.18.0.10")
+
+
+def test_devserver_bound_to_every_interface_refuses_a_port_in_use_on_loopback(
+    temporal_server: DevServer,
+) -> None:
+    server = DevServer(ip="0.0.0.0", port=temporal_server.port)
+
+    assert server.command()[server.command().index("--ip") + 1] == "0.0.0.0"
+    assert server.address == f"127.0.0.1:{temporal_server.port}"  # local clients dial loopback
+    with pytest.raises(DevServerError, match="already in use"):
+        server.start()
+
+
+@activity.defn
+async def idle_activity() -> None:
+    return None
+
+
+async def _poller_last_access(client: Client, task_queue: str) -> datetime | None:
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    pollers = (await client.workflow_service.describe_task_queue(request)).pollers
+    return max((p.last_access_time.ToDatetime(UTC) for p in pollers), default=None)
+
+
+async def _first_poll(client: Client, task_queue: str, deadline: float) -> datetime:
+    while (last := await _poller_last_access(client, task_queue)) is None:
+        assert time.monotonic() < deadline, "the worker's poller never showed"
+        await asyncio.sleep(0.2)
+    return last
+
+
+async def test_devserver_idle_poller_polls_again_within_seconds(
+    temporal_client: Client, task_queue: str
+) -> None:
+    # Worker liveness is read from the poller list. With Temporal's 60 s long polls a live idle worker's
+    # last access grew ~52 s old; `matching.longPollExpirationInterval` at 10 s keeps it under ~10 s.
+    async with Worker(temporal_client, task_queue=task_queue, activities=[idle_activity]):
+        deadline = time.monotonic() + 20
+        first = last = await _first_poll(temporal_client, task_queue, deadline)
+        ages: list[float] = []
+        while last - first < timedelta(seconds=5):
+            oldest = max(ages, default=0.0)
+            assert time.monotonic() < deadline, f"no poll 5 s after the first (oldest seen: {oldest:.1f} s)"
+            await asyncio.sleep(0.2)
+            last = await _poller_last_access(temporal_client, task_queue) or last
+            ages.append((datetime.now(UTC) - last).total_seconds())
+
+    assert max(ages) <= 11
