@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from temporalio.client import Client
 
+from ..engine.ledger import WorkerInfo
 from ..engine.nodes import BaseNode
 from .gate import NodeGate
 
@@ -19,10 +20,17 @@ T = TypeVar("T")
 class NodeHost:
     """Shared by the activities of one worker process."""
 
-    def __init__(self, client: Client, nodes: dict[str, BaseNode], emulate: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        nodes: dict[str, BaseNode],
+        emulate: bool = False,
+        worker: WorkerInfo | None = None,
+    ) -> None:
         self.client = client
         self.nodes = nodes
         self.emulate = emulate
+        self.worker = worker  # this process, as the ledgers record who runs a use
         self.gates = {node_id: NodeGate(node_id) for node_id in nodes}
         # One thread per node: a driver is never called from two threads, and a stuck driver blocks
         # only its own node.

@@ -68,6 +68,7 @@ class StepActivities:
                     max_attempts=request.step.retry.max_attempts,
                     close=close,
                     lost_run=request.lost_run,
+                    worker=self.host.worker,
                 )
                 refusal = await self._begin(node_id, gate, waiter, begin)
                 if refusal is None:
@@ -154,7 +155,8 @@ class StepActivities:
         report = StepReport(
             attempt=key.attempt, started_at=(started_at := datetime.now(UTC)), waited_s=waited_s
         )
-        beat.set(phase="running", started_at=started_at.isoformat())
+        worker = self.host.worker.label if self.host.worker else None
+        beat.set(phase="running", started_at=started_at.isoformat(), worker=worker, attempt=key.attempt)
         lines = CapturedLines()
         started = time.monotonic()
         try:
@@ -173,6 +175,7 @@ class StepActivities:
             final=final,
             message=result.message,
             duration_s=time.monotonic() - started,
+            status=result.status,
         )
         await self._finish(node.id, end)
         if not result.succeeded:
@@ -225,8 +228,10 @@ class StepActivities:
             gate.release(None)
 
     async def _end(self, node_id: str, end: EndUse) -> None:
+        """The end of a use is the record that lets the node be used again (or, for a run given up as
+        cut off, what the operator decides on): it is sent until it arrives, even after a cancel."""
         handle = ledger_handle(self.host.client, node_id)
-        await _with_retries(handle.execute_update, NodeWorkflow.end_use, end)
+        await _with_retries(handle.execute_update, NodeWorkflow.end_use, end, persist=True)
 
 
 def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
@@ -234,6 +239,12 @@ def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
     because its task no longer exists (terminated), nobody will decide about the cut-off action, so
     the node goes to ERROR, as the ledger's holder check would put it."""
     details = activity.cancellation_details()
+    if details is not None and details.timed_out:
+        message = (
+            "the server gave the step up (its heartbeats stopped arriving: the link was cut?); the "
+            "driver was asked to abort when the worker heard of it"
+        )
+        return EndUse(key=key, succeeded=False, final=False, message=message, duration_s=duration_s)
     if details is not None and details.not_found:
         message = "its task no longer runs (terminated?); the driver was aborted mid-step: check the device"
         return EndUse(key=key, succeeded=False, final=True, message=message, duration_s=duration_s)
@@ -250,15 +261,16 @@ async def _abort_and_wait(node: BaseNode, future: asyncio.Future[Any]) -> None:
         node.logger.info("driver stopped: {}", future.exception())
 
 
-async def _with_retries(call: Any, *args: Any) -> Any:
-    """Ledger updates ride out a Temporal server restart or a ledger's continue-as-new."""
+async def _with_retries(call: Any, *args: Any, persist: bool = False) -> Any:
+    """Ledger updates ride out a Temporal server restart, a cut link or a ledger's continue-as-new;
+    a cancel stops the retries, unless the update must arrive whatever happens (`persist`)."""
     while True:
         try:
             return await call(*args, rpc_timeout=LEDGER_RPC_TIMEOUT)
         except WorkflowUpdateFailedError:
             raise
         except (RPCError, RPCTimeoutOrCancelledError) as exc:
-            if activity.is_cancelled():
+            if activity.is_cancelled() and not persist:
                 raise asyncio.CancelledError from exc
             activity.logger.warning("ledger unreachable (%s); trying again", exc)
             await asyncio.sleep(LEDGER_RETRY_S)

@@ -2,124 +2,57 @@
 keeps one and changes it only through these methods, so it can be tested without Temporal.
 
 Lab safety: a node serves one step at a time, a node in ERROR serves none until an operator restarts
-it, and a use that was cut off (its worker died) is never silently run again on a one-attempt node.
+it, a use that was cut off (its worker died) is never silently run again on a one-attempt node, and a
+use cut off while its driver may still run (the PC lost its link) keeps the node closed until its end
+is accounted for.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
-from pydantic import BaseModel, Field
-
-from .errors import TaskSchedulerError
+from .ledger_models import (
+    ENDED_RUNS_KEPT,
+    RECENT_USES_KEPT,
+    BeginUse,
+    BeginVerdict,
+    EndUse,
+    Holder,
+    HolderAnswer,
+    HolderCheck,
+    LedgerRefusal,
+    LedgerState,
+    NodeCommand,
+    NodeCommandResult,
+    NodeStats,
+    RunAccounted,
+    RunOutcome,
+    UseKey,
+    UseSummary,
+    WorkerInfo,
+)
 from .states import NodeMachine, NodeState
 
-RECENT_USES_KEPT = 20
-# Steps whose use ended, by their latest run: what a step run again after its worker was lost "while
-# waiting" is checked against. Only the uses since the loss matter (a few): 500 is ample.
-ENDED_RUNS_KEPT = 500
-
-
-class LedgerRefusal(TaskSchedulerError):
-    """The node cannot be used now."""
-
-
-class UseKey(BaseModel):
-    """One use of a node: a run (scheduling) of a task's step, and its Temporal attempt."""
-
-    task_id: str
-    step_index: int
-    run: int = 1
-    attempt: int = 1
-
-    def same_step(self, other: UseKey) -> bool:
-        return (self.task_id, self.step_index) == (other.task_id, other.step_index)
-
-    def __str__(self) -> str:
-        return f"task {self.task_id} step {self.step_index + 1} (run {self.run}, attempt {self.attempt})"
-
-
-class EndUse(BaseModel):
-    key: UseKey
-    succeeded: bool
-    final: bool = True
-    duration_s: float = 0.0
-    message: str | None = None
-
-
-class BeginUse(BaseModel):
-    key: UseKey
-    waited_s: float = 0.0
-    max_attempts: int = 1
-    close: EndUse | None = None
-    # The first run of this step that was lost while its last heartbeat said "waiting": that heartbeat
-    # may be stale (the driver can start, even end, before "running" reaches the server), so a use of
-    # that run (or a later one) that ended here means the step ran and the task never heard back.
-    lost_run: int | None = None
-
-
-class BeginVerdict(StrEnum):
-    GRANTED = "GRANTED"
-    LOST_PREVIOUS = "LOST_PREVIOUS"
-    RAN_BEFORE = "RAN_BEFORE"  # the lost run used the node to its end: not granted, an operator decides
-
-
-class Holder(BaseModel):
-    key: UseKey
-    since: datetime
-    waited_s: float = 0.0
-
-
-class NodeStats(BaseModel):
-    calls: int = 0
-    successes: int = 0
-    failures: int = 0
-    lost: int = 0
-    total_run_s: float = 0.0
-    min_run_s: float | None = None
-    max_run_s: float | None = None
-    total_wait_s: float = 0.0
-    max_wait_s: float = 0.0
-
-    @property
-    def mean_run_s(self) -> float | None:
-        return self.total_run_s / self.calls if self.calls else None
-
-    def add(self, end: EndUse, waited_s: float) -> None:
-        self.calls += 1
-        if end.succeeded:
-            self.successes += 1
-        else:
-            self.failures += 1
-        self.total_run_s += end.duration_s
-        # `is None`, not `or`: a 0.0 s use (a no-op node) is a real minimum.
-        self.min_run_s = end.duration_s if self.min_run_s is None else min(self.min_run_s, end.duration_s)
-        self.max_run_s = max(self.max_run_s or 0.0, end.duration_s)
-        self.total_wait_s += waited_s
-        self.max_wait_s = max(self.max_wait_s, waited_s)
-
-
-class UseSummary(BaseModel):
-    key: UseKey
-    began: datetime
-    ended: datetime
-    outcome: str
-
-
-class LedgerState(BaseModel):
-    """Everything a NodeWorkflow knows, carried whole through continue-as-new."""
-
-    node_id: str
-    state: NodeState = NodeState.OFFLINE
-    holder: Holder | None = None
-    reason: str | None = None
-    stats: NodeStats = Field(default_factory=NodeStats)
-    restarts: int = 0
-    uses_this_run: int = 0
-    runs: int = 1
-    recent: list[UseSummary] = Field(default_factory=list)
-    ended_runs: dict[str, int] = Field(default_factory=dict)  # "task/step" -> latest run whose use ended
+__all__ = [
+    "BeginUse",
+    "BeginVerdict",
+    "EndUse",
+    "Holder",
+    "HolderAnswer",
+    "HolderCheck",
+    "Ledger",
+    "LedgerRefusal",
+    "LedgerState",
+    "NodeCommand",
+    "NodeCommandResult",
+    "NodeStats",
+    "RunAccounted",
+    "RunOutcome",
+    "UseKey",
+    "UseSummary",
+    "WorkerInfo",
+    "step_of",
+]
 
 
 class Ledger:
@@ -139,6 +72,8 @@ class Ledger:
         holder = self.state.holder.key if self.state.holder else None
         if holder == request.key:
             return  # the same begin again (a lost response retried): idempotent
+        if self.state.cut_off:
+            raise LedgerRefusal(self._cut_off_text())
         if self.state.state in (NodeState.ERROR, NodeState.RECOVERY):
             why = f" ({self.state.reason})" if self.state.reason else ""
             raise LedgerRefusal(
@@ -188,7 +123,9 @@ class Ledger:
         self.state.holder = None
         self._sync()
         self.machine.trigger("hand_over" if self.machine.state is NodeState.IN_USE else "acquire")
-        self.state.holder = Holder(key=request.key, since=now, waited_s=request.waited_s)
+        self.state.holder = Holder(
+            key=request.key, since=now, waited_s=request.waited_s, worker=request.worker
+        )
         self.state.uses_this_run += 1
         self._sync()
 
@@ -198,7 +135,7 @@ class Ledger:
         """Record the end of the holder's use; an end of a use that is not held is ignored (idempotent)."""
         holder = self.state.holder
         if holder is None or holder.key != request.key:
-            return False
+            return self._late_end(request, now)
         self._close(request, now)
         self.machine.trigger("release")
         if not request.succeeded and request.final:
@@ -211,11 +148,19 @@ class Ledger:
         holder = self.state.holder
         assert holder is not None
         self.state.stats.add(request, holder.waited_s)
-        self._record(holder, now, "succeeded" if request.succeeded else "failed")
+        self._record(holder, now, _outcome(request), request)
         self.state.holder = None
 
-    def _record(self, holder: Holder, now: datetime, outcome: str) -> None:
-        summary = UseSummary(key=holder.key, began=holder.since, ended=now, outcome=outcome)
+    def _record(self, holder: Holder, now: datetime, outcome: str, end: EndUse | None = None) -> None:
+        summary = UseSummary(
+            key=holder.key,
+            began=holder.since,
+            ended=now,
+            outcome=outcome,
+            status=end.status if end else None,
+            message=end.message if end else None,
+            late=holder in self.state.cut_off,
+        )
         self.state.recent = [*self.state.recent, summary][-RECENT_USES_KEPT:]
         step, runs = step_of(holder.key), self.state.ended_runs
         runs[step] = max(runs.pop(step, 0), holder.key.run)  # re-inserted: the newest last
@@ -237,19 +182,108 @@ class Ledger:
         self._sync()
         return True
 
+    # --- uses cut off while their driver ran --------------------------------------------------------
+
+    def cut_off_use(self, key: UseKey, now: datetime) -> None:
+        """A task gave up a run whose heartbeat stopped while its driver ran: its worker died, or its PC
+        lost the link and the driver may still be running there. Keep the node closed until that run is
+        accounted for; if it already is (its end arrived first, or its worker was replaced), tell the
+        task at once."""
+        holder = self.state.holder
+        if holder is None or not holder.key.same_step(key) or holder.key.run != key.run:
+            self._report(self._accounted_from_record(key))
+            return
+        self.state.holder = None
+        self.state.cut_off.append(holder)
+        self._sync()
+        self.machine.trigger("fail")
+        self.state.reason = self._cut_off_text()
+        self._sync()
+        if self._replaced(holder):
+            self._account_unknown(holder, now, "its worker process was replaced before the run reported")
+
+    def _late_end(self, request: EndUse, now: datetime) -> bool:
+        """The end of a run given up as cut off: recorded, counted, and reported to its task; the node
+        stays in ERROR (an operator's restart reopens it)."""
+        cut = next((c for c in self.state.cut_off if c.key == request.key), None)
+        if cut is None:
+            return False
+        self.state.stats.add(request, cut.waited_s)
+        self._record(cut, now, _outcome(request), request)
+        self.state.cut_off.remove(cut)
+        outcome = RunOutcome.SUCCEEDED if request.succeeded else RunOutcome.FAILED
+        self._report(_accounted(cut, outcome, now, request.status, request.message))
+        self._after_accounting(f"{cut.key} was cut off; its end arrived late ({outcome.value.lower()})")
+        return True
+
+    def _account_unknown(self, cut: Holder, now: datetime, why: str) -> None:
+        self._record(cut, now, "lost")
+        self.state.stats.lost += 1
+        self.state.cut_off.remove(cut)
+        self._report(_accounted(cut, RunOutcome.UNKNOWN, now, None, f"{why}: its outcome is unknown"))
+        self._after_accounting(f"{cut.key} was cut off and {why}")
+
+    def _after_accounting(self, reason: str) -> None:
+        self.state.reason = self._cut_off_text() if self.state.cut_off else f"{reason}; check the device"
+
+    def _accounted_from_record(self, key: UseKey) -> RunAccounted:
+        """The run is not open here: its end arrived before the task gave it up, or it never began."""
+        done = [u for u in self.state.recent if u.key.same_step(key) and u.key.run == key.run]
+        if not done:
+            message = "the node's ledger has no use of this run: it never reached the driver"
+            return RunAccounted(key=key, outcome=RunOutcome.UNKNOWN, message=message)
+        use = done[-1]
+        outcome = {"succeeded": RunOutcome.SUCCEEDED, "failed": RunOutcome.FAILED}.get(use.outcome)
+        return RunAccounted(
+            key=use.key,
+            outcome=outcome or RunOutcome.UNKNOWN,
+            began=use.began,
+            ended=use.ended,
+            status=use.status,
+            message=use.message,
+        )
+
+    def _replaced(self, holder: Holder) -> bool:
+        """The worker process that ran the use is no longer the one hosting the node."""
+        now_hosting = self.state.worker.identity if self.state.worker else None
+        ran_it = holder.worker.identity if holder.worker else None
+        return bool(ran_it and now_hosting and ran_it != now_hosting)
+
+    def _report(self, accounted: RunAccounted) -> None:
+        self.state.to_report.append(accounted.model_copy(update={"node_id": self.state.node_id}))
+
+    def _cut_off_text(self) -> str:
+        runs = "; ".join(f"{c.key} on {c.worker.label if c.worker else 'its PC'}" for c in self.state.cut_off)
+        return (
+            f"node {self.state.node_id} is closed: a run was cut off while its driver ran ({runs}); it may "
+            "still be running there. The node stays closed until that run's end is known: its PC reports "
+            "back when the link returns, or its worker is restarted"
+        )
+
     # --- the node's life ---------------------------------------------------------------------------
 
-    def come_online(self) -> None:
+    def come_online(self, worker: WorkerInfo | None = None, now: datetime | None = None) -> None:
+        """A worker process starts hosting the node; a run cut off in another process has ended with it."""
+        if worker is not None:
+            self.state.worker = worker
+            self.state.online_since, self.state.offline_since = now, None
+        label = worker.label if worker else "its worker"
+        for cut in [c for c in self.state.cut_off if self._replaced(c)]:
+            assert now is not None
+            self._account_unknown(cut, now, f"its worker process ended ({label} started again)")
         if self.machine.can("come_online"):
             self.machine.trigger("come_online")
             self._sync()
 
-    def go_offline(self) -> None:
+    def go_offline(self, now: datetime | None = None) -> None:
+        self.state.offline_since = now
         if self.machine.can("go_offline"):
             self.machine.trigger("go_offline")
             self._sync()
 
     def check_restart(self) -> None:
+        if self.state.cut_off:
+            raise LedgerRefusal(f"cannot restart: {self._cut_off_text()}")
         if not self.machine.can("restart"):
             held = f" by {self.state.holder.key}" if self.state.holder else ""
             raise LedgerRefusal(
@@ -277,23 +311,19 @@ def step_of(key: UseKey) -> str:
     return f"{key.task_id}/{key.step_index}"
 
 
-class NodeCommand(BaseModel):
-    """The input of the node activities (restart, probe, shutdown) and of restart requests."""
-
-    node_id: str
-    only_if_error: bool = False
-    by: str | None = None
+def _outcome(end: EndUse) -> str:
+    return "succeeded" if end.succeeded else "failed"
 
 
-class NodeCommandResult(BaseModel):
-    ok: bool
-    message: str | None = None
-
-
-class HolderCheck(BaseModel):
-    task_id: str
-
-
-class HolderAnswer(BaseModel):
-    running: bool
-    status: str
+def _accounted(
+    cut: Holder, outcome: RunOutcome, now: datetime, status: int | None, message: str | None
+) -> RunAccounted:
+    return RunAccounted(
+        key=cut.key,
+        outcome=outcome,
+        worker=cut.worker.label if cut.worker else None,
+        began=cut.since,
+        ended=now,
+        status=status,
+        message=message,
+    )

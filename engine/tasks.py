@@ -55,6 +55,22 @@ class StepOutcome(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class EarlierRun(BaseModel):
+    """A run of a step that its task gave up as cut off: its worker stopped heartbeating while the
+    driver ran. The node's ledger accounts for it later (its late end, or its worker replaced)."""
+
+    run: int
+    attempt: int = 1
+    worker: str | None = None
+    started_at: datetime | None = None
+    lost_at: datetime | None = None
+    accounted: bool = False
+    late_outcome: str | None = None  # SUCCEEDED, FAILED or UNKNOWN, once accounted for
+    late_status: int | None = None
+    late_message: str | None = None
+    late_ended_at: datetime | None = None
+
+
 class StepRecord(BaseModel):
     """What happened to one step, kept in the task's state and shown by its status."""
 
@@ -72,6 +88,11 @@ class StepRecord(BaseModel):
     endpoint: str | None = None
     output: dict[str, Any] = Field(default_factory=dict)
     logs: list[str] = Field(default_factory=list)
+    earlier_runs: list[EarlierRun] = Field(default_factory=list)
+
+    def unaccounted_run(self) -> EarlierRun | None:
+        """A run given up as cut off whose end is not known yet: its driver may still be running."""
+        return next((r for r in self.earlier_runs if not r.accounted), None)
 
 
 class TaskStatus(BaseModel):

@@ -3,6 +3,9 @@
 DEFAULT_TASK_QUEUE = "task-scheduler"
 NODE_WORKFLOW_PREFIX = "node-"
 LEDGER_REFUSAL = "LedgerRefusal"
+# NodeWorkflow -> TaskWorkflow: a run the task gave up as cut off is accounted for. Named, because the
+# node workflow's module cannot import TaskWorkflow (whose module imports it).
+RUN_ACCOUNTED_SIGNAL = "run_accounted"
 
 
 def node_workflow_id(node_id: str) -> str:

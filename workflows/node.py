@@ -28,10 +28,11 @@ with workflow.unsafe.imports_passed_through():
         LedgerState,
         NodeCommand,
         NodeCommandResult,
+        RunAccounted,
         UseKey,
     )
     from ..engine.states import NodeState
-    from .ids import LEDGER_REFUSAL, node_task_queue
+    from .ids import LEDGER_REFUSAL, RUN_ACCOUNTED_SIGNAL, node_task_queue
 
 RESTART_TIMEOUT = timedelta(minutes=10)
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
@@ -60,6 +61,7 @@ class NodeWorkflow:
             except TimeoutError:
                 await self._check_holder()
                 continue
+            await self._report_accounted_runs()
             if self._restarts:
                 await self._restart(self._restarts.pop(0))
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -78,6 +80,7 @@ class NodeWorkflow:
         idle = self.ledger.state.holder is None
         return lambda: (
             bool(self._restarts)
+            or bool(self.ledger.state.to_report)
             or self._should_continue_as_new()
             or (idle and self.ledger.state.holder is not None)
         )
@@ -104,13 +107,13 @@ class NodeWorkflow:
     @workflow.update
     def come_online(self, command: NodeCommand) -> LedgerState:
         """A worker hosting the node started."""
-        self.ledger.come_online()
+        self.ledger.come_online(command.worker, workflow.now())
         return self.ledger.state
 
     @workflow.update
     def go_offline(self, command: NodeCommand) -> LedgerState:
         """The worker hosting the node stopped cleanly."""
-        self.ledger.go_offline()
+        self.ledger.go_offline(workflow.now())
         return self.ledger.state
 
     @workflow.update
@@ -132,14 +135,27 @@ class NodeWorkflow:
 
     @workflow.signal
     def abandon_use(self, key: UseKey) -> None:
-        """A task learnt that its step's worker was lost while the step ran."""
-        self.ledger.abandon(key, workflow.now(), f"{key} was cut off (its worker was lost)")
+        """A task learnt that its step's worker stopped heartbeating while the step ran: the node stays
+        closed until that run is accounted for (see Ledger.cut_off_use)."""
+        self.ledger.cut_off_use(key, workflow.now())
 
     @workflow.query
     def status(self) -> LedgerState:
         return self.ledger.state
 
-    # --- restarts and holder checks ----------------------------------------------------------------
+    # --- restarts, accounted runs and holder checks -----------------------------------------------
+
+    async def _report_accounted_runs(self) -> None:
+        """Tell each task that a run it gave up as cut off is accounted for (late end, or its worker
+        replaced). By the signal's name: this module cannot import TaskWorkflow (it imports us)."""
+        while self.ledger.state.to_report:
+            accounted: RunAccounted = self.ledger.state.to_report[0]
+            handle = workflow.get_external_workflow_handle(accounted.key.task_id)
+            try:
+                await handle.signal(RUN_ACCOUNTED_SIGNAL, accounted)
+            except Exception as error:  # the task may be over; the ledger keeps the record all the same
+                workflow.logger.warning("could not tell task %s: %s", accounted.key.task_id, error)
+            self.ledger.state.to_report.pop(0)
 
     async def _restart(self, command: NodeCommand) -> None:
         if command.only_if_error and self.ledger.state.state is not NodeState.ERROR:

@@ -24,12 +24,14 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ..activities.steps import STEP_FAILED, WAITING_INTERRUPTED, WORKER_LOST, StepActivities
     from ..engine.errors import InvalidTransitionError
-    from ..engine.ledger import NodeCommand, UseKey
+    from ..engine.explain import accounted_reason, cut_off_reason, unaccounted_refusal
+    from ..engine.ledger import NodeCommand, RunAccounted, UseKey
     from ..engine.models import NextExecution
     from ..engine.states import TaskMachine, TaskState
     from ..engine.tasks import (
         CommandRequest,
         ContinueRequest,
+        EarlierRun,
         StepOutcome,
         StepRecord,
         StepReport,
@@ -39,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         step_args,
     )
-    from .ids import node_task_queue, node_workflow_id
+    from .ids import RUN_ACCOUNTED_SIGNAL, node_task_queue, node_workflow_id
     from .node import NodeWorkflow
     from .search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 
@@ -122,6 +124,24 @@ class TaskWorkflow:
         pending_pause = self.status.state is TaskState.ACTIVE and self.status.pause_requested
         if not (pending_pause or self.machine.can(self.machine.continue_command())):
             raise _refusal(self.status.state, "continue")
+        step = self._current_record()
+        unaccounted = step.unaccounted_run() if step and self.status.state is TaskState.ERROR else None
+        if step is not None and unaccounted is not None:
+            raise _refusal(self.status.state, "continue", unaccounted_refusal(step.index, unaccounted))
+
+    @workflow.signal(name=RUN_ACCOUNTED_SIGNAL)
+    def run_accounted(self, accounted: RunAccounted) -> None:
+        """The node's ledger accounted for a run this task gave up as cut off (its late end arrived,
+        or its worker was replaced): kept in the step's record, and said where the operator decides."""
+        record = self.status.steps[accounted.key.step_index]
+        run = next((r for r in record.earlier_runs if r.run == accounted.key.run), None)
+        if run is None:
+            return
+        run.accounted, run.late_outcome = True, accounted.outcome.value
+        run.late_status, run.late_message = accounted.status, accounted.message
+        run.late_ended_at = accounted.ended
+        if self.status.state is TaskState.ERROR and self.status.current_step == record.index:
+            self.status.reason = accounted_reason(self.status.task_id, record.index, record.node, run)
 
     @workflow.update
     def cancel(self, request: CommandRequest) -> TaskStatus:
@@ -222,10 +242,9 @@ class TaskWorkflow:
             self._record_report(record, report, StepOutcome.FAILED)
         if isinstance(cause, TimeoutError):
             record.outcome = StepOutcome.LOST
-            reason = f"worker lost during step {index + 1} on node {record.node}"
-            key = UseKey(
-                task_id=self.status.task_id, step_index=index, run=record.runs, attempt=record.attempts
-            )
+            run = self._cut_off_run(record, cause)
+            reason = cut_off_reason(self.status.task_id, index, record.node, run)
+            key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs, attempt=run.attempt)
             await self._signal_node(record.node, NodeWorkflow.abandon_use, key)
         elif isinstance(cause, ApplicationError) and cause.type == WORKER_LOST:
             record.outcome = StepOutcome.LOST
@@ -254,6 +273,23 @@ class TaskWorkflow:
         return index + 1
 
     # --- bookkeeping -------------------------------------------------------------------------------
+
+    def _current_record(self) -> StepRecord | None:
+        index = self.status.current_step
+        return self.status.steps[index] if index is not None and index < len(self.status.steps) else None
+
+    def _cut_off_run(self, record: StepRecord, cause: TimeoutError) -> EarlierRun:
+        """Keep the run given up as cut off in the step's record, with what its last heartbeat said."""
+        beat = _heartbeat_details(cause)
+        run = EarlierRun(
+            run=record.runs,
+            attempt=int(beat.get("attempt") or record.attempts or 1),
+            worker=beat.get("worker"),
+            started_at=beat.get("started_at"),
+            lost_at=workflow.now(),
+        )
+        record.earlier_runs.append(run)
+        return run
 
     def _record_report(self, record: StepRecord, report: StepReport, outcome: StepOutcome) -> None:
         record.outcome = outcome
@@ -307,6 +343,11 @@ def _lost_while_waiting(cause: BaseException | None) -> bool:
         phase = details[0].get("phase") if details and isinstance(details[0], dict) else "waiting"
         return phase == "waiting"
     return False
+
+
+def _heartbeat_details(cause: TimeoutError) -> dict[str, Any]:
+    details = cause.last_heartbeat_details
+    return details[0] if details and isinstance(details[0], dict) else {}
 
 
 def _report_of(cause: BaseException | None) -> StepReport | None:

@@ -43,16 +43,18 @@ def make_lab(tmp_path: Path) -> MakeLab:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    """`start_worker(lab, address, task_queue)`: a `task-scheduler worker` subprocess in its own session."""
+    """`start_worker(lab, address, task_queue, *options)`: a `task-scheduler worker` subprocess in its own
+    session."""
     workers: list[WorkerProcess] = []
 
-    def start(lab: CrashLab, address: str, task_queue: str) -> WorkerProcess:
+    def start(lab: CrashLab, address: str, task_queue: str, *options: str) -> WorkerProcess:
         output = tmp_path / f"worker-{len(workers)}.log"
         command = [
             str(WORKER_BINARY),
             "worker",
             *["-n", str(lab.nodes_file), "-w", str(lab.workflows_file)],
             *["--address", address, "--task-queue", task_queue],
+            *options,
         ]
         with output.open("wb") as sink:
             process = subprocess.Popen(

@@ -104,6 +104,14 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process, its driver and its heartbeats stand still, as a PC cut off would look
+        to the server; `thaw` lets it go on where it was."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL by pid, as a crash would; reaped at once."""
         if self.process.poll() is None:
@@ -115,4 +123,4 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-StartWorker = Callable[[CrashLab, str, str], WorkerProcess]
+StartWorker = Callable[..., WorkerProcess]  # (lab, address, task_queue, *worker options)

@@ -1,0 +1,56 @@
+"""What a task says about itself when it waits for an operator: sentences built from its records, so
+the API, the CLI and the Temporal UI show the same words. Pure: no clock, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .tasks import EarlierRun
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "an unknown time"
+
+
+def cut_off_reason(task_id: str, step_index: int, node_id: str, run: EarlierRun) -> str:
+    """A run whose worker stopped heartbeating while its driver ran, not accounted for yet."""
+    where = run.worker or "its PC"
+    return (
+        f"worker lost during step {step_index + 1} on node {node_id}: its run on {where} stopped "
+        f"reporting at {_at(run.lost_at)} while the driver ran (the PC is off, its worker died, or its "
+        f"link is cut). The driver may still be running there, so the node stays closed and the task "
+        f"waits until that run's end is known: {where} reports it when the link returns, or its worker "
+        f"is restarted. Then decide: task-scheduler task continue {task_id} [--mode next], or cancel"
+    )
+
+
+def accounted_reason(task_id: str, step_index: int, node_id: str, run: EarlierRun) -> str:
+    """The same run once its end is known: what happened, and the command that fits."""
+    where = run.worker or "its PC"
+    head = f"step {step_index + 1} on node {node_id}: its run on {where}, cut off at {_at(run.lost_at)},"
+    said = f" ({run.late_message})" if run.late_message else ""
+    if run.late_outcome == "SUCCEEDED":
+        return (
+            f"{head} finished at {_at(run.late_ended_at)} with status {run.late_status}{said}. If that "
+            f"was enough, continue with next (task-scheduler task continue {task_id} --mode next); "
+            "retry runs the step again"
+        )
+    if run.late_outcome == "FAILED":
+        return (
+            f"{head} ended at {_at(run.late_ended_at)} with status {run.late_status}{said}. Check the "
+            f"device; retry runs the step again (task-scheduler task continue {task_id}), next skips it"
+        )
+    return (
+        f"{head} never reported its end{said}. Check the device, then retry "
+        f"(task-scheduler task continue {task_id}) or skip the step (--mode next)"
+    )
+
+
+def unaccounted_refusal(step_index: int, run: EarlierRun) -> str:
+    """Why a continue is refused while a cut-off run's end is unknown."""
+    where = run.worker or "its PC"
+    return (
+        f"step {step_index + 1}'s run on {where} was cut off and has not reported its end: its driver "
+        f"may still be running. Wait until {where} is reachable again (or restart its worker, which ends "
+        "that run), then continue; cancel is possible at any time"
+    )

@@ -1,0 +1,192 @@
+"""The node ledger's wire models: what a NodeWorkflow keeps, takes and answers (see engine/ledger.py).
+
+Every field has a default or is required from the start, so fields can be added without breaking the
+histories of running ledgers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from .errors import TaskSchedulerError
+from .states import NodeState
+
+RECENT_USES_KEPT = 20
+# Steps whose use ended, by their latest run: what a step run again after its worker was lost "while
+# waiting" is checked against. Only the uses since the loss matter (a few): 500 is ample.
+ENDED_RUNS_KEPT = 500
+
+
+class LedgerRefusal(TaskSchedulerError):
+    """The node cannot be used now."""
+
+
+class UseKey(BaseModel):
+    """One use of a node: a run (scheduling) of a task's step, and its Temporal attempt."""
+
+    task_id: str
+    step_index: int
+    run: int = 1
+    attempt: int = 1
+
+    def same_step(self, other: UseKey) -> bool:
+        return (self.task_id, self.step_index) == (other.task_id, other.step_index)
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} step {self.step_index + 1} (run {self.run}, attempt {self.attempt})"
+
+
+class WorkerInfo(BaseModel):
+    """The worker process that hosts a node: its `--name` (the PC), its identity and its host."""
+
+    name: str | None = None
+    identity: str = ""
+    host: str = ""
+    # What the worker built the node's driver from (engine.config.driver_digest), to tell a reload of
+    # the configuration that the worker runs other driver settings.
+    config_digest: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.host or self.identity or "its worker"
+
+
+class EndUse(BaseModel):
+    key: UseKey
+    succeeded: bool
+    final: bool = True
+    duration_s: float = 0.0
+    message: str | None = None
+    status: int | None = None
+
+
+class BeginUse(BaseModel):
+    key: UseKey
+    waited_s: float = 0.0
+    max_attempts: int = 1
+    close: EndUse | None = None
+    # The first run of this step that was lost while its last heartbeat said "waiting": that heartbeat
+    # may be stale (the driver can start, even end, before "running" reaches the server), so a use of
+    # that run (or a later one) that ended here means the step ran and the task never heard back.
+    lost_run: int | None = None
+    worker: WorkerInfo | None = None  # the worker process that will run the driver
+
+
+class BeginVerdict(StrEnum):
+    GRANTED = "GRANTED"
+    LOST_PREVIOUS = "LOST_PREVIOUS"
+    RAN_BEFORE = "RAN_BEFORE"  # the lost run used the node to its end: not granted, an operator decides
+
+
+class Holder(BaseModel):
+    key: UseKey
+    since: datetime
+    waited_s: float = 0.0
+    worker: WorkerInfo | None = None
+
+
+class NodeStats(BaseModel):
+    calls: int = 0
+    successes: int = 0
+    failures: int = 0
+    lost: int = 0
+    total_run_s: float = 0.0
+    min_run_s: float | None = None
+    max_run_s: float | None = None
+    total_wait_s: float = 0.0
+    max_wait_s: float = 0.0
+
+    @property
+    def mean_run_s(self) -> float | None:
+        return self.total_run_s / self.calls if self.calls else None
+
+    def add(self, end: EndUse, waited_s: float) -> None:
+        self.calls += 1
+        if end.succeeded:
+            self.successes += 1
+        else:
+            self.failures += 1
+        self.total_run_s += end.duration_s
+        # `is None`, not `or`: a 0.0 s use (a no-op node) is a real minimum.
+        self.min_run_s = end.duration_s if self.min_run_s is None else min(self.min_run_s, end.duration_s)
+        self.max_run_s = max(self.max_run_s or 0.0, end.duration_s)
+        self.total_wait_s += waited_s
+        self.max_wait_s = max(self.max_wait_s, waited_s)
+
+
+class UseSummary(BaseModel):
+    key: UseKey
+    began: datetime
+    ended: datetime
+    outcome: str
+    status: int | None = None
+    message: str | None = None
+    late: bool = False  # the end arrived after the task had given the run up as cut off
+
+
+class RunOutcome(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"  # its worker process was replaced before the run reported its end
+
+
+class RunAccounted(BaseModel):
+    """A run that its task gave up as cut off (its heartbeat was lost while the driver ran), accounted
+    for: its late end arrived, or its worker process was replaced. The ledger tells the task."""
+
+    key: UseKey
+    outcome: RunOutcome
+    node_id: str = ""
+    worker: str | None = None
+    began: datetime | None = None
+    ended: datetime | None = None
+    status: int | None = None
+    message: str | None = None
+
+
+class LedgerState(BaseModel):
+    """Everything a NodeWorkflow knows, carried whole through continue-as-new."""
+
+    node_id: str
+    state: NodeState = NodeState.OFFLINE
+    holder: Holder | None = None
+    reason: str | None = None
+    stats: NodeStats = Field(default_factory=NodeStats)
+    restarts: int = 0
+    uses_this_run: int = 0
+    runs: int = 1
+    recent: list[UseSummary] = Field(default_factory=list)
+    ended_runs: dict[str, int] = Field(default_factory=dict)  # "task/step" -> latest run whose use ended
+    # Uses given up as cut off whose driver may still be running on a PC the server cannot reach: the
+    # node stays closed (no restart, no other step) until each is accounted for.
+    cut_off: list[Holder] = Field(default_factory=list)
+    to_report: list[RunAccounted] = Field(default_factory=list)  # accountings not yet sent to their task
+    worker: WorkerInfo | None = None  # the worker that last brought the node online
+    online_since: datetime | None = None
+    offline_since: datetime | None = None  # set by a clean stop of its worker
+
+
+class NodeCommand(BaseModel):
+    """The input of the node activities (restart, probe, shutdown) and of restart requests."""
+
+    node_id: str
+    only_if_error: bool = False
+    by: str | None = None
+    worker: WorkerInfo | None = None  # come_online: the worker that now hosts the node
+
+
+class NodeCommandResult(BaseModel):
+    ok: bool
+    message: str | None = None
+
+
+class HolderCheck(BaseModel):
+    task_id: str
+
+
+class HolderAnswer(BaseModel):
+    running: bool
+    status: str
