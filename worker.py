@@ -23,9 +23,9 @@ from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
 from .client.handles import ledger_handle
 from .client.pollers import live_pollers, stopped_identities
-from .engine.config import LabConfig, build_node
+from .engine.config import LabConfig, build_node, driver_digest
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
-from .engine.ledger import LedgerState, NodeCommand, step_of
+from .engine.ledger import LedgerState, NodeCommand, WorkerInfo, step_of
 from .workflows.ids import DEFAULT_TASK_QUEUE, node_task_queue, node_workflow_id
 from .workflows.node import NodeInput, NodeWorkflow
 from .workflows.sandbox import workflow_runner
@@ -94,11 +94,17 @@ class LabWorker:
         await refuse_hosted_nodes(self.client, self.node_ids)
         # Drivers are built only once the nodes are ours: a constructor may open the hardware.
         nodes = [build_node(self.options.lab.node(node_id)) for node_id in self.node_ids]
-        self.host = NodeHost(self.client, {n.id: n for n in nodes}, emulate=self.options.emulate)
+        self.host = NodeHost(
+            self.client, {n.id: n for n in nodes}, emulate=self.options.emulate, worker=self.worker_info()
+        )
         for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
         for node_id in self.node_ids:
             await self._bring_online(node_id)
+
+    def worker_info(self) -> WorkerInfo:
+        """This process as the ledgers record it: who runs a use, who hosts a node."""
+        return WorkerInfo(name=self.options.name, identity=self.options.identity, host=socket.gethostname())
 
     async def stop(self) -> None:
         stopped_identities.add(self.options.identity)
@@ -174,7 +180,12 @@ class LabWorker:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
-            ledger = await handle.execute_update(NodeWorkflow.come_online, NodeCommand(node_id=node_id))
+            # What this worker built the driver from: a reload of the configuration compares it.
+            digest = driver_digest(self.options.lab.node(node_id))
+            command = NodeCommand(
+                node_id=node_id, worker=self.worker_info().model_copy(update={"config_digest": digest})
+            )
+            ledger = await handle.execute_update(NodeWorkflow.come_online, command)
         except WorkflowUpdateFailedError as exc:
             raise TaskSchedulerError(f"the ledger of node {node_id} refused to come online: {exc}") from exc
         if ledger.holder is not None:

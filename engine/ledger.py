@@ -74,6 +74,10 @@ class Ledger:
             return  # the same begin again (a lost response retried): idempotent
         if self.state.cut_off:
             raise LedgerRefusal(self._cut_off_text())
+        if request.key.run <= self.state.withdrawn.get(step_of(request.key), 0):
+            raise LedgerRefusal(
+                f"{request.key} was given up by its task while it waited; a newer run replaces it"
+            )
         if self.state.state in (NodeState.ERROR, NodeState.RECOVERY):
             why = f" ({self.state.reason})" if self.state.reason else ""
             raise LedgerRefusal(
@@ -201,6 +205,14 @@ class Ledger:
         self._sync()
         if self._replaced(holder):
             self._account_unknown(holder, now, "its worker process was replaced before the run reported")
+
+    def withdraw(self, key: UseKey) -> None:
+        """A task gave up a run that was waiting for the node (its heartbeat stopped) and asks for a
+        new one: the old run's waiter, if it still lives in a worker cut off from the server, is refused."""
+        step, withdrawn = step_of(key), self.state.withdrawn
+        withdrawn[step] = max(withdrawn.pop(step, 0), key.run)  # re-inserted: the newest last
+        for oldest in list(withdrawn)[: max(0, len(withdrawn) - ENDED_RUNS_KEPT)]:
+            del withdrawn[oldest]
 
     def _late_end(self, request: EndUse, now: datetime) -> bool:
         """The end of a run given up as cut off: recorded, counted, and reported to its task; the node

@@ -164,6 +164,9 @@ class LedgerState(BaseModel):
     # node stays closed (no restart, no other step) until each is accounted for.
     cut_off: list[Holder] = Field(default_factory=list)
     to_report: list[RunAccounted] = Field(default_factory=list)  # accountings not yet sent to their task
+    # "task/step" -> the latest run its task gave up while it waited (its heartbeat stopped): a stale
+    # waiter of that run, still alive in a worker that was cut off, must never begin.
+    withdrawn: dict[str, int] = Field(default_factory=dict)
     worker: WorkerInfo | None = None  # the worker that last brought the node online
     online_since: datetime | None = None
     offline_since: datetime | None = None  # set by a clean stop of its worker

@@ -139,6 +139,11 @@ class NodeWorkflow:
         closed until that run is accounted for (see Ledger.cut_off_use)."""
         self.ledger.cut_off_use(key, workflow.now())
 
+    @workflow.signal
+    def withdraw_run(self, key: UseKey) -> None:
+        """A task gave up a run of its step that was waiting for the node, and asks for a new one."""
+        self.ledger.withdraw(key)
+
     @workflow.query
     def status(self) -> LedgerState:
         return self.ledger.state

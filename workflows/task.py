@@ -235,6 +235,9 @@ class TaskWorkflow:
         cause = error.cause
         if _lost_while_waiting(cause):
             self._lost_runs.setdefault(index, record.runs)
+            # Its waiter may live on in a worker cut off from the server: the ledger must refuse it.
+            key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs)
+            await self._signal_node(record.node, NodeWorkflow.withdraw_run, key)
             return index
         self._lost_runs.pop(index, None)
         report = _report_of(cause)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from crash_lab import CrashLab, MakeLab, StartWorker, WorkerProcess
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
@@ -19,14 +20,17 @@ from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from task_scheduler import NodeState, TaskState
+from task_scheduler.client.handles import ledger_handle
 from task_scheduler.devserver import DevServer
-from task_scheduler.engine.ledger import LedgerState
+from task_scheduler.engine.ledger import LedgerState, NodeCommand
 from task_scheduler.engine.tasks import ContinueRequest, StepOutcome, TaskResult, TaskStatus, make_task_spec
+from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow
@@ -71,6 +75,12 @@ async def node_in(client: Client, node_id: str, state: NodeState) -> LedgerState
         return current if current.state is state else None
 
     return await wait_for(check, f"node {node_id} in {state}")
+
+
+async def accounted(handle: TaskHandle) -> TaskStatus | None:
+    current = await status(handle)
+    runs = [r for step in current.steps for r in step.earlier_runs]
+    return current if runs and all(r.accounted for r in runs) else None
 
 
 async def task_in(handle: TaskHandle, state: TaskState, timeout_s: float = 30.0) -> TaskStatus:
@@ -149,10 +159,16 @@ async def test_worker_killed_mid_step_stops_the_cut_off_task_and_runs_the_waitin
     first.kill()
     second = start_worker(lab, temporal_server.address, task_queue)
 
-    stopped = await task_in(cut, TaskState.ERROR)
-    assert stopped.reason == f"worker lost during step 1 on node {node_id}"
+    await task_in(cut, TaskState.ERROR)
+    # The run's worker process was replaced: the ledger accounts for the cut-off run at once, and the
+    # task says so where the operator decides.
+    stopped = await wait_for(lambda: accounted(cut), "the cut-off run accounted for")
+    assert f"step 1 on node {node_id}: its run on" in (stopped.reason or "")
+    assert "never reported its end" in (stopped.reason or "")
     # Lost while running, as its last heartbeat said: not first mistaken for lost while waiting.
     assert (stopped.steps[0].outcome, stopped.steps[0].runs) == (StepOutcome.LOST, 1)
+    (earlier,) = stopped.steps[0].earlier_runs
+    assert (earlier.run, earlier.late_outcome) == (1, "UNKNOWN")
     node = await node_in(temporal_client, node_id, NodeState.ERROR)
     assert "was cut off" in (node.reason or "")
     assert [e.pid for e in lab.starts(cut.id)] == [first.pid]  # not run again by itself
@@ -236,3 +252,62 @@ async def test_temporal_server_killed_while_tasks_run_every_task_finishes(
         assert_no_overlap(lab, node_config.id)
         ledger_after = await node_in(client, node_config.id, NodeState.AVAILABLE)
         assert (ledger_after.stats.calls, ledger_after.stats.successes, ledger_after.stats.lost) == (3, 3, 0)
+
+
+async def test_worker_frozen_mid_step_keeps_the_node_closed_until_its_late_end_arrives(
+    temporal_server: DevServer,
+    temporal_client: Client,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    """A PC cut off from the server looks to it like a frozen worker: no heartbeat, while the driver may
+    go on. SIGSTOP makes that real in one process; the workflows run in this process meanwhile."""
+    lab = make_lab(nodes={"b1": {"heartbeat_timeout_s": SHORT_HEARTBEAT_S}}, workflows={"dose": ["b1"]})
+    node_id = lab.lab.nodes[0].id
+    workflows_only = WorkerOptions(lab=lab.lab, task_queue=task_queue, host_nodes=False)
+    async with LabWorker(temporal_client, workflows_only):
+        pc = start_worker(lab, temporal_server.address, task_queue, "--no-workflows")
+        await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+        cut = await start_task(temporal_client, lab, "dose", task_queue, sleep_s=3.0)
+        await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+        other = await start_task(temporal_client, lab, "dose", task_queue, sleep_s=0.1)
+        await wait_for(lambda: waiting_in_gate(temporal_client, other), "second task waiting in the gate")
+
+        pc.freeze()
+        try:
+            await cut_off_and_refused(temporal_client, cut, node_id)
+        finally:
+            pc.thaw()
+
+        late = await wait_for(lambda: accounted(cut), "the late end of the cut-off run", timeout_s=60)
+        (run,) = late.steps[0].earlier_runs
+        assert run.late_outcome in ("SUCCEEDED", "FAILED")
+        assert "cut off at" in (late.reason or "")
+        assert not lab.starts(other.id)  # the node stayed closed for the task waiting behind it
+        mode = "next" if run.late_outcome == "SUCCEEDED" else "retry"
+        await cut.execute_update(TaskWorkflow.proceed, ContinueRequest(mode=mode))
+
+        results = await finished([cut, other], 60, pc)
+        assert [r.state for r in results] == [TaskState.FINISHED] * 2
+        assert len(lab.starts(cut.id)) == (1 if mode == "next" else 2)
+        assert_no_overlap(lab, node_id)
+        first_end = min(e.at for e in lab.events() if e.task_id == cut.id and e.event != "start")
+        assert all(e.at > first_end for e in lab.starts(other.id))
+
+
+async def cut_off_and_refused(client: Client, cut: TaskHandle, node_id: str) -> None:
+    """While the run's end is unknown: the task waits in ERROR saying why, a continue is refused, and
+    the node is closed even to a restart."""
+    stopped = await task_in(cut, TaskState.ERROR)
+    assert "may still be running" in (stopped.reason or "")
+    (run,) = stopped.steps[0].earlier_runs
+    assert (run.run, run.accounted) == (1, False)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await cut.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry"))
+    assert "has not reported its end" in str(refused.value.cause)
+    node = await node_in(client, node_id, NodeState.ERROR)
+    assert [c.key.task_id for c in node.cut_off] == [cut.id]
+    with pytest.raises(WorkflowUpdateFailedError):
+        restart = NodeCommand(node_id=node_id)
+        await ledger_handle(client, node_id).execute_update(NodeWorkflow.restart, restart)

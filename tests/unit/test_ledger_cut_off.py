@@ -141,3 +141,15 @@ def test_clean_stop_and_start_record_when_the_worker_went_and_came(cut_ledger: L
 
     ledger.come_online(PC2_AGAIN, at(20))
     assert (ledger.state.online_since, ledger.state.offline_since) == (at(20), None)
+
+
+def test_a_withdrawn_waiting_run_is_refused_and_its_successor_admitted() -> None:
+    ledger = Ledger(LedgerState(node_id="b1"))
+    ledger.come_online(PC2, at(0))
+
+    ledger.withdraw(key("t2", run=1))  # t2 gave run 1 up while it waited (its worker went silent)
+
+    with pytest.raises(LedgerRefusal, match="given up by its task"):
+        ledger.check_begin(BeginUse(key=key("t2", run=1), worker=PC2))
+    ledger.check_begin(BeginUse(key=key("t2", run=2), worker=PC2))
+    ledger.check_begin(BeginUse(key=key("t3", run=1), worker=PC2))  # other tasks are not concerned
