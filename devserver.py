@@ -51,7 +51,7 @@ DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 # `start-dev --ip <a LAN address>` is broken in CLI 1.9.1: its frontend dials its own internal services at
-# 127.0.0.1 and every DescribeTaskQueue fails. 0.0.0.0 (every interface) works.
+# 127.0.0.1, so StartWorkflowExecution and DescribeTaskQueue fail (visibility queries work). 0.0.0.0 works.
 BIND_ADDRESSES: Final = ("127.0.0.1", "0.0.0.0")
 
 LOG_TAIL_LINES: Final = 30
@@ -105,7 +105,7 @@ def check_bind_address(ip: str) -> None:
         raise DevServerError(
             f"the Temporal dev server cannot be bound to {ip}: `temporal server start-dev --ip <address>` "
             "works only with 127.0.0.1 or 0.0.0.0 (with another address its frontend still dials its own "
-            "internal services at 127.0.0.1, and every call fails). Bind 0.0.0.0 (every interface, the "
+            "internal services at 127.0.0.1: starting a workflow fails). Bind 0.0.0.0 (every interface, the "
             "default of `task-scheduler server`) and let the firewall decide who may connect: allow only "
             "the lab subnet to the gRPC and UI ports"
         )
