@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,12 +28,17 @@ class Waiter:
 class NodeGate:
     """Admits one step at a time; a finishing step hands the node straight to the next waiter."""
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, settle_s: float = 0.0) -> None:
         self.node_id = node_id
         self._waiters: list[Waiter] = []
         self._busy = False
         self._arrivals = itertools.count()
         self._preferred: str | None = None
+        # A worker that starts (after an outage, say) receives the steps waiting for its node one by
+        # one, in the server's order, not the order they asked in: admitting the first at once let a
+        # task that asked 1.3 s later go first. The gate admits nobody until the deliveries settled.
+        self._opens_at = time.monotonic() + settle_s
+        self._settling: asyncio.TimerHandle | None = None
 
     def enter(self, name: str, priority: int, requested_at: datetime, step: str = "") -> Waiter:
         loop = asyncio.get_running_loop()
@@ -96,6 +102,8 @@ class NodeGate:
         return None
 
     def _admit(self) -> None:
+        if self._still_settling():
+            return
         while not self._busy and self._waiters:
             waiter = self._next()
             self._waiters.remove(waiter)
@@ -103,6 +111,14 @@ class NodeGate:
                 continue
             self._busy = True
             waiter.turn.set_result(None)
+
+    def _still_settling(self) -> bool:
+        remaining = self._opens_at - time.monotonic()
+        if remaining <= 0:
+            return False
+        if self._settling is None:
+            self._settling = asyncio.get_running_loop().call_later(remaining, self._admit)
+        return True
 
     def _next(self) -> Waiter:
         preferred = [w for w in self._waiters if self._preferred and w.step == self._preferred]

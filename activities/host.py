@@ -16,6 +16,10 @@ from .gate import NodeGate
 
 T = TypeVar("T")
 
+# How long a starting worker lets the steps already waiting for its nodes arrive before it admits the
+# first: the server hands them over within a few hundred milliseconds, in no particular order.
+GATE_SETTLE_S = 1.0
+
 
 class NodeHost:
     """Shared by the activities of one worker process."""
@@ -31,7 +35,7 @@ class NodeHost:
         self.nodes = nodes
         self.emulate = emulate
         self.worker = worker  # this process, as the ledgers record who runs a use
-        self.gates = {node_id: NodeGate(node_id) for node_id in nodes}
+        self.gates = {node_id: NodeGate(node_id, settle_s=GATE_SETTLE_S) for node_id in nodes}
         # One thread per node: a driver is never called from two threads, and a stuck driver blocks
         # only its own node.
         self._threads = {

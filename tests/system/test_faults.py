@@ -30,7 +30,7 @@ from reliability import (
 from task_scheduler.devserver import DevServer
 
 TASKS = 50
-STEP_S = 0.15
+STEP_S = 0.5  # 25 steps a node, >= 12 s of work: every fault comes with work left, even under load
 HEARTBEAT_S = 3.0  # a lost worker is noticed in seconds; a server restart may also cost a step
 ONE_ATTEMPT = {"heartbeat_timeout_s": HEARTBEAT_S, "properties": {"sleep_s": STEP_S}}
 RETRYING = {**ONE_ATTEMPT, "retry": {"max_attempts": 3, "initial_interval_s": 0.2}}
@@ -44,7 +44,7 @@ NODES = {
 }
 WORKFLOWS = {"fetch": ["hotel", "arm", "reader"], "dose": ["dispenser", "camera", "storage"]}
 STEPS_TOTAL = TASKS * 3
-FINISH_TIMEOUT_S = 60.0
+FINISH_TIMEOUT_S = 90.0
 
 StartDevServer = Callable[..., Awaitable[DevServer]]
 

@@ -4,6 +4,7 @@ ledger, would otherwise hold the head of the line for ever (found by the faults 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from task_scheduler.activities.gate import NodeGate
@@ -41,3 +42,15 @@ async def test_gate_goes_back_to_request_order_once_the_retry_went_first() -> No
 
     assert retry.turn.done() and earlier.turn.done()
     assert not later.turn.done()
+
+
+async def test_gate_of_a_starting_worker_admits_in_request_order_once_deliveries_settled() -> None:
+    gate = NodeGate("camera", settle_s=0.2)
+    late_asker = gate.enter("t2", 0, at(1.3), step="t2/0")  # delivered first after the outage
+    early_asker = gate.enter("t1", 0, at(0), step="t1/0")
+    assert not late_asker.turn.done() and not early_asker.turn.done()
+
+    await asyncio.wait_for(early_asker.turn, timeout=5)
+
+    assert not late_asker.turn.done()
+    assert gate.waiting == ["t2"]
