@@ -17,7 +17,7 @@ from ..engine.loader import load_config, load_config_dir
 from ..settings import Settings
 from .errors import install_error_handlers
 from .routers import lab as lab_routes
-from .routers import nodes, tasks, tokens
+from .routers import nodes, tasks, tokens, workers
 from .security import address_allowed
 
 access_log = logging.getLogger("task_scheduler.access")
@@ -67,7 +67,14 @@ def create_app(
     app.state.client = client
     app.state.client_lock = asyncio.Lock()
     install_error_handlers(app)
-    for router in (tasks.router, nodes.router, lab_routes.router, tokens.router, *extra_routers):
+    for router in (
+        tasks.router,
+        nodes.router,
+        workers.router,
+        lab_routes.router,
+        tokens.router,
+        *extra_routers,
+    ):
         app.include_router(router)
     app.middleware("http")(_guard_and_log)
     return app

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from ..client.handles import ledger_handle
-from ..client.pollers import live_pollers
 from ..engine.config import LabConfig, NodeConfig
 from ..engine.errors import SchedulerUnavailableError, TaskSchedulerError, UnknownNodeError
-from ..engine.ledger import LedgerState, NodeCommand
-from ..engine.states import TaskState
+from ..engine.ledger import NodeCommand
+from ..engine.states import NodeState, TaskState
 from ..settings import Settings
-from ..workflows.ids import node_task_queue
 from ..workflows.node import NodeWorkflow
-from .schemas import HealthPublic, LabCommandPublic, NodePublic
+from .liveness import LabLiveness, NodeLiveness, health_workers, utc_text, workers
+from .schemas import HealthPublic, LabCommandPublic, NodePublic, WorkerPublic
 from .service import TaskService, temporal_errors
 
 
@@ -28,6 +27,7 @@ class NodeService:
         self.lab = lab
         self.tasks = tasks
         self.rpc_timeout = timedelta(seconds=settings.rpc_timeout_s)
+        self.liveness = tasks.liveness
 
     def config(self, node_id: str) -> NodeConfig:
         if not self.lab.has_node(node_id):
@@ -36,54 +36,60 @@ class NodeService:
         return self.lab.node(node_id)
 
     async def list_all(self) -> list[NodePublic]:
-        return list(await asyncio.gather(*(self.show(n.id) for n in self.lab.nodes)))
+        ids = [n.id for n in self.lab.nodes]
+        live, waiting = await asyncio.gather(self._lab_liveness(ids), self._waiting_all(ids))
+        return [self._public(node_id, live.nodes[node_id], waiting[node_id]) for node_id in ids]
 
     async def show(self, node_id: str) -> NodePublic:
+        self.config(node_id)
+        live, waiting = await asyncio.gather(self._lab_liveness([node_id]), self._waiting(node_id))
+        return self._public(node_id, live.nodes[node_id], waiting)
+
+    def _public(self, node_id: str, live: NodeLiveness, waiting: list[str]) -> NodePublic:
         config = self.config(node_id)
-        ledger, hosted, waiting = await asyncio.gather(
-            self._ledger(node_id), self.hosted(node_id), self._waiting(node_id)
-        )
+        ledger = live.ledger
         holder_task = ledger.holder.key.task_id if ledger and ledger.holder else None
         public = NodePublic(
             id=config.id,
             name=config.name,
             type=config.type,
             worker=config.worker,
-            hosted=hosted,
+            online=live.online,
+            worker_host=live.host,
+            offline_since=live.offline_since,
+            hosted=live.online,
             waiting_tasks=[t for t in waiting if t != holder_task],
         )
         if ledger is not None:
             public.state, public.holder, public.reason = ledger.state, ledger.holder, ledger.reason
             public.stats, public.restarts = ledger.stats, ledger.restarts
+            if not live.online and ledger.state in (NodeState.AVAILABLE, NodeState.OFFLINE):
+                # Idle, and nobody to run a step: a worker killed while idle left the ledger AVAILABLE.
+                public.state = NodeState.OFFLINE
+                public.reason = public.reason or _offline_text(live.worker_label(config.worker), live)
         return public
 
-    async def _ledger(self, node_id: str) -> LedgerState | None:
-        handle = ledger_handle(self.client, node_id)
-        try:
-            return await handle.query(NodeWorkflow.status, rpc_timeout=self.rpc_timeout)
-        except (WorkflowQueryFailedError, RPCError):
-            return None  # no ledger yet (no worker ever hosted it), or no worker to answer
+    async def _lab_liveness(self, node_ids: list[str]) -> LabLiveness:
+        async with temporal_errors():
+            return await self.liveness.lab(node_ids)
+
+    async def _waiting_all(self, node_ids: list[str]) -> dict[str, list[str]]:
+        waiting = await asyncio.gather(*(self._waiting(node_id) for node_id in node_ids))
+        return dict(zip(node_ids, waiting, strict=True))
 
     async def _waiting(self, node_id: str) -> list[str]:
         page = await self.tasks.list_all(TaskState.ACTIVE.value, None, node_id, 100, None)
         return [t.task_id for t in page.tasks]
 
     async def hosted(self, node_id: str) -> bool:
-        return await self._polled(node_task_queue(node_id))
-
-    async def _polled(self, task_queue: str, activities: bool = True) -> bool:
-        """A live worker polls `task_queue` (its activity side, or its workflow side)."""
-        # The client retries an unavailable server for many seconds: a health check must answer sooner.
-        timeout_s = self.settings.rpc_timeout_s
+        """A live worker hosts the node (and has not stopped cleanly since)."""
         async with temporal_errors():
-            try:
-                return bool(
-                    await asyncio.wait_for(live_pollers(self.client, task_queue, activities), timeout_s)
-                )
-            except TimeoutError as exc:
-                raise SchedulerUnavailableError(
-                    f"Temporal at {self.settings.temporal_address} did not answer within {timeout_s:g} s"
-                ) from exc
+            return (await self.liveness.node(node_id)).online
+
+    async def workers(self) -> list[WorkerPublic]:
+        """Every worker of nodes.json (one per PC), then the other hosts running the workflows."""
+        live = await self._lab_liveness([n.id for n in self.lab.nodes])
+        return workers(self.lab, live)
 
     async def restart(self, node_id: str, by: str | None) -> NodePublic:
         self.config(node_id)
@@ -97,13 +103,15 @@ class NodeService:
     async def health(self) -> HealthPublic:
         address = self.settings.temporal_address
         try:
-            workflow_worker = await self._polled(self.settings.task_queue, activities=False)
-            hosted = await asyncio.gather(*(self.hosted(n.id) for n in self.lab.nodes))
+            live = await self._lab_liveness([n.id for n in self.lab.nodes])
         except (RPCError, SchedulerUnavailableError) as exc:
             return unreachable(address, f"Temporal at {address} does not answer: {exc}")
-        nodes = {n.id: h for n, h in zip(self.lab.nodes, hosted, strict=True)}
         return HealthPublic(
-            temporal=True, temporal_address=address, workflow_worker=workflow_worker, nodes=nodes
+            temporal=True,
+            temporal_address=address,
+            workflow_worker=live.workflow_worker,
+            nodes={node_id: node.online for node_id, node in live.nodes.items()},
+            workers=health_workers(self.lab, live),
         )
 
     async def pause_lab(self, by: str | None) -> LabCommandPublic:
@@ -133,6 +141,12 @@ class NodeService:
         await asyncio.gather(*(one(task_id) for task_id in ids))
         result.done.sort()
         return result
+
+
+def _offline_text(who: str | None, live: NodeLiveness) -> str:
+    worker = f"its worker {who}" if who else "its worker"
+    since = live.offline_since
+    return f"{worker} is offline" + (f" since {utc_text(since)}" if since else "")
 
 
 def unreachable(address: str, detail: str) -> HealthPublic:

@@ -39,11 +39,20 @@ class TaskPage(BaseModel):
     next_page_token: str | None = None
 
 
+class StepPublic(StepRecord):
+    """A step's record, as the API shows it: a RUNNING step whose node has no online worker, or that
+    waits in its node's line, is WAITING (computed when read; the task's own record says RUNNING)."""
+
+    waiting_position: int | None = Field(
+        default=None, description="its place in its node's line while WAITING (1: next), when known"
+    )
+
+
 class TaskPublic(TaskSummary):
     priority: int = 0
     args: dict[str, Any] = Field(default_factory=dict)
     current_step: int | None = None
-    steps: list[StepRecord] = Field(default_factory=list)
+    steps: list[StepPublic] = Field(default_factory=list)
     reason: str | None = None
     pause_requested: bool = False
     result: list[dict[str, Any]] | None = None
@@ -71,14 +80,21 @@ class NodePublic(BaseModel):
     id: str
     name: str
     type: str
-    worker: str | None = None
-    state: NodeState | None = None
+    worker: str | None = Field(default=None, description="the worker (PC) that hosts it, per nodes.json")
+    online: bool = Field(default=False, description="a live worker hosts it (and has not stopped since)")
+    worker_host: str | None = Field(default=None, description="the host of the worker that last hosted it")
+    offline_since: datetime | None = Field(
+        default=None, description="when its worker stopped (cleanly) or was last seen (killed), if known"
+    )
+    state: NodeState | None = Field(
+        default=None, description="the ledger's state; OFFLINE for an idle node no online worker hosts"
+    )
     holder: Holder | None = None
     reason: str | None = None
     waiting_tasks: list[str] = Field(default_factory=list)
     stats: NodeStats | None = None
     restarts: int = 0
-    hosted: bool = Field(description="a live worker polls the node's task queue")
+    hosted: bool = Field(description="the same as `online` (kept for older clients)")
 
 
 class HealthPublic(BaseModel):
@@ -87,7 +103,29 @@ class HealthPublic(BaseModel):
     temporal_address: str
     workflow_worker: bool = Field(description="a live worker polls the workflow task queue")
     nodes: dict[str, bool] = Field(description="node id: a live worker hosts it")
+    workers: dict[str, bool] = Field(
+        default_factory=dict,
+        description="each worker (PC) of nodes.json: online; a one-PC lab's unnamed worker is '(unnamed)'",
+    )
     detail: str | None = Field(default=None, description="why Temporal is unreachable")
+
+
+class WorkerPublic(BaseModel):
+    """A worker of the lab: one per PC named in nodes.json (or a one-PC lab's unnamed worker), and one
+    per other host running the workflows."""
+
+    name: str | None = Field(
+        description="its `--name` (null: a one-PC lab's worker, or a workflows-only one)"
+    )
+    host: str | None = Field(default=None, description="the host it runs on, as its ledgers recorded it")
+    identity: str | None = Field(default=None, description="its Temporal worker identity (pid@host/...)")
+    nodes: list[str] = Field(default_factory=list, description="the nodes it hosts, per nodes.json")
+    online: bool = Field(description="a live poller on its nodes' queues, and no clean stop since")
+    last_seen: datetime | None = Field(
+        default=None, description="its newest poll, else when it stopped cleanly"
+    )
+    offline_since: datetime | None = Field(default=None, description="when it went offline, if known")
+    runs_workflows: bool = Field(default=False, description="it polls the workflow task queue")
 
 
 class LabCommandPublic(BaseModel):

@@ -42,8 +42,10 @@ from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStat
 from ..settings import Settings
 from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
+from .liveness import LivenessReader
 from .paging import read_page_token, sign_page_token
 from .schemas import TaskCreate, TaskPage, TaskPublic, TaskSummary
+from .waiting import explain_wait
 
 MAX_ID_STEM_CHARS = 120
 
@@ -103,6 +105,7 @@ class TaskService:
         self.settings = settings
         self.lab = lab
         self.rpc_timeout = timedelta(seconds=settings.rpc_timeout_s)
+        self.liveness = LivenessReader(client, settings)
         self._secret = settings.secret.get_secret_value() if settings.secret else ""
         # The lab's tasks are the TaskWorkflows of its workflow task queue: other labs or tests may
         # share the Temporal namespace, and a lab-wide pause must not reach their tasks.
@@ -181,9 +184,13 @@ class TaskService:
             except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError, RPCError):
                 return await self._from_visibility(description)
             result = await self._result(description)
-        return self._public(
+        public = self._public(
             status, description.status.name if description.status else "RUNNING", True, result
         )
+        if public.state is TaskState.ACTIVE:
+            async with temporal_errors():
+                await explain_wait(public, description, self.liveness, self.lab)
+        return public
 
     async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
         if description.status is not WorkflowExecutionStatus.COMPLETED:

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from ...engine.states import TaskState
-from ...engine.tasks import StepRecord
 from ..deps import Operator, Tasks, Viewer
 from ..responses import errors
-from ..schemas import TASK_ID_PATTERN, CancelBody, ContinueBody, TaskCreate, TaskPage, TaskPublic
+from ..schemas import TASK_ID_PATTERN, CancelBody, ContinueBody, StepPublic, TaskCreate, TaskPage, TaskPublic
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=errors(401, 403, 503))
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task id (= its Temporal workflow id)")]
@@ -43,7 +42,7 @@ async def show_task(task_id: TaskId, who: Viewer, tasks: Tasks) -> TaskPublic:
 
 
 @router.get("/{task_id}/logs", responses=errors(404, 422))
-async def task_logs(task_id: TaskId, who: Viewer, tasks: Tasks) -> list[StepRecord]:
+async def task_logs(task_id: TaskId, who: Viewer, tasks: Tasks) -> list[StepPublic]:
     """The timeline of a task: every step's times, outcome, message and driver log lines."""
     return (await tasks.show(task_id)).steps
 

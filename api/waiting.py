@@ -1,0 +1,104 @@
+"""Why an active task's current step does not run: computed when the task is read (stateless).
+
+The task's own record says RUNNING from the moment its step is scheduled. The step really runs only
+once its activity's heartbeat says so; before that it waits in its node's line (the heartbeat gives
+its place), or no worker took it at all because none hosting its node is online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionDescription
+
+from ..activities.steps import StepActivities
+from ..engine.config import LabConfig, NodeConfig
+from ..engine.states import TaskState
+from ..engine.tasks import StepOutcome
+from .liveness import LivenessReader, NodeLiveness, utc_text
+from .schemas import StepPublic, TaskPublic
+
+STEP_ACTIVITY = StepActivities.execute_step.__name__
+DEFAULT_OFFLINE_AFTER_S = NodeConfig.model_fields["offline_after_s"].default
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """The step activity as the server has it: taken by a worker (started) or not, its last heartbeat."""
+
+    started: bool
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.started and self.heartbeat.get("phase") == "running"
+
+    @property
+    def position(self) -> int | None:
+        position = self.heartbeat.get("position")
+        return position if isinstance(position, int) and position > 0 else None
+
+
+async def pending_step(client: Client, description: WorkflowExecutionDescription) -> PendingStep | None:
+    for activity in description.raw_description.pending_activities:
+        if activity.activity_type.name != STEP_ACTIVITY:
+            continue
+        started = activity.state != PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+        details: Any = {}
+        if activity.heartbeat_details.payloads:
+            details = (await client.data_converter.decode(activity.heartbeat_details.payloads))[0]
+        return PendingStep(started, details if isinstance(details, dict) else {})
+    return None
+
+
+async def explain_wait(
+    task: TaskPublic, description: WorkflowExecutionDescription, reader: LivenessReader, lab: LabConfig
+) -> None:
+    """Mark the current step WAITING (with its place in line) when it waits, and say why on the task
+    when no online worker hosts its node. No Temporal call unless the task is ACTIVE."""
+    step = _current_step(task)
+    if step is None:
+        return
+    pending = await pending_step(reader.client, description)
+    if pending is None or pending.running:
+        return
+    node = await reader.node(step.node)
+    if node.online:
+        if pending.started:  # in its node's line
+            step.outcome, step.waiting_position = StepOutcome.WAITING, pending.position
+        return
+    step.outcome = StepOutcome.WAITING
+    config = lab.node(step.node) if lab.has_node(step.node) else None
+    after_s = config.offline_after_s if config else DEFAULT_OFFLINE_AFTER_S
+    who = node.worker_label(config.worker if config else None)
+    task.reason = task.reason or offline_reason(node, who, after_s, step.requested_at, datetime.now(UTC))
+
+
+def _current_step(task: TaskPublic) -> StepPublic | None:
+    if task.state is not TaskState.ACTIVE or task.current_step is None:
+        return None
+    if task.current_step >= len(task.steps):
+        return None
+    step = task.steps[task.current_step]
+    return step if step.outcome is StepOutcome.RUNNING else None
+
+
+def offline_reason(
+    node: NodeLiveness, who: str | None, after_s: float, requested_at: datetime | None, now: datetime
+) -> str:
+    """ "waiting for node b1: its worker pc-2 is not online", and once the node has been without a live
+    worker for over `after_s`: "node b1: its worker pc-2 has been offline since <time>"."""
+    worker = f"its worker {who}" if who else "its worker"
+    since = node.offline_since
+    if since is not None:
+        if (now - since).total_seconds() > after_s:
+            return f"node {node.node_id}: {worker} has been offline since {utc_text(since)}"
+    elif requested_at is not None and (now - requested_at).total_seconds() > after_s:
+        # Never seen, or its last poll has aged out of the server's list (after minutes).
+        return (
+            f"node {node.node_id}: {worker} has been offline for over {after_s:g} s (no poll of it on record)"
+        )
+    return f"waiting for node {node.node_id}: {worker} is not online"
