@@ -1,10 +1,11 @@
-"""The CLI's client commands (`task ...`, `node ...`): thin wrappers over the HTTP API."""
+"""The CLI's client commands (`task ...`, `node ...`, `workers`): thin wrappers over the HTTP API."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,36 @@ def cmd_node(args: argparse.Namespace) -> int:
     nodes = [api.post(f"/nodes/{args.node_id}/restart")] if args.action == "restart" else api.get("/nodes")
     for node in nodes:
         holder = node["holder"]["key"]["task_id"] if node.get("holder") else "-"
-        hosted = "hosted" if node["hosted"] else "NO WORKER"
+        online = "online" if node.get("online", node["hosted"]) else "OFFLINE"
+        worker = node.get("worker") or "-"
         print(
-            f"{node['id']:<14} {node['state'] or '?':<10} {hosted:<10} holder: {holder:<30} "
-            f"waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
+            f"{node['id']:<14} {node['state'] or '?':<10} {online:<8} worker: {worker:<10} "
+            f"holder: {holder:<30} waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
         )
     return 0
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    for worker in api_client(args).get("/workers"):
+        print(render_worker(worker))
+    return 0
+
+
+def render_worker(worker: dict[str, Any]) -> str:
+    """`pc-2  lab-pc-2  OFFLINE since 2026-12-01 21:30:05 UTC  nodes: b1, b2`."""
+    if worker["online"]:
+        status = "online"
+    else:
+        since = worker.get("offline_since") or worker.get("last_seen")
+        status = f"OFFLINE since {utc_text(since)}" if since else "OFFLINE (never seen)"
+    nodes = ", ".join(worker["nodes"]) or "-"
+    workflows = "  runs the workflows" if worker.get("runs_workflows") else ""
+    name = worker["name"] or ("(unnamed)" if worker["nodes"] else "(workflows)")
+    return f"{name:<12} {worker.get('host') or '?':<20} {status:<38} nodes: {nodes}{workflows}"
+
+
+def utc_text(moment: str) -> str:
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +178,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
 
 
 def add_node_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`node list`, `node restart ID`, and `workers` (the workers hosting the nodes)."""
     node = commands.add_parser("node", help="list and restart nodes (through the API)")
     actions = node.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_client_arguments(actions.add_parser("list", help="nodes, their state, holder and worker"))
@@ -160,3 +186,7 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
     restart.add_argument("node_id")
     add_client_arguments(restart)
     node.set_defaults(handler=cmd_node)
+    # Not `worker`: that command runs a worker.
+    workers = commands.add_parser("workers", help="the lab's workers (one per PC): online or since when not")
+    add_client_arguments(workers)
+    workers.set_defaults(handler=cmd_workers)

@@ -63,7 +63,8 @@ class ApiClient:
         last: Any = None
         while True:
             task = self.get(f"/tasks/{task_id}/wait", timeout_s=poll_s)
-            view = (task["state"], task["current_step"], [s["outcome"] for s in task["steps"]])
+            steps = [(s["outcome"], s.get("waiting_position")) for s in task["steps"]]
+            view = (task["state"], task["current_step"], steps, task.get("reason"))
             if view != last:
                 show(task)
                 last = view
@@ -91,8 +92,10 @@ def render_step(step: dict[str, Any], current: bool) -> str:
     took = ""
     if step.get("started_at") and step.get("finished_at"):
         took = f"{_seconds(step['started_at'], step['finished_at']):.1f} s"
-    marker = ">" if current and step["outcome"] == "RUNNING" else " "
+    marker = ">" if current and step["outcome"] in ("RUNNING", "WAITING") else " "
     message = f"  {step['message']}" if step.get("message") else ""
+    if step.get("waiting_position"):
+        message += f"  (number {step['waiting_position']} in its node's line)"
     return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
 
 

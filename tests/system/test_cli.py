@@ -87,7 +87,7 @@ def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(
     in_error = cli(stack, "task", "list", "--state", "ERROR")
     assert re.search(rf"^{re.escape(task_id)} +prepare-plate +ERROR +dispenser", in_error.out, re.MULTILINE)
     nodes = cli(stack, "node", "list")
-    assert re.search(r"^dispenser +ERROR +hosted", nodes.out, re.MULTILINE), nodes
+    assert re.search(r"^dispenser +ERROR +online", nodes.out, re.MULTILINE), nodes
 
     continued = cli(stack, "task", "continue", task_id, "--mode", "next")
     assert continued.code == 0, continued
@@ -98,7 +98,7 @@ def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(
     assert re.search(r"3\. dispenser +SKIPPED", final), waited.out
     assert re.search(r"5\. hotel +SUCCEEDED", final)
     nodes = cli(stack, "node", "list")
-    assert re.search(r"^dispenser +AVAILABLE +hosted", nodes.out, re.MULTILINE), nodes
+    assert re.search(r"^dispenser +AVAILABLE +online", nodes.out, re.MULTILINE), nodes
 
 
 def test_commands_the_api_refuses_print_why_and_fail(stack: DevStack) -> None:
@@ -123,7 +123,17 @@ def test_node_list_shows_every_demo_node_hosted(stack: DevStack) -> None:
 
     assert run.code == 0, run
     for node in ("hotel", "arm", "dispenser", "reader", "storage"):
-        assert re.search(rf"^{node} +\w+ +hosted", run.out, re.MULTILINE), run.out
+        assert re.search(rf"^{node} +\w+ +online +worker: -", run.out, re.MULTILINE), run.out
+
+
+def test_workers_shows_the_one_pc_labs_worker_online_with_its_nodes(stack: DevStack) -> None:
+    run = cli(stack, "workers")
+
+    assert run.code == 0, run
+    assert re.fullmatch(
+        r"\(unnamed\) +\S+ +online +nodes: hotel, arm, dispenser, reader, storage  runs the workflows\n",
+        run.out,
+    ), run.out
 
 
 def test_token_create_makes_a_token_the_api_accepts_with_its_role(stack: DevStack) -> None:
