@@ -32,6 +32,7 @@ class StepSpec(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
     heartbeat_timeout_s: float = 30.0
+    abort_grace_s: float = 60.0
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 
@@ -42,6 +43,8 @@ class TaskSpec(BaseModel):
     steps: list[StepSpec]
     args: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
+    # Set only by the task itself when it continues as new: its whole state, handed to the next run.
+    carried: TaskMemory | None = None
 
 
 class StepOutcome(StrEnum):
@@ -89,6 +92,9 @@ class StepRecord(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     logs: list[str] = Field(default_factory=list)
     earlier_runs: list[EarlierRun] = Field(default_factory=list)
+    # The Temporal run of the task whose history keeps this step's output and logs (set when the task
+    # continued as new and left them there, to keep the state it hands on small).
+    kept_in_run: int | None = None
 
     def unaccounted_run(self) -> EarlierRun | None:
         """A run given up as cut off whose end is not known yet: its driver may still be running."""
@@ -115,6 +121,42 @@ class TaskStatus(BaseModel):
         if self.current_step is None or self.current_step >= len(self.steps):
             return None
         return self.steps[self.current_step].node
+
+
+class TaskMemory(BaseModel):
+    """A TaskWorkflow's whole state in one model, handed whole to the next run at continue-as-new."""
+
+    status: TaskStatus
+    next_step: int = 0
+    # An operator's continue after a failure: kept until it has been carried out (the task has left
+    # ERROR), so a second continue meanwhile is refused instead of deciding the next failure.
+    decision: ContinueRequest | None = None
+    resume: bool = False  # an operator's continue of a paused task, not yet honoured
+    # Step index -> the first run lost while its heartbeat said "waiting": its rerun asks the ledger
+    # whether that run used the node after all (BeginUse.lost_run).
+    lost_runs: dict[int, int] = Field(default_factory=dict)
+    temporal_runs: int = 1  # how many Temporal runs (continue-as-new) this task has had
+
+
+class CommandAck(BaseModel):
+    """What an operator's command answers: small, since every answer is written to the history."""
+
+    task_id: str
+    state: TaskState
+    pause_requested: bool = False
+
+
+class StepPage(BaseModel):
+    """A query for some step records of a task (a task may have thousands)."""
+
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class StepRecords(BaseModel):
+    total: int
+    offset: int
+    steps: list[StepRecord]
 
 
 class TaskResult(BaseModel):
@@ -186,6 +228,7 @@ def make_task_spec(
                 args=dict(step.args),
                 timeout_s=step.timeout_s or node.timeout_s,
                 heartbeat_timeout_s=node.heartbeat_timeout_s,
+                abort_grace_s=node.abort_grace_s,
                 retry=step.retry or node.retry,
             )
         )
@@ -219,9 +262,13 @@ def node_ref(node: NodeConfig) -> NodeRef:
     return NodeRef(id=node.id, name=node.name, type=node.type, properties=dict(node.properties))
 
 
-def step_args(spec: TaskSpec, index: int, outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A step's arguments: the task's, then the step's own, then the outputs of the steps before it."""
+def step_args(spec: TaskSpec, index: int, previous_output: dict[str, Any] | None) -> dict[str, Any]:
+    """A step's arguments: the task's, then the step's own, then the output of the step before it
+    (one step's, bounded: the input does not grow with the number of steps)."""
     args = {**spec.args, **spec.steps[index].args}
     if index:
-        args["previous_outputs"] = list(outputs[:index])
+        args["previous_output"] = dict(previous_output or {})
     return args
+
+
+TaskSpec.model_rebuild()

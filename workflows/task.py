@@ -29,13 +29,17 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.models import NextExecution
     from ..engine.states import TaskMachine, TaskState
     from ..engine.tasks import (
+        CommandAck,
         CommandRequest,
         ContinueRequest,
         EarlierRun,
         StepOutcome,
+        StepPage,
         StepRecord,
+        StepRecords,
         StepReport,
         StepRequest,
+        TaskMemory,
         TaskResult,
         TaskSpec,
         TaskStatus,
@@ -55,31 +59,22 @@ DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 class TaskWorkflow:
     @workflow.init
     def __init__(self, spec: TaskSpec) -> None:
-        self.spec = spec
-        self.status = TaskStatus(
-            task_id=workflow.info().workflow_id,
-            workflow_name=spec.workflow_name,
-            priority=spec.priority,
-            args=spec.args,
-            steps=[StepRecord(index=s.index, node=s.node.id) for s in spec.steps],
-            created_at=workflow.now(),
-        )
-        self.machine = TaskMachine(steps_total=len(spec.steps))
-        self._decision: ContinueRequest | None = None
-        self._resume = False
-        # Step index -> the first run lost while its heartbeat said "waiting": its rerun asks the
-        # ledger whether that run used the node after all (BeginUse.lost_run).
-        self._lost_runs: dict[int, int] = {}
+        self.spec = spec.model_copy(update={"carried": None})
+        # The whole state in one model; after a continue-as-new, the one the previous run handed on.
+        self.memory = spec.carried or TaskMemory(status=_new_status(spec))
+        self.status = self.memory.status
+        self.machine = TaskMachine(state=self.status.state, steps_total=len(spec.steps))
 
     @workflow.run
     async def run(self, spec: TaskSpec) -> TaskResult:
         try:
-            self._transition("start")
-            index = 0
-            while index < len(spec.steps):
+            if spec.carried is None:
+                self._transition("start")
+            while self.memory.next_step < len(spec.steps):
                 self._stop_if_cancel_requested()
                 await self._honour_pause()
-                index = await self._run_step(index)
+                await self._continue_as_new_if_suggested()
+                self.memory.next_step = await self._run_step(self.memory.next_step)
             self._stop_if_cancel_requested()
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
@@ -94,10 +89,10 @@ class TaskWorkflow:
     # --- operator commands (updates, validated before they touch history) ---------------------------
 
     @workflow.update
-    def pause(self, request: CommandRequest) -> TaskStatus:
+    def pause(self, request: CommandRequest) -> CommandAck:
         """Pause the task after its current step."""
         self.status.pause_requested = True
-        return self.status
+        return self._ack()
 
     @pause.validator
     def _validate_pause(self, request: CommandRequest) -> None:
@@ -109,21 +104,23 @@ class TaskWorkflow:
             )
 
     @workflow.update
-    def proceed(self, request: ContinueRequest) -> TaskStatus:
+    def proceed(self, request: ContinueRequest) -> CommandAck:
         """Continue a paused task, or a task stopped by a failed step (retry it, or move on)."""
         if self.status.state is TaskState.ERROR:
-            self._decision = request
+            self.memory.decision = request
         elif self.status.state is TaskState.PAUSED:
-            self._resume = True
+            self.memory.resume = True
         else:
             self.status.pause_requested = False
-        return self.status
+        return self._ack()
 
     @proceed.validator
     def _validate_proceed(self, request: ContinueRequest) -> None:
         pending_pause = self.status.state is TaskState.ACTIVE and self.status.pause_requested
         if not (pending_pause or self.machine.can(self.machine.continue_command())):
             raise _refusal(self.status.state, "continue")
+        if self.memory.decision is not None or (self.status.state is TaskState.PAUSED and self.memory.resume):
+            raise _refusal(self.status.state, "continue", "a continue is already being carried out")
         step = self._current_record()
         unaccounted = step.unaccounted_run() if step and self.status.state is TaskState.ERROR else None
         if step is not None and unaccounted is not None:
@@ -144,12 +141,12 @@ class TaskWorkflow:
             self.status.reason = accounted_reason(self.status.task_id, record.index, record.node, run)
 
     @workflow.update
-    def cancel(self, request: CommandRequest) -> TaskStatus:
+    def cancel(self, request: CommandRequest) -> CommandAck:
         """Record who cancels and why; the client then requests Temporal's cancellation."""
         self.status.reason = (
             f"cancelled by {request.by or 'an operator'}: {request.reason or 'no reason given'}"
         )
-        return self.status
+        return self._ack()
 
     @cancel.validator
     def _validate_cancel(self, request: CommandRequest) -> None:
@@ -159,6 +156,12 @@ class TaskWorkflow:
     @workflow.query
     def get_status(self) -> TaskStatus:
         return self.status
+
+    @workflow.query
+    def get_steps(self, page: StepPage) -> StepRecords:
+        """Some of the step records: a task of thousands of steps answers in pages."""
+        steps = self.status.steps[page.offset : page.offset + page.limit]
+        return StepRecords(total=len(self.status.steps), offset=page.offset, steps=steps)
 
     # --- steps -------------------------------------------------------------------------------------
 
@@ -174,8 +177,8 @@ class TaskWorkflow:
         # The pause is no longer requested but in effect: a second pause is refused as PAUSED.
         self.status.pause_requested = False
         self._transition("pause")
-        await workflow.wait_condition(lambda: self._resume)
-        self._resume = False
+        await workflow.wait_condition(lambda: self.memory.resume)
+        self.memory.resume = False
         self._transition("resume")
 
     async def _run_step(self, index: int) -> int:
@@ -192,7 +195,7 @@ class TaskWorkflow:
             if is_cancelled_exception(error):
                 raise
             return await self._on_failure(index, error)
-        self._lost_runs.pop(index, None)
+        self.memory.lost_runs.pop(index, None)
         self._record_report(record, report, StepOutcome.SUCCEEDED)
         return index + 1
 
@@ -207,8 +210,8 @@ class TaskWorkflow:
             requested_at=record.requested_at or workflow.now(),
             src=steps[index - 1].node if index else None,
             dst=steps[index + 1].node if index + 1 < len(steps) else None,
-            args=step_args(self.spec, index, self._outputs()),
-            lost_run=self._lost_runs.get(index),
+            args=step_args(self.spec, index, self._previous_output(index)),
+            lost_run=self.memory.lost_runs.get(index),
         )
         retry = step.retry
         return await workflow.execute_activity_method(
@@ -234,12 +237,12 @@ class TaskWorkflow:
         record = self.status.steps[index]
         cause = error.cause
         if _lost_while_waiting(cause):
-            self._lost_runs.setdefault(index, record.runs)
+            self.memory.lost_runs.setdefault(index, record.runs)
             # Its waiter may live on in a worker cut off from the server: the ledger must refuse it.
             key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs)
             await self._signal_node(record.node, NodeWorkflow.withdraw_run, key)
             return index
-        self._lost_runs.pop(index, None)
+        self.memory.lost_runs.pop(index, None)
         report = _report_of(cause)
         if report is not None:
             self._record_report(record, report, StepOutcome.FAILED)
@@ -261,14 +264,15 @@ class TaskWorkflow:
         record = self.status.steps[index]
         self.status.reason = reason
         self._transition("fail")
-        await workflow.wait_condition(lambda: self._decision is not None)
-        decision, self._decision = self._decision, None
+        await workflow.wait_condition(lambda: self.memory.decision is not None)
+        decision = self.memory.decision
         assert decision is not None
         # The failure left the node in ERROR: the operator's continue is the check that clears it.
         command = NodeCommand(node_id=record.node, only_if_error=True, by=self.status.task_id)
         await self._signal_node(record.node, NodeWorkflow.request_restart, command)
         self.status.reason = None
         self._transition("recover")
+        self.memory.decision = None  # carried out: the next failure waits for a decision of its own
         next_execution = report.next_execution if report else NextExecution.NEXT
         if decision.mode == "retry" or next_execution is NextExecution.SELF:
             return index
@@ -304,6 +308,29 @@ class TaskWorkflow:
 
     def _outputs(self) -> list[dict[str, Any]]:
         return [s.output if s.outcome is StepOutcome.SUCCEEDED else {} for s in self.status.steps]
+
+    def _previous_output(self, index: int) -> dict[str, Any] | None:
+        previous = self.status.steps[index - 1] if index else None
+        return previous.output if previous and previous.outcome is StepOutcome.SUCCEEDED else None
+
+    def _ack(self) -> CommandAck:
+        return CommandAck(
+            task_id=self.status.task_id, state=self.status.state, pause_requested=self.status.pause_requested
+        )
+
+    async def _continue_as_new_if_suggested(self) -> None:
+        """Between steps, when Temporal suggests it (the history nears its limits): the next run takes
+        the whole state. Outputs and logs of steps before the last stay in this run's history (the
+        Temporal UI shows them), so the state handed on stays small."""
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        for record in self.status.steps[: max(0, self.memory.next_step - 1)]:
+            if record.output or record.logs:
+                record.output, record.logs = {}, []
+                record.kept_in_run = self.memory.temporal_runs
+        self.memory.temporal_runs += 1
+        workflow.continue_as_new(self.spec.model_copy(update={"carried": self.memory}))
 
     async def _signal_node(self, node_id: str, signal: Any, arg: Any) -> None:
         handle = workflow.get_external_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
@@ -346,6 +373,17 @@ def _lost_while_waiting(cause: BaseException | None) -> bool:
         phase = details[0].get("phase") if details and isinstance(details[0], dict) else "waiting"
         return phase == "waiting"
     return False
+
+
+def _new_status(spec: TaskSpec) -> TaskStatus:
+    return TaskStatus(
+        task_id=workflow.info().workflow_id,
+        workflow_name=spec.workflow_name,
+        priority=spec.priority,
+        args=spec.args,
+        steps=[StepRecord(index=s.index, node=s.node.id) for s in spec.steps],
+        created_at=workflow.now(),
+    )
 
 
 def _heartbeat_details(cause: TimeoutError) -> dict[str, Any]:

@@ -129,7 +129,7 @@ class WorkflowTestNode(BaseNode):
             return StepResult(status=3, message=f"{self.id} aborted")
         if must_fail or args.get("fail"):
             return StepResult(status=1, message=f"{self.id} failed on purpose")
-        seen = len(args.get("previous_outputs", []))
+        seen = args.get("previous_output", {}).get("seen", -1) + 1  # the steps before, in a chain
         return StepResult(message=f"{self.id} done", output={"node": self.id, "seen": seen})
 
     def _wait(self, args: dict[str, Any]) -> bool:

@@ -43,12 +43,14 @@ async def test_task_of_five_steps_finishes_with_outputs_in_order(
     assert [s.outcome for s in status.steps] == [StepOutcome.SUCCEEDED] * 5
     assert all(s.attempts == 1 and s.runs == 1 for s in status.steps)
     assert status.steps[2].logs and f"{ids[2]} runs for {handle.id}" in status.steps[2].logs[0]
-    # The drivers saw the task's arguments and the outputs of the steps before them.
+    # The drivers saw the task's arguments and the output of the step before them (only that one: a
+    # step's input does not grow with the number of steps).
     runs = [JOURNAL.runs(node_id, handle.id) for node_id in ids]
     assert [len(r) for r in runs] == [1] * 5
     for i, (run,) in enumerate(runs):
         assert run.args["plate"] == "P-1"
-        assert run.args.get("previous_outputs", []) == result.outputs[:i]
+        assert run.args.get("previous_output") == (result.outputs[i - 1] if i else None)
+        assert "previous_outputs" not in run.args
 
 
 async def test_task_history_has_one_named_activity_per_step(
