@@ -22,9 +22,10 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest -q -m "not soak"
 
-# The reliability soak (tests/system/test_soak.py; not part of `make test`): 1000 tasks, a few minutes.
+# The reliability soak (not part of `make test`): 1000 tasks (tests/system/test_soak.py) and a task of
+# 5,000 steps (tests/workflows/test_long_tasks.py); several minutes.
 soak: $(STAMP)
-	$(BIN)/pytest -q -s -m soak tests/system
+	$(BIN)/pytest -q -s -m soak tests/system tests/workflows/test_long_tasks.py
 
 # The benchmarks against bare Temporal (bench/run.py; not part of `make test`), about 8 minutes;
 # e.g. `make bench BENCH_ARGS="--quick --only W1,W2"`.
