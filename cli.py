@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +23,9 @@ from pydantic import SecretStr
 
 from .client.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
 from .engine.config import LabConfig
-from .engine.errors import ConfigError, TaskSchedulerError
+from .engine.errors import ConfigError, TaskSchedulerError, TokenLifetimeError
 from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
-from .settings import Settings, connect
+from .settings import DAY_S, Settings, connect
 
 if TYPE_CHECKING:
     from .devserver import DevServer
@@ -182,12 +185,34 @@ def run_async(command: Callable[[], Awaitable[object]]) -> int:
     return code
 
 
+PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only from its first byte: a fresh file made with mode 0600
+    (whatever the umask, which can only remove bits) next to it, then renamed over `path`."""
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(fresh, path)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
+
+
 def _dev_secret(state_dir: Path) -> str:
-    """The dev stack's token secret, made once and kept in the state directory."""
+    """The dev stack's token secret, made once (0600 from the start) and kept in the state directory."""
     path = state_dir / "secret"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE)  # made by an older version, or by hand
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
     return path.read_text().strip()
 
 
@@ -195,6 +220,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """The whole stack on one machine: the Temporal dev server (SQLite file, UI), a worker, the API."""
     from .api.app import create_app
     from .api.security import Role, create_token
+    from .api.serve import server_config
     from .devserver import DevServer
     from .worker import WorkerOptions, run_worker
 
@@ -219,8 +245,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         }
     )
     secret = settings.secret.get_secret_value() if settings.secret else ""
-    token = create_token(secret, "dev-admin", Role.admin, settings.token_ttl_s)
-    (state_dir / "token").write_text(token)
+    token = create_token(secret, "dev-admin", Role.admin, settings.token_lifetime_s(Role.admin.name))
+    write_private(state_dir / "token", token)
     options = WorkerOptions(lab=lab, emulate=args.emulate, task_queue=settings.task_queue)
 
     async def run() -> None:
@@ -230,7 +256,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             client = await connect(settings)
             app = create_app(settings, lab=lab, client=client)
             stop = stop_event_on_signals()
-            api = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+            api = uvicorn.Server(server_config(app, args.host, args.port))
             api_task = asyncio.create_task(api.serve())
             print(_dev_banner(settings, server.ui_url, state_dir, token), flush=True)
             try:
@@ -316,25 +342,52 @@ def _server_banner(server: DevServer, state_dir: Path) -> str:
 
 def cmd_api(args: argparse.Namespace) -> int:
     from .api.app import create_app
+    from .api.serve import server_config
 
     configure_logging(args.verbose)
     settings = settings_from(args)
     lab = load_lab(args, hosted=None) if (args.config or args.nodes) else None
     app = create_app(settings, lab=lab)
-    uvicorn.run(
-        app, host=args.host or settings.api_host, port=args.port or settings.api_port, log_level="warning"
-    )
+    uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from .api.security import Role, create_token
 
-    secret = Settings().secret
+    settings = Settings()
+    secret = settings.secret
     value = secret.get_secret_value() if secret else read_file(Path(args.state_dir) / "secret")
     if not value:
         raise TaskSchedulerError("no secret: set TASK_SCHEDULER_SECRET, or run `task-scheduler dev` once")
-    print(create_token(value, args.name, Role[args.role], args.ttl_days * 24 * 3600))
+    print(create_token(value, args.name, Role[args.role], token_ttl_s(settings, args.role, args.ttl_days)))
+    return 0
+
+
+def token_ttl_s(settings: Settings, role: str, ttl_days: float | None) -> float:
+    """The role's lifetime, or fewer days if asked: the API refuses a token older than its role's."""
+    lifetime_s = settings.token_lifetime_s(role)
+    if ttl_days is None:
+        return lifetime_s
+    if ttl_days <= 0 or ttl_days * DAY_S > lifetime_s:
+        raise TokenLifetimeError(
+            f"--ttl-days {ttl_days:g}: {role} tokens live at most {lifetime_s / DAY_S:g} day(s) "
+            f"(TASK_SCHEDULER_TOKEN_TTL_S_{role.upper()}, in seconds); ask for fewer days, or raise "
+            "that setting where the API runs"
+        )
+    return ttl_days * DAY_S
+
+
+def cmd_token_revoke_all(args: argparse.Namespace) -> int:
+    """Print the setting that revokes every token issued until now (the secret stays as it is)."""
+    # The next whole second: a token issued in this very second is revoked too.
+    moment = datetime.fromtimestamp(math.floor(time.time()) + 1, UTC)
+    print(f"TASK_SCHEDULER_TOKENS_VALID_AFTER={moment.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    print(
+        "Set it where the API runs (its environment or .env) and restart the API: every token issued "
+        'before then is refused (401 "token revoked"). Then give new ones: `task-scheduler token create`.',
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -425,14 +478,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_config_check)
 
-    token = commands.add_parser("token", help="make API tokens")
+    token = commands.add_parser("token", help="make and revoke API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="print a token for NAME with a role")
     create.add_argument("name")
     create.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
-    create.add_argument("--ttl-days", type=float, default=365)
+    create.add_argument(
+        "--ttl-days", type=float, help="fewer days than the role's lifetime (TASK_SCHEDULER_TOKEN_TTL_S_*)"
+    )
     create.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
     create.set_defaults(handler=cmd_token_create)
+    revoke = token_commands.add_parser(
+        "revoke-all", help="print the TASK_SCHEDULER_TOKENS_VALID_AFTER that revokes every token until now"
+    )
+    revoke.set_defaults(handler=cmd_token_revoke_all)
 
     add_server_commands(commands)
     add_task_commands(commands)

@@ -3,6 +3,7 @@ and from a `.env` file, as the seed read its `.env`."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,9 @@ from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from .workflows.ids import DEFAULT_TASK_QUEUE
+
+DAY_S = 24 * 3600.0
+Networks = Annotated[list[IPv4Network | IPv6Network], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -51,14 +55,24 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     secret: SecretStr | None = None
-    authorized_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+    authorized_ips: Networks = Field(
         default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
     )
-    token_ttl_s: float = 365 * 24 * 3600.0
+    # The reverse proxies whose X-Forwarded-For is believed (the caller's address is then the one the
+    # proxy forwards). Empty: no forwarded header is believed, every caller is the address it dials from.
+    trusted_proxies: Networks = Field(default_factory=list)
+    # How long a token of each role lives: a token older than its role's lifetime is refused whatever
+    # expiry it carries, so lowering one shortens the tokens already given.
+    token_ttl_s_viewer: float = Field(default=180 * DAY_S, gt=0)
+    token_ttl_s_operator: float = Field(default=90 * DAY_S, gt=0)
+    token_ttl_s_admin: float = Field(default=30 * DAY_S, gt=0)
+    # Every token issued before this moment is refused (ISO 8601, UTC if it names no offset, or unix
+    # seconds): `task-scheduler token revoke-all` prints the value for now.
+    tokens_valid_after: datetime | None = None
     temporal_ui_url: str | None = None
     rpc_timeout_s: float = 10.0
 
-    @field_validator("authorized_ips", mode="before")
+    @field_validator("authorized_ips", "trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         """`TASK_SCHEDULER_AUTHORIZED_IPS=10.0.0.0/8,192.168.1.20` (CIDRs or addresses, comma-separated)."""
@@ -66,12 +80,21 @@ class Settings(BaseSettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
 
+    @field_validator("tokens_valid_after")
+    @classmethod
+    def _utc_if_naive(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
     @field_validator("node_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def token_lifetime_s(self, role: str) -> float:
+        """The lifetime of a token of `role` (viewer, operator, admin)."""
+        return float(getattr(self, f"token_ttl_s_{role}"))
 
     def tls(self) -> TLSConfig | bool:
         paths = (

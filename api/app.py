@@ -15,6 +15,7 @@ from ..engine.config import LabConfig
 from ..engine.errors import MissingSecretError, WeakSecretError
 from ..engine.loader import load_config, load_config_dir
 from ..settings import Settings
+from .body_limit import BodyLimit
 from .errors import install_error_handlers
 from .routers import lab as lab_routes
 from .routers import nodes, tasks, tokens, workers
@@ -76,6 +77,8 @@ def create_app(
         *extra_routers,
     ):
         app.include_router(router)
+    # The last added runs first: the allowlist and the access log see every request, a 413 included.
+    app.add_middleware(BodyLimit)
     app.middleware("http")(_guard_and_log)
     return app
 

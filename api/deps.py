@@ -59,8 +59,7 @@ def require(role: Role) -> Callable[..., Awaitable[Identity]]:
     ) -> Identity:
         if credentials is None:
             raise AuthenticationError()
-        secret = request.app.state.settings.secret.get_secret_value()
-        identity = read_token(secret, credentials.credentials)
+        identity = read_token(request.app.state.settings, credentials.credentials)
         request.state.identity = identity
         if identity.role < role:
             raise PermissionDeniedError(

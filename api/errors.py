@@ -13,14 +13,18 @@ from ..engine.errors import (
     InvalidRequestError,
     InvalidTransitionError,
     PermissionDeniedError,
+    RequestTooLargeError,
     SchedulerUnavailableError,
     TaskExistsError,
     TaskSchedulerError,
+    TemporalOverloadedError,
+    TemporalRequestError,
     UnknownNodeError,
     UnknownTaskError,
     UnknownWorkflowError,
 )
 
+# The first kind that matches: a subclass comes before its base.
 STATUS_OF: list[tuple[type[TaskSchedulerError], int]] = [
     (UnknownTaskError, 404),
     (UnknownWorkflowError, 404),
@@ -29,15 +33,27 @@ STATUS_OF: list[tuple[type[TaskSchedulerError], int]] = [
     (CommandRefusedError, 409),
     (InvalidTransitionError, 409),
     (ConfigError, 422),
+    (RequestTooLargeError, 413),
     (InvalidRequestError, 422),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
-    (SchedulerUnavailableError, 503),
+    (SchedulerUnavailableError, 503),  # Temporal unreachable, overloaded, or refusing the API's credentials
+    (TemporalRequestError, 502),  # Temporal answered with an error the API cannot explain
 ]
+# Seconds a client should wait before it retries (the Retry-After header).
+RETRY_AFTER_S: list[tuple[type[TaskSchedulerError], int]] = [(TemporalOverloadedError, 5)]
 
 
 def status_of(error: TaskSchedulerError) -> int:
     return next((status for kind, status in STATUS_OF if isinstance(error, kind)), 500)
+
+
+def headers_of(error: TaskSchedulerError, status: int) -> dict[str, str] | None:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = next((seconds for kind, seconds in RETRY_AFTER_S if isinstance(error, kind)), None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers or None
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
@@ -46,8 +62,7 @@ async def _handle(request: Request, error: Exception) -> JSONResponse:
     detail: object = error.message
     if isinstance(error, ConfigError):
         detail = {"message": error.message.splitlines()[0], "problems": [str(p) for p in error.problems]}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers_of(error, status))
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:

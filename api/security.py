@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from enum import IntEnum
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any
 
 import jwt
 from pydantic import BaseModel
+from starlette.requests import Request
 
-from ..engine.errors import AuthenticationError
+from ..engine.errors import AuthenticationError, TokenExpiredError, TokenRevokedError
+from ..settings import DAY_S, Settings
 
 ALGORITHM = "HS256"
 
@@ -31,19 +35,51 @@ def create_token(secret: str, name: str, role: Role, ttl_s: float) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(secret: str, token: str) -> Identity:
+def read_token(settings: Settings, token: str) -> Identity:
+    """The caller a token names, if its signature holds, it has not expired (by its own `exp`, or by its
+    role's lifetime counted from `iat`) and it was not issued before TASK_SCHEDULER_TOKENS_VALID_AFTER."""
+    secret = settings.secret.get_secret_value() if settings.secret else ""
+    claims = _claims(secret, token)
+    _check_not_revoked(claims["iat"], settings.tokens_valid_after)
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        identity = Identity(name=str(claims["sub"]), role=Role[str(claims.get("role", ""))])
+    except KeyError as exc:
+        raise AuthenticationError("the token names no known role (viewer, operator, admin)") from exc
+    _check_lifetime(claims["iat"], identity.role, settings)
+    return identity
+
+
+def _claims(secret: str, token: str) -> dict[str, Any]:
+    try:
+        return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub"]})
     except jwt.ExpiredSignatureError as exc:
-        raise AuthenticationError("the token has expired: ask an admin for a new one") from exc
+        raise TokenExpiredError("the token has expired: ask an admin for a new one") from exc
     except jwt.PyJWTError as exc:
         raise AuthenticationError(
             f"invalid token ({exc}): use one made by `task-scheduler token create`"
         ) from exc
-    try:
-        return Identity(name=str(claims["sub"]), role=Role[str(claims.get("role", ""))])
-    except KeyError as exc:
-        raise AuthenticationError("the token names no known role (viewer, operator, admin)") from exc
+
+
+def _check_not_revoked(issued_at: float, valid_after: datetime | None) -> None:
+    if valid_after is not None and issued_at < valid_after.timestamp():
+        when = valid_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise TokenRevokedError(
+            f"token revoked: issued before {when} (TASK_SCHEDULER_TOKENS_VALID_AFTER); ask an admin for "
+            "a new one"
+        )
+
+
+def _check_lifetime(issued_at: float, role: Role, settings: Settings) -> None:
+    lifetime_s = settings.token_lifetime_s(role.name)
+    if time.time() > issued_at + lifetime_s:
+        raise TokenExpiredError(
+            f"the token has expired: {role.name} tokens live at most {_duration(lifetime_s)} "
+            f"(TASK_SCHEDULER_TOKEN_TTL_S_{role.name.upper()}); ask an admin for a new one"
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / DAY_S:g} day(s)" if seconds >= DAY_S else f"{seconds:g} s"
 
 
 def address_allowed(address: str | None, networks: list[IPv4Network | IPv6Network]) -> bool:
@@ -61,3 +97,17 @@ def is_loopback(address: str | None) -> bool:
         return address is not None and ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def is_local_caller(request: Request) -> bool:
+    """Whether the caller is on the API's own machine. Behind a trusted proxy uvicorn has already put the
+    forwarded address in `request.client`. A loopback address with an X-Forwarded-For is a caller only if
+    that address is itself a trusted proxy (every hop was trusted: a local caller through a local proxy);
+    otherwise a local forwarder nobody declared passed the request on, for a caller who may be anywhere.
+    A `Forwarded` header (RFC 7239, which uvicorn does not read) is never a local caller."""
+    address = request.client.host if request.client else None
+    if not is_loopback(address) or "forwarded" in request.headers:
+        return False
+    if "x-forwarded-for" not in request.headers:
+        return True
+    return address_allowed(address, request.app.state.settings.trusted_proxies)

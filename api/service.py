@@ -44,6 +44,7 @@ from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
 from .liveness import LivenessReader
 from .paging import read_page_token, sign_page_token
+from .rpc_errors import namespace_missing, temporal_failure
 from .schemas import TaskCreate, TaskPage, TaskPublic, TaskSummary
 from .waiting import explain_wait
 
@@ -66,18 +67,23 @@ async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
         raise TaskExistsError(f"a task with id {task_id!r} exists already") from exc
     except RPCError as exc:
         raise _rpc_error(exc, task_id) from exc
+    except RuntimeError as exc:
+        if "client connect" not in str(exc):
+            raise
+        # A lazily connected client (a lab's own) that cannot reach Temporal.
+        raise SchedulerUnavailableError(f"cannot reach Temporal: {exc}") from exc
 
 
 def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
+    """About the task (over, unknown, exists already), or else what Temporal's status means for the lab
+    (api/rpc_errors.py): never a bare 500."""
     if "already completed" in exc.message:
         return TaskOverError(f"task {task_id!r} is over: it takes no more commands")
-    if exc.status is RPCStatusCode.NOT_FOUND:
+    if exc.status is RPCStatusCode.NOT_FOUND and not namespace_missing(exc):
         return UnknownTaskError(f"no task {task_id!r}" if task_id else exc.message)
     if exc.status is RPCStatusCode.ALREADY_EXISTS:
         return TaskExistsError(f"a task with id {task_id!r} exists already")
-    if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-        return SchedulerUnavailableError(f"Temporal is unreachable: {exc.message}")
-    return TaskSchedulerError(f"Temporal refused the request: {exc.message}")
+    return temporal_failure(exc)
 
 
 def _new_task_id(workflow_name: str) -> str:

@@ -154,3 +154,58 @@ class UnknownWorkerError(TaskSchedulerError):
 class DriverSettingsChangedError(CommandRefusedError):
     """The new nodes.json changes how a running worker's drivers are built (type, module, properties,
     emulate, worker): copy the file to that PC, restart its worker, then reload."""
+
+
+class TokenExpiredError(AuthenticationError):
+    """The token has expired: ask an admin for a new one (`task-scheduler token create`)."""
+
+
+class TokenRevokedError(AuthenticationError):
+    """The token was revoked (issued before TASK_SCHEDULER_TOKENS_VALID_AFTER): ask an admin for a new
+    one (`task-scheduler token create`)."""
+
+
+class TokenLifetimeError(TaskSchedulerError):
+    """A token may not live longer than its role's lifetime (TASK_SCHEDULER_TOKEN_TTL_S_<ROLE>): ask for
+    fewer days, or raise that setting where the API runs."""
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """The request body is too large: send at most 1 MiB (a task's `args` are at most 256 KiB of JSON)."""
+
+
+class SearchAttributesMissingError(SchedulerUnavailableError):
+    """The Temporal namespace does not have the search attributes tasks need (TaskState, LabWorkflow,
+    CurrentNode): run `task-scheduler setup` against it (same TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE as
+    the API), then try again."""
+
+
+class NamespaceNotFoundError(SchedulerUnavailableError):
+    """The Temporal namespace does not exist: check TEMPORAL_NAMESPACE, or create it
+    (`temporal operator namespace create NAME`) and run `task-scheduler setup`."""
+
+
+class TemporalOverloadedError(SchedulerUnavailableError):
+    """Temporal refused the request for lack of resources (RESOURCE_EXHAUSTED: rate limit, or too many
+    requests in flight): retry in a few seconds; if it lasts, raise the namespace's limits
+    (`frontend.namespaceRPS`) or slow the callers down."""
+
+
+class TemporalPermissionError(SchedulerUnavailableError):
+    """Temporal refused the API's own request (PERMISSION_DENIED or UNAUTHENTICATED): check the Temporal
+    credentials the API runs with (TEMPORAL_API_KEY, or TEMPORAL_TLS_CLIENT_CERT_PATH and
+    TEMPORAL_TLS_CLIENT_KEY_PATH) and what the namespace allows them."""
+
+
+class TemporalInvalidArgumentError(InvalidRequestError):
+    """Temporal refused the request as invalid (INVALID_ARGUMENT): the message says which part."""
+
+
+class TemporalRequestError(TaskSchedulerError):
+    """Temporal answered the request with an error the API does not know how to explain: the message has
+    Temporal's status and words; the Temporal server's log may say more."""
+
+
+class MetricsPortError(TaskSchedulerError):
+    """The worker cannot serve its metrics on the port asked for (in use, or not allowed): give
+    `--metrics-port` a free port, or stop the process that holds it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Request, Response
 from temporalio.client import WorkflowQueryFailedError
@@ -19,6 +20,7 @@ from ..responses import GUARDED, errors
 from ..schemas import ConfigPublic, HealthPublic, LabCommandPublic, WorkflowPublic
 
 router = APIRouter(tags=["lab"])
+log = logging.getLogger(__name__)
 
 
 def _workflow(config: object) -> WorkflowPublic:
@@ -50,13 +52,16 @@ async def health(request: Request, response: Response) -> HealthPublic:
     """Public, for monitoring: the API is up, is Temporal reachable (else 503), which nodes have a worker."""
     # No token: a monitor has none, and this tells less than a node listing. The address allowlist
     # still applies. Temporal down is what a monitor must see in the status code.
+    address = request.app.state.settings.temporal_address
     try:
         client = await temporal_client(request)
-    except SchedulerUnavailableError as exc:
-        report = unreachable(request.app.state.settings.temporal_address, exc.message)
-    else:
         nodes = await node_service(request, client, await task_service(request, client))
         report = await nodes.health()
+    except SchedulerUnavailableError as exc:
+        report = unreachable(address, exc.message)
+    except Exception as exc:  # whatever failed, a monitor gets a report (and 503), never a 500
+        log.warning("GET /health failed", exc_info=True)
+        report = unreachable(address, f"the health check failed: {type(exc).__name__}: {exc}")
     if not report.temporal:
         response.status_code = 503
     return report

@@ -8,22 +8,26 @@ from ...engine.errors import PermissionDeniedError
 from ..deps import Admin
 from ..responses import GUARDED, errors
 from ..schemas import TokenCreate, TokenPublic
-from ..security import Role, create_token, is_loopback
+from ..security import Role, create_token, is_local_caller
 
 router = APIRouter(tags=["tokens"])
 
 
 def _issue(request: Request, name: str, role: Role) -> TokenPublic:
     settings = request.app.state.settings
-    token = create_token(settings.secret.get_secret_value(), name, role, settings.token_ttl_s)
-    return TokenPublic(token=token, name=name, role=role.name, expires_in_s=settings.token_ttl_s)
+    lifetime_s = settings.token_lifetime_s(role.name)
+    token = create_token(settings.secret.get_secret_value(), name, role, lifetime_s)
+    return TokenPublic(token=token, name=name, role=role.name, expires_in_s=lifetime_s)
 
 
 @router.get("/token/{identifier}", responses=errors(403))
 async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
     """A viewer token for a caller on this machine (the seed's route)."""
-    if not is_loopback(request.client.host if request.client else None):
-        raise PermissionDeniedError("tokens are given only to callers on the API's own machine")
+    if not is_local_caller(request):
+        raise PermissionDeniedError(
+            "tokens are given only to callers on the API's own machine (through a reverse proxy, only if "
+            "TASK_SCHEDULER_TRUSTED_PROXIES names it and it forwards the caller's address)"
+        )
     return _issue(request, identifier, Role.viewer)
 
 

@@ -22,6 +22,7 @@ import uvicorn
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from task_scheduler.api.security import Role, create_token
+from task_scheduler.api.serve import server_config
 from task_scheduler.devserver import free_port
 
 SECRET = "api-tests-secret-" + "0123456789abcdef" * 3
@@ -66,9 +67,10 @@ def bearer(value: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def serving(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn in this event loop on a free port; yield its base URL."""
+    """Serve `app` with uvicorn in this event loop on a free port, configured as the CLI serves it
+    (`server_config`: which proxies are trusted); yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off", ws="none")
+    config = server_config(app, host, port, log_config=None, lifespan="off", ws="none")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 10

@@ -176,7 +176,10 @@ async def test_operation_from_an_address_outside_the_allowlist_is_403_even_for_a
     [
         ("not-a-jwt", "invalid token"),
         (jwt.encode({"sub": "mallory", "role": "admin"}, SECRET, algorithm="HS256"), "invalid token"),
-        (jwt.encode({"sub": "mallory", "role": "root", "exp": 2**40}, SECRET, algorithm="HS256"), "role"),
+        (
+            jwt.encode({"sub": "mallory", "role": "root", "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"),
+            "role",
+        ),
         (
             jwt.encode({"sub": "mallory", "role": "admin", "exp": 2**40}, None, algorithm="none"),
             "invalid token",
