@@ -58,9 +58,11 @@ class NodeGate:
         return [w.name for w in self._waiters]
 
     def leave(self, waiter: Waiter) -> None:
-        """A waiter gives up (cancelled) before its turn."""
+        """A waiter gives up (cancelled) before its turn. The gate may be free (it gave up while it sat
+        out a refusal, see `step_back`): the next waiter must not wait for an event that never comes."""
         if waiter in self._waiters:
             self._waiters.remove(waiter)
+            self._admit()
 
     def step_back(self, waiter: Waiter) -> None:
         """An admitted waiter could not start (the ledger refused): free the gate, queue again."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 
@@ -19,6 +21,44 @@ T = TypeVar("T")
 # How long a starting worker lets the steps already waiting for its nodes arrive before it admits the
 # first: the server hands them over within a few hundred milliseconds, in no particular order.
 GATE_SETTLE_S = 1.0
+
+
+class DriverThread:
+    """A node's one thread: its driver's calls run there one at a time, in the order they came.
+
+    A daemon thread: a driver that never returns (it ignored its abort) must not keep the worker process
+    from ending; stopping the worker is then how an operator ends that call."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((future, call))
+        return future
+
+    def close(self) -> None:
+        """Cancel the calls not begun yet; the thread ends after the one it runs (if any)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        self._queue.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the caller through the future, as an executor does
+                future.set_exception(exc)
 
 
 class NodeHost:
@@ -38,23 +78,40 @@ class NodeHost:
         self.gates = {node_id: NodeGate(node_id, settle_s=GATE_SETTLE_S) for node_id in nodes}
         # One thread per node: a driver is never called from two threads, and a stuck driver blocks
         # only its own node.
-        self._threads = {
-            node_id: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"node-{node_id}")
-            for node_id in nodes
-        }
+        self._threads = {node_id: DriverThread(f"node-{node_id}") for node_id in nodes}
+        # Per node: the driver call that did not stop when asked to abort, until its end is recorded.
+        self._stuck: dict[str, asyncio.Task[None]] = {}
 
     def node(self, node_id: str) -> BaseNode:
         return self.nodes[node_id]
 
     def in_driver_thread(self, node_id: str, call: Callable[..., T], *args: object) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._threads[node_id], functools.partial(call, *args))
+        future = asyncio.wrap_future(self._threads[node_id].submit(functools.partial(call, *args)))
+        future.add_done_callback(_retrieve)
+        return future
+
+    def keep_stuck(self, node_id: str, late_end: asyncio.Task[None]) -> None:
+        """A driver call that did not stop within its abort grace still occupies the node's thread;
+        `late_end` records its end in the ledger when the driver returns."""
+        self._stuck[node_id] = late_end
+        late_end.add_done_callback(lambda _: self._stuck.pop(node_id, None))
+
+    def stuck(self, node_id: str) -> bool:
+        """Whether the node's thread is still held by a driver call that ignored its abort."""
+        return node_id in self._stuck
 
     async def shutdown(self) -> None:
         """The worker stops: each driver releases its device (`_shutdown`, the seed's hook) in its own
-        thread, after its last step; a driver that fails to is logged, the others still run theirs."""
+        thread, after its last step; a driver that fails to is logged, the others still run theirs. A
+        node whose driver still runs a call it was asked to abort is left alone: `_shutdown` would wait
+        behind that call for ever."""
         for node_id, node in self.nodes.items():
             if self.emulate:
+                continue
+            if self.stuck(node_id):
+                node.logger.error(
+                    "its driver still runs a call it was asked to abort; _shutdown() not called"
+                )
                 continue
             try:
                 await self.in_driver_thread(node_id, node._shutdown)
@@ -62,5 +119,14 @@ class NodeHost:
                 node.logger.exception("_shutdown() failed")
 
     def close(self) -> None:
-        for pool in self._threads.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        for late_end in list(self._stuck.values()):
+            late_end.cancel()  # the ledger accounts for that use when a worker hosts the node again
+        for thread in self._threads.values():
+            thread.close()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Read a call's error, so that one nobody awaits any more (a withdrawn call, a call that ended
+    after its step gave it up) is not logged as "never retrieved"."""
+    if not future.cancelled():
+        future.exception()

@@ -14,11 +14,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from ..client.handles import ledger_handle
-from ..engine.errors import StepTimeoutError
+from ..engine.errors import DriverStuckError, StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
-from ..engine.nodes import BaseNode
+from ..engine.nodes import BaseNode, CallState, DriverCall
 from ..engine.tasks import StepReport, StepRequest
 from ..workflows.ids import LEDGER_REFUSAL
 from ..workflows.node import NodeWorkflow
@@ -31,7 +31,6 @@ WORKER_LOST = "WorkerLost"
 WAITING_INTERRUPTED = "WaitingInterrupted"
 
 REFUSED_RETRY_S = 1.0
-ABORT_GRACE_S = 60.0
 LEDGER_RPC_TIMEOUT = timedelta(seconds=20)
 LEDGER_RETRY_S = 1.0
 
@@ -159,25 +158,13 @@ class StepActivities:
         beat.set(phase="running", started_at=started_at.isoformat(), worker=worker, attempt=key.attempt)
         lines = CapturedLines()
         started = time.monotonic()
-        try:
-            result = await self._drive(node, request, lines)
-        except asyncio.CancelledError:
-            await self._finish(node.id, _cancelled_use(key, time.monotonic() - started))
-            raise
-        except Exception as exc:  # the driver may raise anything: it becomes the step's failure
-            result = StepResult(status=-1, message=f"{type(exc).__name__}: {exc}")
+        result, stuck = await self._run(node, request, key, lines, started)
         _fill(report, result, lines)
         report.next_execution = _next_execution(node)
-        final = not result.retryable or key.attempt >= request.step.retry.max_attempts
-        end = EndUse(
-            key=key,
-            succeeded=result.succeeded,
-            final=final,
-            message=result.message,
-            duration_s=time.monotonic() - started,
-            status=result.status,
-        )
-        await self._finish(node.id, end)
+        if stuck is not None:
+            await self._left_running(node, key, stuck, started)
+        else:
+            await self._finish(node.id, _end_of(key, request, result, time.monotonic() - started))
         if not result.succeeded:
             raise ApplicationError(
                 _failure_text(node, request, result),
@@ -187,8 +174,28 @@ class StepActivities:
             )
         return report
 
+    async def _run(
+        self, node: BaseNode, request: StepRequest, key: UseKey, lines: CapturedLines, started: float
+    ) -> tuple[StepResult, DriverStuckError | None]:
+        """The driver's result, or (its overrun) a failure and the driver call still running. A cancel
+        is raised on, once the use's end is recorded."""
+        try:
+            return await self._drive(node, request, lines), None
+        except DriverStuckError as stuck:
+            if not activity.is_cancelled():  # the node's timeout: the step fails, for the operator
+                return StepResult(status=-1, message=stuck.message, retryable=False), stuck
+            await self._left_running(node, key, stuck, started)
+            raise asyncio.CancelledError(stuck.message) from None
+        except asyncio.CancelledError:
+            await self._finish(node.id, _cancelled_use(key, time.monotonic() - started))
+            raise
+        except Exception as exc:  # the driver may raise anything: it becomes the step's failure
+            return StepResult(status=-1, message=f"{type(exc).__name__}: {exc}"), None
+
     async def _drive(self, node: BaseNode, request: StepRequest, lines: CapturedLines) -> StepResult:
         """Run the driver in the node's thread; enforce the node's timeout; pass cancellation to it."""
+        call = node.new_call(request.task_id)
+        grace_s = request.step.abort_grace_s
         with node.logger.capture() as captured:
             future = self.host.in_driver_thread(
                 node.id,
@@ -198,20 +205,58 @@ class StepActivities:
                 request.task_id,
                 request.args,
                 self.host.emulate,
+                call,
             )
             try:
                 return await asyncio.wait_for(asyncio.shield(future), timeout=request.step.timeout_s)
             except TimeoutError:
-                await _abort_and_wait(node, future)
+                await _abort_and_wait(node, call, future, grace_s)
                 raise StepTimeoutError(
                     f"node {node.id} did not finish within its timeout of {request.step.timeout_s} s; "
                     "it was asked to abort"
                 ) from None
             except asyncio.CancelledError:
-                await _abort_and_wait(node, future)
+                await _abort_and_wait(node, call, future, grace_s)
                 raise
             finally:
                 lines.extend(captured.as_list())
+
+    async def _left_running(
+        self, node: BaseNode, key: UseKey, stuck: DriverStuckError, started: float
+    ) -> None:
+        """The driver did not stop when asked to: its use stays open in the ledger, the node closed in
+        ERROR. Its end is recorded (late) when the driver returns; an operator then restarts the node."""
+        end = EndUse(
+            key=key,
+            succeeded=False,
+            final=True,
+            driver_running=True,
+            message=stuck.message,
+            duration_s=time.monotonic() - started,
+        )
+        await self._finish(node.id, end)
+        late_end = asyncio.create_task(self._late_end(node, key, stuck.running, started))
+        self.host.keep_stuck(node.id, late_end)
+
+    async def _late_end(self, node: BaseNode, key: UseKey, running: Any, started: float) -> None:
+        """The stuck driver returned at last: record the real end of its use (a late end, for the
+        operator who decides about the device; the node stays in ERROR until restarted)."""
+        try:
+            result: StepResult = await running
+        except Exception as exc:  # driver code
+            result = StepResult(status=-1, message=f"{type(exc).__name__}: {exc}")
+        duration_s = time.monotonic() - started
+        node.logger.warning(
+            "its driver returned {:.1f} s after the step began: {}", duration_s, result.message
+        )
+        end = EndUse(
+            key=key,
+            succeeded=result.succeeded,
+            message=result.message,
+            status=result.status,
+            duration_s=duration_s,
+        )
+        await self._end(node.id, end)
 
     async def _finish(self, node_id: str, end: EndUse) -> None:
         """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""
@@ -234,6 +279,18 @@ class StepActivities:
         await _with_retries(handle.execute_update, NodeWorkflow.end_use, end, persist=True)
 
 
+def _end_of(key: UseKey, request: StepRequest, result: StepResult, duration_s: float) -> EndUse:
+    final = not result.retryable or key.attempt >= request.step.retry.max_attempts
+    return EndUse(
+        key=key,
+        succeeded=result.succeeded,
+        final=final,
+        message=result.message,
+        duration_s=duration_s,
+        status=result.status,
+    )
+
+
 def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
     """The end of a use whose driver was aborted. Cancelled by an operator, the node is free again;
     because its task no longer exists (terminated), nobody will decide about the cut-off action, so
@@ -251,13 +308,29 @@ def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
     return EndUse(key=key, succeeded=False, final=False, message="cancelled", duration_s=duration_s)
 
 
-async def _abort_and_wait(node: BaseNode, future: asyncio.Future[Any]) -> None:
-    await asyncio.to_thread(node.abort)
-    done, _ = await asyncio.wait({future}, timeout=ABORT_GRACE_S)
+async def _abort_and_wait(
+    node: BaseNode, call: DriverCall, future: asyncio.Future[Any], grace_s: float
+) -> None:
+    """Ask the call to stop, and give its driver `grace_s` to return. A call that had not reached the
+    driver is withdrawn: it never will. A driver still running after the grace: DriverStuckError."""
+    asked = time.monotonic()
+    # In another thread: the node's own runs the driver; a driver's `_abort()` that hangs counts in the grace.
+    asking = asyncio.ensure_future(asyncio.to_thread(call.abort))
+    await asyncio.wait({asking}, timeout=grace_s)
+    if asking.done() and asking.result() is CallState.QUEUED:
+        node.logger.info("the step of task {} was withdrawn before it reached the driver", call.task_id)
+        return
+    remaining = max(0.0, grace_s - (time.monotonic() - asked))
+    done, _ = await asyncio.wait({future}, timeout=remaining)
     if not done:
-        node.logger.error("driver did not stop within {} s of being asked to abort", ABORT_GRACE_S)
-    elif not future.cancelled() and future.exception() is not None:
-        # Retrieved, so asyncio does not log it as "never retrieved" (an ERROR with a traceback).
+        message = (
+            f"node {node.id}: its driver did not stop within {grace_s:g} s of the abort; check the "
+            "device. The node stays closed until the driver returns (or its worker is restarted); "
+            "then restart the node"
+        )
+        node.logger.error("{}", message)
+        raise DriverStuckError(message, running=future)
+    if not future.cancelled() and future.exception() is not None:
         node.logger.info("driver stopped: {}", future.exception())
 
 
@@ -270,7 +343,7 @@ async def _with_retries(call: Any, *args: Any, persist: bool = False) -> Any:
         except WorkflowUpdateFailedError:
             raise
         except (RPCError, RPCTimeoutOrCancelledError) as exc:
-            if activity.is_cancelled() and not persist:
+            if not persist and activity.is_cancelled():
                 raise asyncio.CancelledError from exc
             activity.logger.warning("ledger unreachable (%s); trying again", exc)
             await asyncio.sleep(LEDGER_RETRY_S)

@@ -28,6 +28,7 @@ class NodeConfig(Strict):
     timeout_s: float | None = Field(default=None, gt=0)
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     offline_after_s: float = Field(default=60.0, gt=0)  # a task waiting longer for its worker says so
+    abort_grace_s: float = Field(default=60.0, gt=0)  # how long a driver asked to abort may take to return
     emulate: EmulationConfig = Field(default_factory=EmulationConfig)
     properties: dict[str, Any] = Field(default_factory=dict)
 

@@ -66,6 +66,21 @@ class StepAbortedError(TaskSchedulerError):
     """The step was aborted (cancelled by an operator or shut down) while the driver ran."""
 
 
+class StepWithdrawnError(TaskSchedulerError):
+    """The step's task gave up (cancelled, timed out) before its call reached the driver: the call was
+    withdrawn and never touched the device."""
+
+
+class DriverStuckError(TaskSchedulerError):
+    """The driver did not return within the node's `abort_grace_s` of being asked to abort: it may still
+    be acting on the device. Check the device; the node stays closed until the driver returns (or its
+    worker is restarted), then restart the node."""
+
+    def __init__(self, message: str | None = None, running: object = None) -> None:
+        super().__init__(message)
+        self.running = running  # the driver's call, still running (an awaitable of its result)
+
+
 class DriverResultError(TaskSchedulerError):
     """The driver's `_execute` returned something that is neither `(status, message, endpoint)` nor a
     StepResult: make it return one of those."""

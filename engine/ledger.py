@@ -73,7 +73,7 @@ class Ledger:
         if holder == request.key:
             return  # the same begin again (a lost response retried): idempotent
         if self.state.cut_off:
-            raise LedgerRefusal(self._cut_off_text())
+            raise LedgerRefusal(self.state.reason or self._cut_off_text())
         if request.key.run <= self.state.withdrawn.get(step_of(request.key), 0):
             raise LedgerRefusal(
                 f"{request.key} was given up by its task while it waited; a newer run replaces it"
@@ -137,6 +137,8 @@ class Ledger:
 
     def end(self, request: EndUse, now: datetime) -> bool:
         """Record the end of the holder's use; an end of a use that is not held is ignored (idempotent)."""
+        if request.driver_running:
+            return self._keep_open(request)
         holder = self.state.holder
         if holder is None or holder.key != request.key:
             return self._late_end(request, now)
@@ -145,6 +147,20 @@ class Ledger:
         if not request.succeeded and request.final:
             self.machine.trigger("fail")
             self.state.reason = f"{request.key} failed: {request.message or 'no message'}"
+        self._sync()
+        return True
+
+    def _keep_open(self, request: EndUse) -> bool:
+        """The holder's driver did not stop when asked to abort: its use is not over. It joins the runs
+        cut off while their driver ran (see cut_off_use), the node closed in ERROR until its end."""
+        holder = self.state.holder
+        if holder is None or holder.key != request.key:
+            return False  # already given up as cut off by its task, or never held
+        self.state.holder = None
+        self.state.cut_off.append(holder)
+        self._sync()
+        self.machine.trigger("fail")
+        self.state.reason = request.message
         self._sync()
         return True
 
@@ -193,6 +209,8 @@ class Ledger:
         lost the link and the driver may still be running there. Keep the node closed until that run is
         accounted for; if it already is (its end arrived first, or its worker was replaced), tell the
         task at once."""
+        if any(c.key.same_step(key) and c.key.run == key.run for c in self.state.cut_off):
+            return  # already kept open: its driver did not stop when asked to abort
         holder = self.state.holder
         if holder is None or not holder.key.same_step(key) or holder.key.run != key.run:
             self._report(self._accounted_from_record(key))
@@ -295,7 +313,7 @@ class Ledger:
 
     def check_restart(self) -> None:
         if self.state.cut_off:
-            raise LedgerRefusal(f"cannot restart: {self._cut_off_text()}")
+            raise LedgerRefusal(f"cannot restart: {self.state.reason or self._cut_off_text()}")
         if not self.machine.can("restart"):
             held = f" by {self.state.holder.key}" if self.state.holder else ""
             raise LedgerRefusal(

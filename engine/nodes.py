@@ -1,5 +1,5 @@
 """BaseNode: the driver contract of the seed, unchanged, plus StepResult outputs, async drivers,
-an abort hook and emulation."""
+an abort hook (asked per call: DriverCall) and emulation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import inspect
 import random
 import threading
 from collections.abc import Awaitable
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from .errors import DriverResultError, StepAbortedError
+from .errors import DriverResultError, StepAbortedError, StepWithdrawnError
 from .logger import NodeLogger
 from .models import EmulationConfig, NextExecution, NodeRef, StepResult
 
@@ -26,7 +27,7 @@ class BaseNode:
         self.properties: dict[str, Any] = dict(properties or {})
         self.emulation = EmulationConfig()
         self.logger = NodeLogger(id)
-        self._abort_requested = threading.Event()
+        self._call: DriverCall | None = None  # the call the node's thread runs now
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -90,14 +91,23 @@ class BaseNode:
         task_id: str,
         args: dict[str, Any],
         emulate: bool = False,
+        call: DriverCall | None = None,
     ) -> StepResult:
         """Run one step in the calling thread (the node's own driver thread) and normalise its result.
 
-        `_post_execution` runs only when `_execute` returned (as in the seed). An abort asked for before
-        the step began is kept, so an emulated step ends at once."""
+        `call` is this step's call (`new_call`), which the scheduler aborts: a call aborted before it
+        got here is withdrawn (StepWithdrawnError) without touching the device, and an abort of this
+        call never reaches another. `_post_execution` runs only when `_execute` returned (the seed)."""
+        call = call or self.new_call(task_id)
+        self._call = call
         try:
+            if not call._begin():
+                raise StepWithdrawnError(
+                    f"node {self.id}: the step of task {task_id} was withdrawn before it reached the "
+                    "driver (its task gave up); the device was not touched"
+                )
             if emulate:
-                return self._run_emulated(task_id)
+                return self._run_emulated(task_id, call)
             self._pre_execution(src, dst, task_id, args)
             raw = self._execute(src, dst, task_id, args)
             if inspect.isawaitable(raw):
@@ -106,26 +116,96 @@ class BaseNode:
             self._post_execution(src, dst, task_id, args)
             return result
         finally:
-            self._abort_requested.clear()
+            call._end()
+            self._call = None
+
+    def new_call(self, task_id: str = "") -> DriverCall:
+        """A call of this driver, not yet begun: hand it to `run_step`, abort it with `DriverCall.abort`."""
+        return DriverCall(self, task_id)
 
     def abort(self) -> None:
-        """Ask the running step to stop: wakes an emulated step, and calls the driver's `_abort()`."""
-        self._abort_requested.set()
-        self._abort()
+        """Ask the running step (if any) to stop: wakes an emulated step, calls the driver's `_abort()`."""
+        call = self._call
+        if call is not None:
+            call.abort()
 
     @property
     def abort_requested(self) -> bool:
-        return self._abort_requested.is_set()
+        """Whether the step running now was asked to abort (read by a driver, in `_execute`)."""
+        call = self._call
+        return call is not None and call.aborted
 
-    def _run_emulated(self, task_id: str) -> StepResult:
+    def _run_emulated(self, task_id: str, call: DriverCall) -> StepResult:
         spec = self.emulation
         self.logger.info("[emulated] {} runs for task {} ({:.2f} s)", self.name, task_id, spec.duration_s)
-        if self._abort_requested.wait(spec.duration_s):
+        if call.wait_aborted(spec.duration_s):
             raise StepAbortedError(f"emulated step of {self.id} aborted")
         if spec.failure_rate and self._emulation_rng.random() < spec.failure_rate:
             self.logger.error("[emulated] {} failed (failure rate {})", self.name, spec.failure_rate)
             return StepResult(status=1, message=f"emulated failure of {self.id}")
         return StepResult(status=0, message=f"emulated {self.id}")
+
+
+class CallState(StrEnum):
+    QUEUED = "QUEUED"  # waiting for the node's thread
+    RUNNING = "RUNNING"  # in the driver
+    OVER = "OVER"  # the driver returned (or raised)
+    WITHDRAWN = "WITHDRAWN"  # aborted before it reached the driver: it never will
+
+
+class DriverCall:
+    """One call of a node's driver (one step), with an abort of its own.
+
+    The node's thread begins and ends it (`run_step`); the scheduler aborts it from another thread. An
+    abort before the call began withdraws it; an abort while it runs calls the driver's `_abort()`,
+    under the lock that ends the call, so `_abort()` never reaches the call after it."""
+
+    def __init__(self, node: BaseNode, task_id: str = "") -> None:
+        self.node = node
+        self.task_id = task_id
+        self._lock = threading.Lock()
+        self._aborted = threading.Event()
+        self._state = CallState.QUEUED
+
+    @property
+    def state(self) -> CallState:
+        return self._state
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def wait_aborted(self, timeout_s: float | None) -> bool:
+        """Sleep until this call is asked to abort (True) or `timeout_s` passed (False)."""
+        return self._aborted.wait(timeout_s)
+
+    def abort(self) -> CallState:
+        """Ask this call to stop; answers its state then: QUEUED means withdrawn (it will not run)."""
+        with self._lock:
+            first = not self._aborted.is_set()
+            self._aborted.set()
+            if first and self._state is CallState.RUNNING:
+                self._call_driver_abort()
+            return self._state
+
+    def _call_driver_abort(self) -> None:
+        try:
+            self.node._abort()
+        except Exception:  # driver code: the abort is still asked (abort_requested), report it
+            self.node.logger.exception("_abort() failed")
+
+    def _begin(self) -> bool:
+        with self._lock:
+            if self._aborted.is_set():
+                self._state = CallState.WITHDRAWN
+                return False
+            self._state = CallState.RUNNING
+            return True
+
+    def _end(self) -> None:
+        with self._lock:
+            if self._state is CallState.RUNNING:
+                self._state = CallState.OVER
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

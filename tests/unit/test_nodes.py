@@ -7,6 +7,7 @@ import inspect
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 
 from task_scheduler import BaseNode, EmulationConfig, NodeRef, StepResult, build_node, load_config_dir
 from task_scheduler.engine import nodes as engine_nodes
-from task_scheduler.engine.errors import DriverResultError, StepAbortedError
+from task_scheduler.engine.errors import DriverResultError, StepAbortedError, StepWithdrawnError
 from task_scheduler.engine.logger import MAX_CAPTURED_LINES, NodeLogger
+from task_scheduler.engine.nodes import CallState
 from task_scheduler.engine.registry import resolve_node_type
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-lab"
@@ -297,6 +299,108 @@ def test_abort_ends_an_emulated_step_promptly(first_log_line: Callable[[BaseNode
         step.result(timeout=PROMPTLY_S)
     assert time.monotonic() - started < PROMPTLY_S
     assert not node.abort_requested  # cleared once the step ended, ready for the next one
+
+
+# --- the abort, asked per call --------------------------------------------------------------------
+
+
+class NodesTestAbortableNode(BaseNode):
+    """Runs until its call is asked to abort (reads `abort_requested`, as a polling driver does), or for
+    `args["run_s"]`; writes down each hook and, for each `_abort()`, the call the node ran then."""
+
+    def __init__(self, id: str, name: str, properties: dict[str, Any] | None = None) -> None:
+        super().__init__(id, name, properties)
+        self.calls: list[str] = []
+        self.aborted_during: list[str | None] = []
+
+    def _pre_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
+        self.calls.append(f"pre {task_id}")
+
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, str, None]:
+        self.calls.append(f"execute {task_id}")
+        self.logger.info("{} runs", task_id)
+        deadline = time.monotonic() + float((args or {}).get("run_s", 60))
+        while time.monotonic() < deadline:
+            if self.abort_requested:
+                return 3, f"{task_id} aborted", None
+            time.sleep(0.0005)
+        return 0, f"{task_id} done", None
+
+    def _abort(self) -> None:
+        running = self._call
+        self.aborted_during.append(running.task_id if running is not None else None)
+
+
+def test_abort_before_the_call_reaches_the_driver_withdraws_it() -> None:
+    node = NodesTestAbortableNode("n7", "Node seven")
+    call = node.new_call("t1")
+    assert call.abort() is CallState.QUEUED
+    with pytest.raises(StepWithdrawnError, match="withdrawn before it reached the driver"):
+        node.run_step(None, None, "t1", {}, call=call)
+    assert node.calls == []  # not even _pre_execution: the device was not touched
+    assert node.aborted_during == []
+    assert call.state is CallState.WITHDRAWN
+    assert node.run_step(None, None, "t2", {"run_s": 0}).status == 0  # the node serves the next call
+
+
+def test_abort_of_a_running_call_reaches_its_driver_once(
+    first_log_line: Callable[[BaseNode], _LineSeen],
+) -> None:
+    node = NodesTestAbortableNode("n8", "Node eight")
+    began = first_log_line(node)
+    call = node.new_call("t1")
+    step = run_in_thread(lambda: node.run_step(None, None, "t1", {}, call=call))
+    began.wait()
+    assert call.abort() is CallState.RUNNING
+    assert call.abort() is not CallState.QUEUED  # asked twice (timeout, then cancel): one _abort()
+    assert step.result(timeout=PROMPTLY_S).message == "t1 aborted"
+    assert node.aborted_during == ["t1"]
+    assert call.state is CallState.OVER
+
+
+def test_abort_of_an_ended_call_never_reaches_the_next_call() -> None:
+    node = NodesTestAbortableNode("n9", "Node nine")
+    first = node.new_call("t1")
+    assert node.run_step(None, None, "t1", {"run_s": 0}, call=first).message == "t1 done"
+    assert first.abort() is CallState.OVER  # late: the step that asked gave up after it ended
+    node.abort()  # nothing runs: nothing to abort, nothing kept for later
+    assert node.run_step(None, None, "t2", {"run_s": 0.05}).message == "t2 done"
+    assert node.aborted_during == []
+
+
+def test_abort_racing_the_end_of_its_call_never_reaches_another_call() -> None:
+    """An abort sent just as its call begins or ends: the driver's `_abort()` runs while that very call
+    runs, or not at all (the call was over, or withdrawn before it began); never after its end."""
+    node = NodesTestAbortableNode("n10", "Node ten")
+    seen: Counter[CallState] = Counter()
+    for index in range(200):
+        call = node.new_call(f"t{index}")
+        step = run_in_thread(
+            lambda c=call, i=index: node.run_step(None, None, c.task_id, {"run_s": i % 2 * 0.003}, call=c)
+        )
+        time.sleep(index % 3 * 0.0008)
+        state = call.abort()
+        seen[state] += 1
+        if state is CallState.QUEUED:
+            with pytest.raises(StepWithdrawnError):
+                step.result(timeout=PROMPTLY_S)
+        else:
+            step.result(timeout=PROMPTLY_S)
+        reached_driver = call.task_id in node.aborted_during
+        assert reached_driver == (state is CallState.RUNNING), f"{call.task_id}: the abort found it {state}"
+    assert seen[CallState.RUNNING] and seen[CallState.OVER], f"the race was not exercised: {seen}"
+    assert None not in node.aborted_during
+
+
+def test_abort_requested_is_the_running_calls_own() -> None:
+    node = emulated_node(duration_s=0.05)
+    node.abort()  # before any step: not kept for the next one (it would end at once)
+    assert node.run_step(None, None, "t", {}, emulate=True).status == 0
+    call = node.new_call("t2")
+    call.abort()
+    with pytest.raises(StepWithdrawnError):
+        node.run_step(None, None, "t2", {}, emulate=True, call=call)
+    assert not node.abort_requested
 
 
 # --- the demo lab's drivers -----------------------------------------------------------------------
