@@ -52,7 +52,13 @@ class TaskPublic(TaskSummary):
     priority: int = 0
     args: dict[str, Any] = Field(default_factory=dict)
     current_step: int | None = None
-    steps: list[StepPublic] = Field(default_factory=list)
+    steps: list[StepPublic] = Field(
+        default_factory=list,
+        description="the records of up to 200 steps around the current one (all of a small task's); "
+        "GET /tasks/{id}/steps pages through every step",
+    )
+    steps_offset: int = Field(default=0, description="the index of the first step in `steps`")
+    steps_total: int | None = Field(default=None, description="how many steps the task has")
     reason: str | None = None
     pause_requested: bool = False
     result: list[dict[str, Any]] | None = None
@@ -60,6 +66,12 @@ class TaskPublic(TaskSummary):
     live: bool = Field(
         description="True when read from the running workflow; False when only from visibility"
     )
+
+
+class StepPagePublic(BaseModel):
+    total: int
+    offset: int
+    steps: list[StepPublic]
 
 
 class ContinueBody(BaseModel):

@@ -26,6 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..client.handles import task_handle
+from ..client.steps import step_records
 from ..engine.config import LabConfig
 from ..engine.errors import (
     CommandRefusedError,
@@ -45,7 +46,7 @@ from ..workflows.task import TaskWorkflow
 from .liveness import LivenessReader
 from .paging import read_page_token, sign_page_token
 from .rpc_errors import namespace_missing, temporal_failure
-from .schemas import TaskCreate, TaskPage, TaskPublic, TaskSummary
+from .schemas import StepPagePublic, StepPublic, TaskCreate, TaskPage, TaskPublic, TaskSummary
 from .waiting import explain_wait
 
 MAX_ID_STEM_CHARS = 120
@@ -197,6 +198,13 @@ class TaskService:
             async with temporal_errors():
                 await explain_wait(public, description, self.liveness, self.lab)
         return public
+
+    async def steps(self, task_id: str, offset: int, limit: int) -> StepPagePublic:
+        """Step records in pages, from whichever run of the task holds them."""
+        async with temporal_errors(task_id):
+            page = await step_records(self.client, task_id, offset, limit)
+        steps = [StepPublic.model_validate(s, from_attributes=True) for s in page.steps]
+        return StepPagePublic(total=page.total, offset=page.offset, steps=steps)
 
     async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
         if description.status is not WorkflowExecutionStatus.COMPLETED:

@@ -80,10 +80,8 @@ async def explain_wait(
 def _current_step(task: TaskPublic) -> StepPublic | None:
     if task.state is not TaskState.ACTIVE or task.current_step is None:
         return None
-    if task.current_step >= len(task.steps):
-        return None
-    step = task.steps[task.current_step]
-    return step if step.outcome is StepOutcome.RUNNING else None
+    step = next((s for s in task.steps if s.index == task.current_step), None)
+    return step if step is not None and step.outcome is StepOutcome.RUNNING else None
 
 
 def offline_reason(

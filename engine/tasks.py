@@ -92,17 +92,27 @@ class StepRecord(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     logs: list[str] = Field(default_factory=list)
     earlier_runs: list[EarlierRun] = Field(default_factory=list)
-    # The Temporal run of the task whose history keeps this step's output and logs (set when the task
-    # continued as new and left them there, to keep the state it hands on small).
-    kept_in_run: int | None = None
 
     def unaccounted_run(self) -> EarlierRun | None:
         """A run given up as cut off whose end is not known yet: its driver may still be running."""
         return next((r for r in self.earlier_runs if not r.accounted), None)
 
 
+class StepArchive(BaseModel):
+    """Step records a task left in the state of one of its earlier Temporal runs (continue-as-new):
+    that run, queried by its run id, still answers them, outputs and logs included."""
+
+    first: int
+    last: int
+    run_id: str
+
+
 class TaskStatus(BaseModel):
-    """The whole state of a task: the TaskWorkflow's one model, and the answer of its status query."""
+    """The whole state of a task: the TaskWorkflow's one model, and the answer of its status query.
+
+    `steps` holds the records from `steps_offset` on, as far as the task got: the steps before are
+    archived in earlier runs, the steps after are still PENDING (the status query fills those in), so
+    the state stays small for a task of thousands of steps."""
 
     task_id: str
     workflow_name: str
@@ -111,16 +121,22 @@ class TaskStatus(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     current_step: int | None = None
     steps: list[StepRecord] = Field(default_factory=list)
+    steps_offset: int = 0
+    steps_total: int = 0
     reason: str | None = None
     pause_requested: bool = False
     created_at: datetime | None = None
     finished_at: datetime | None = None
 
+    def record(self, index: int) -> StepRecord | None:
+        """The record of step `index`, if this state holds it."""
+        position = index - self.steps_offset
+        return self.steps[position] if 0 <= position < len(self.steps) else None
+
     @property
     def current_node(self) -> str | None:
-        if self.current_step is None or self.current_step >= len(self.steps):
-            return None
-        return self.steps[self.current_step].node
+        record = None if self.current_step is None else self.record(self.current_step)
+        return record.node if record else None
 
 
 class TaskMemory(BaseModel):
@@ -136,6 +152,7 @@ class TaskMemory(BaseModel):
     # whether that run used the node after all (BeginUse.lost_run).
     lost_runs: dict[int, int] = Field(default_factory=dict)
     temporal_runs: int = 1  # how many Temporal runs (continue-as-new) this task has had
+    archives: list[StepArchive] = Field(default_factory=list)
 
 
 class CommandAck(BaseModel):
@@ -157,14 +174,39 @@ class StepRecords(BaseModel):
     total: int
     offset: int
     steps: list[StepRecord]
+    # Where the records this run no longer holds are: the API asks those runs for them.
+    archives: list[StepArchive] = Field(default_factory=list)
 
 
 class TaskResult(BaseModel):
-    """The result of a finished task: the output of each step, in order (skipped steps give {})."""
+    """The result of a finished task: the output of each step, in order (skipped steps give {}).
+
+    Bounded, as every Temporal payload must be: past RESULT_OUTPUTS_BYTES, the oldest outputs are
+    left out ({}) and counted in `outputs_omitted`; the step records still hold them."""
 
     task_id: str
     state: TaskState
     outputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs_omitted: int = 0
+
+
+RESULT_OUTPUTS_BYTES = 1024 * 1024
+
+
+def bounded_outputs(outputs: list[dict[str, Any] | None]) -> tuple[list[dict[str, Any]], int]:
+    """The newest outputs that fit in RESULT_OUTPUTS_BYTES of JSON, the others {}; and how many were
+    left out (a step with no output counts as nothing left out)."""
+    kept: list[dict[str, Any]] = []
+    budget, omitted = RESULT_OUTPUTS_BYTES, 0
+    for output in reversed(outputs):
+        size = len(json.dumps(output, default=str)) if output else 0
+        if size > budget:
+            kept.append({})
+            omitted += 1
+            continue
+        budget -= size
+        kept.append(dict(output or {}))
+    return kept[::-1], omitted
 
 
 class ContinueRequest(BaseModel):

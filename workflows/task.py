@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         CommandRequest,
         ContinueRequest,
         EarlierRun,
+        StepArchive,
         StepOutcome,
         StepPage,
         StepRecord,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TaskResult,
         TaskSpec,
         TaskStatus,
+        bounded_outputs,
         step_args,
     )
     from .ids import RUN_ACCOUNTED_SIGNAL, node_task_queue, node_workflow_id
@@ -52,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
 # The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
 STEP_START_TO_CLOSE = timedelta(days=30)
 COMMAND_REFUSED = "CommandRefused"
+STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
 DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 
 
@@ -79,7 +82,10 @@ class TaskWorkflow:
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
             self._transition("finish")
-            return TaskResult(task_id=self.status.task_id, state=self.status.state, outputs=self._outputs())
+            outputs, omitted = bounded_outputs([self._output_of(i) for i in range(self.status.steps_total)])
+            return TaskResult(
+                task_id=self.status.task_id, state=self.status.state, outputs=outputs, outputs_omitted=omitted
+            )
         except (asyncio.CancelledError, ActivityError) as error:
             if not is_cancelled_exception(error):
                 raise
@@ -130,7 +136,9 @@ class TaskWorkflow:
     def run_accounted(self, accounted: RunAccounted) -> None:
         """The node's ledger accounted for a run this task gave up as cut off (its late end arrived,
         or its worker was replaced): kept in the step's record, and said where the operator decides."""
-        record = self.status.steps[accounted.key.step_index]
+        record = self.status.record(accounted.key.step_index)
+        if record is None:
+            return
         run = next((r for r in record.earlier_runs if r.run == accounted.key.run), None)
         if run is None:
             return
@@ -155,13 +163,27 @@ class TaskWorkflow:
 
     @workflow.query
     def get_status(self) -> TaskStatus:
-        return self.status
+        """The task, with the records of up to STATUS_STEPS steps around the current one (all of a
+        small task's): a task of thousands of steps pages the rest with get_steps."""
+        total = self.status.steps_total
+        current = self.status.current_step if self.status.current_step is not None else total
+        first = max(self.status.steps_offset, min(current - STATUS_STEPS // 4, total - STATUS_STEPS), 0)
+        window = self._records(first, STATUS_STEPS)
+        return self.status.model_copy(update={"steps": window.steps, "steps_offset": window.offset})
 
     @workflow.query
     def get_steps(self, page: StepPage) -> StepRecords:
         """Some of the step records: a task of thousands of steps answers in pages."""
-        steps = self.status.steps[page.offset : page.offset + page.limit]
-        return StepRecords(total=len(self.status.steps), offset=page.offset, steps=steps)
+        return self._records(page.offset, page.limit)
+
+    def _records(self, offset: int, limit: int) -> StepRecords:
+        """Records `offset`.. (at most `limit`) that this run knows, the steps not reached yet PENDING;
+        steps archived in earlier runs are named by `archives`."""
+        first = max(offset, self.status.steps_offset)
+        last = min(offset + limit, self.status.steps_total)
+        steps = [self.status.record(i) or _pending(self.spec, i) for i in range(first, last)]
+        archives = [a for a in self.memory.archives if a.first < offset + limit and a.last >= offset]
+        return StepRecords(total=self.status.steps_total, offset=first, steps=steps, archives=archives)
 
     # --- steps -------------------------------------------------------------------------------------
 
@@ -183,7 +205,7 @@ class TaskWorkflow:
 
     async def _run_step(self, index: int) -> int:
         """Run step `index` once; return the index of the step to run next."""
-        record = self.status.steps[index]
+        record = self._reach(index)
         self.status.current_step = index
         self._upsert()
         record.requested_at = record.requested_at or workflow.now()
@@ -234,7 +256,7 @@ class TaskWorkflow:
 
     async def _on_failure(self, index: int, error: ActivityError) -> int:
         """Decide what a step's failure means: run it again at no cost, or stop for the operator."""
-        record = self.status.steps[index]
+        record = self._reach(index)
         cause = error.cause
         if _lost_while_waiting(cause):
             self.memory.lost_runs.setdefault(index, record.runs)
@@ -261,7 +283,7 @@ class TaskWorkflow:
         return await self._wait_for_operator(index, reason, report)
 
     async def _wait_for_operator(self, index: int, reason: str, report: StepReport | None) -> int:
-        record = self.status.steps[index]
+        record = self._reach(index)
         self.status.reason = reason
         self._transition("fail")
         await workflow.wait_condition(lambda: self.memory.decision is not None)
@@ -283,7 +305,15 @@ class TaskWorkflow:
 
     def _current_record(self) -> StepRecord | None:
         index = self.status.current_step
-        return self.status.steps[index] if index is not None and index < len(self.status.steps) else None
+        return None if index is None else self.status.record(index)
+
+    def _reach(self, index: int) -> StepRecord:
+        """The record of step `index`, made (with the PENDING ones before it) when the task gets there."""
+        while self.status.steps_offset + len(self.status.steps) <= index:
+            self.status.steps.append(_pending(self.spec, self.status.steps_offset + len(self.status.steps)))
+        record = self.status.record(index)
+        assert record is not None  # the task never goes back before the steps it archived
+        return record
 
     def _cut_off_run(self, record: StepRecord, cause: TimeoutError) -> EarlierRun:
         """Keep the run given up as cut off in the step's record, with what its last heartbeat said."""
@@ -306,12 +336,14 @@ class TaskWorkflow:
         record.status, record.message, record.endpoint = report.status, report.message, report.endpoint
         record.output, record.logs = report.output, report.logs
 
-    def _outputs(self) -> list[dict[str, Any]]:
-        return [s.output if s.outcome is StepOutcome.SUCCEEDED else {} for s in self.status.steps]
+    def _output_of(self, index: int) -> dict[str, Any] | None:
+        """A succeeded step's output; None for a skipped step, and for a step whose record is archived
+        in an earlier run (its output is there, in the step records and the history)."""
+        record = self.status.record(index)
+        return record.output if record and record.outcome is StepOutcome.SUCCEEDED else None
 
     def _previous_output(self, index: int) -> dict[str, Any] | None:
-        previous = self.status.steps[index - 1] if index else None
-        return previous.output if previous and previous.outcome is StepOutcome.SUCCEEDED else None
+        return self._output_of(index - 1) if index else None
 
     def _ack(self) -> CommandAck:
         return CommandAck(
@@ -320,17 +352,25 @@ class TaskWorkflow:
 
     async def _continue_as_new_if_suggested(self) -> None:
         """Between steps, when Temporal suggests it (the history nears its limits): the next run takes
-        the whole state. Outputs and logs of steps before the last stay in this run's history (the
-        Temporal UI shows them), so the state handed on stays small."""
+        the whole state, except the records of the steps before the last, which stay in this run's
+        state (queried by run id, it still answers them), so the state handed on stays small."""
         if not workflow.info().is_continue_as_new_suggested():
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
-        for record in self.status.steps[: max(0, self.memory.next_step - 1)]:
-            if record.output or record.logs:
-                record.output, record.logs = {}, []
-                record.kept_in_run = self.memory.temporal_runs
-        self.memory.temporal_runs += 1
-        workflow.continue_as_new(self.spec.model_copy(update={"carried": self.memory}))
+        workflow.continue_as_new(self.spec.model_copy(update={"carried": self._carried()}))
+
+    def _carried(self) -> TaskMemory:
+        carried = self.memory.model_copy(deep=True)
+        keep_from = max(self.status.steps_offset, self.memory.next_step - 1)  # the last step's output
+        if keep_from > self.status.steps_offset:
+            archive = StepArchive(
+                first=self.status.steps_offset, last=keep_from - 1, run_id=workflow.info().run_id
+            )
+            carried.archives.append(archive)
+            carried.status.steps = carried.status.steps[keep_from - self.status.steps_offset :]
+            carried.status.steps_offset = keep_from
+        carried.temporal_runs += 1
+        return carried
 
     async def _signal_node(self, node_id: str, signal: Any, arg: Any) -> None:
         handle = workflow.get_external_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
@@ -349,8 +389,9 @@ class TaskWorkflow:
     def _mark_cancelled(self) -> None:
         current = self.status.current_step
         # A step that ended before the cancel was honoured keeps its outcome.
-        if current is not None and self.status.steps[current].outcome not in DONE_OUTCOMES:
-            self.status.steps[current].outcome = StepOutcome.CANCELLED
+        record = None if current is None else self.status.record(current)
+        if record is not None and record.outcome not in DONE_OUTCOMES:
+            record.outcome = StepOutcome.CANCELLED
         if self.machine.can("cancel"):
             self._transition("cancel")
 
@@ -381,9 +422,13 @@ def _new_status(spec: TaskSpec) -> TaskStatus:
         workflow_name=spec.workflow_name,
         priority=spec.priority,
         args=spec.args,
-        steps=[StepRecord(index=s.index, node=s.node.id) for s in spec.steps],
+        steps_total=len(spec.steps),
         created_at=workflow.now(),
     )
+
+
+def _pending(spec: TaskSpec, index: int) -> StepRecord:
+    return StepRecord(index=index, node=spec.steps[index].node.id)
 
 
 def _heartbeat_details(cause: TimeoutError) -> dict[str, Any]:

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Path, Query, status
 from ...engine.states import TaskState
 from ..deps import Operator, Tasks, Viewer
 from ..responses import errors
-from ..schemas import TASK_ID_PATTERN, CancelBody, ContinueBody, StepPublic, TaskCreate, TaskPage, TaskPublic
+from ..schemas import (
+    TASK_ID_PATTERN,
+    CancelBody,
+    ContinueBody,
+    StepPagePublic,
+    StepPublic,
+    TaskCreate,
+    TaskPage,
+    TaskPublic,
+)
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=errors(401, 403, 503))
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task id (= its Temporal workflow id)")]
@@ -39,6 +48,18 @@ async def list_tasks(
 async def show_task(task_id: TaskId, who: Viewer, tasks: Tasks) -> TaskPublic:
     """A task's state, its steps and their records, and its result."""
     return await tasks.show(task_id)
+
+
+@router.get("/{task_id}/steps", responses=errors(404, 422))
+async def task_steps(
+    task_id: TaskId,
+    who: Viewer,
+    tasks: Tasks,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> StepPagePublic:
+    """A task's step records, a page at a time (a task may have thousands of steps)."""
+    return await tasks.steps(task_id, offset, limit)
 
 
 @router.get("/{task_id}/logs", responses=errors(404, 422))

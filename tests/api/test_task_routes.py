@@ -38,6 +38,10 @@ async def test_start_task_returns_201_and_the_finished_task_shows_steps_and_resu
     assert task["ui_url"] == f"{UI_URL}/namespaces/default/workflows/{task_id}"
     logs = (await viewer.get(f"/tasks/{task_id}/logs")).json()
     assert [s["node"] for s in logs] == [a, b]
+    assert (task["steps_total"], task["steps_offset"]) == (2, 0)
+    page = (await viewer.get(f"/tasks/{task_id}/steps", params={"offset": 1, "limit": 5})).json()
+    assert (page["total"], page["offset"], [s["node"] for s in page["steps"]]) == (2, 1, [b])
+    assert page["steps"][0]["output"] == {"node": b, "seen": 1}
     assert f"{a} runs for {task_id}" in logs[0]["logs"][0]
 
 

@@ -14,7 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
-from task_scheduler.engine.tasks import StepOutcome, StepPage, make_task_spec
+from task_scheduler.client.steps import step_records
+from task_scheduler.engine.tasks import StepOutcome, make_task_spec
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.sandbox import workflow_runner
 from task_scheduler.workflows.search_attributes import LAB_WORKFLOW, TASK_STATE
@@ -61,7 +62,12 @@ async def check_long_task(client: Client, task_queue: str, make_lab: MakeLab, st
         answered = await answers
         last = client.get_workflow_handle_for(TaskWorkflow.run, handle.id)
         status = await last.query(TaskWorkflow.get_status)
-        page = await last.query(TaskWorkflow.get_steps, StepPage(offset=steps - 10, limit=50))
+        records = [
+            record
+            for offset in range(0, steps, 1000)
+            for record in (await step_records(client, handle.id, offset, 1000)).steps
+        ]
+        tail = await step_records(client, handle.id, steps - 10, 50)
 
     assert result.state is TaskState.FINISHED
     assert len(result.outputs) == steps
@@ -70,10 +76,12 @@ async def check_long_task(client: Client, task_queue: str, make_lab: MakeLab, st
     statuses = sorted(e.status.name for e in runs if e.status)
     assert statuses.count(WorkflowExecutionStatus.CONTINUED_AS_NEW.name) >= 2
     assert statuses.count(WorkflowExecutionStatus.COMPLETED.name) == 1
-    assert [s.outcome for s in status.steps] == [StepOutcome.SUCCEEDED] * steps
-    assert status.steps[-1].output  # the last step's output is kept in the last run
-    assert any(s.kept_in_run for s in status.steps)  # the old ones stay in their run's history
-    assert (page.total, [s.index for s in page.steps]) == (steps, list(range(steps - 10, steps)))
+    # Every record, outputs included, from the runs that hold them; the last run holds few.
+    assert [(r.index, r.outcome) for r in records] == [(i, StepOutcome.SUCCEEDED) for i in range(steps)]
+    assert all(r.output == result.outputs[r.index] or not result.outputs[r.index] for r in records)
+    assert all(r.output.get("seen") == r.index for r in records)  # each saw the output before it
+    assert status.steps_total == steps and status.steps_offset > 0 and len(status.steps) < steps
+    assert (tail.total, [s.index for s in tail.steps]) == (steps, list(range(steps - 10, steps)))
     attributes = (await last.describe()).typed_search_attributes
     assert (attributes.get(TASK_STATE), attributes.get(LAB_WORKFLOW)) == ("FINISHED", lab.workflow("long"))
     await _every_run_replays(client, handle.id, [e.run_id for e in runs])
