@@ -63,7 +63,12 @@ async def explain_wait(
     if step is None:
         return
     pending = await pending_step(reader.client, description)
-    if pending is None or pending.running:
+    if pending is None:
+        return
+    if pending.running:
+        # The task's record learns when its step started only at the end: a driver running for hours
+        # shows since when from its heartbeat.
+        step.started_at = step.started_at or _parsed(pending.heartbeat.get("started_at"))
         return
     node = await reader.node(step.node)
     if node.online:
@@ -75,6 +80,13 @@ async def explain_wait(
     after_s = config.offline_after_s if config else DEFAULT_OFFLINE_AFTER_S
     who = node.worker_label(config.worker if config else None)
     task.reason = task.reason or offline_reason(node, who, after_s, step.requested_at, datetime.now(UTC))
+
+
+def _parsed(moment: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(moment) if isinstance(moment, str) else None
+    except ValueError:
+        return None
 
 
 def _current_step(task: TaskPublic) -> StepPublic | None:

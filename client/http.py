@@ -96,6 +96,8 @@ def render_step(step: dict[str, Any], current: bool) -> str:
     message = f"  {step['message']}" if step.get("message") else ""
     if step.get("waiting_position"):
         message += f"  (number {step['waiting_position']} in its node's line)"
+    if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
+        message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
     return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
 
 

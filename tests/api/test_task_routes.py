@@ -372,3 +372,18 @@ async def test_continue_with_bad_mode_is_422(tasks: Tasks, operator: httpx.Async
 
     assert response.status_code == 422
     assert (await tasks.show(task_id))["state"] == "ERROR"
+
+
+async def test_running_step_shows_since_when_its_driver_runs(tasks: Tasks, viewer: httpx.AsyncClient) -> None:
+    hold = tasks.hold()
+    task_id = (await tasks.start("held", {"hold": hold}))["task_id"]
+
+    async def started() -> Any:
+        task = (await viewer.get(f"/tasks/{task_id}")).json()
+        step = task["steps"][0]
+        return step if step["outcome"] == "RUNNING" and step["started_at"] else None
+
+    step = await wait_for(started, "the running step's start time")
+    assert step["finished_at"] is None
+    JOURNAL.release(hold)
+    await tasks.reaches(task_id, "FINISHED")
