@@ -128,6 +128,7 @@ def stop_event_on_signals() -> asyncio.Event:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from .activities.metrics import free_loopback_port, sdk_runtime
     from .worker import WorkerOptions, run_worker
 
     configure_logging(args.verbose)
@@ -145,10 +146,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         host_nodes=not args.workflows_only,
         emulate=args.emulate,
         grace_s=args.grace_s,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        sdk_metrics_port=free_loopback_port() if args.metrics_port is not None else None,
     )
 
     async def run() -> None:
-        client = await connect(settings)
+        sdk_port = options.sdk_metrics_port
+        client = await connect(settings, sdk_runtime(sdk_port) if sdk_port is not None else None)
         await run_worker(client, options, stop_event_on_signals())
 
     return run_async(run)
@@ -452,6 +457,12 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     )
     worker.add_argument("--emulate", "-e", action="store_true", help="emulation mode: no driver is called")
     worker.add_argument("--grace-s", type=float, default=30.0, help="on SIGTERM, time running steps get")
+    worker.add_argument(
+        "--metrics-port", type=int, metavar="N", help="serve this worker's and the SDK's metrics on port N"
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="the metrics' bind address (0.0.0.0: every interface)"
+    )
     worker.set_defaults(handler=cmd_worker)
 
     api = commands.add_parser("api", help="run the HTTP API (settings from TASK_SCHEDULER_* variables)")

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from .workflows.ids import DEFAULT_TASK_QUEUE
 
@@ -108,12 +109,14 @@ class Settings(BaseSettings):
         return TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca)
 
 
-async def connect(settings: Settings) -> Client:
-    """A Temporal client with the pydantic data converter (every client of ours uses it)."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A Temporal client with the pydantic data converter (every client of ours uses it); `runtime`: the
+    SDK runtime (a worker's serves the SDK's metrics), the default one if None."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=settings.tls(),
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )

@@ -18,6 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from .activities import metrics
 from .activities.host import NodeHost
 from .activities.node_ops import NodeActivities
 from .activities.steps import StepActivities
@@ -63,6 +64,11 @@ class WorkerOptions:
     grace_s: float = 30.0
     node_uses_per_run: int = 500
     holder_check_s: float = 60.0
+    # `--metrics-port`: this worker's metrics on metrics_host:metrics_port, with the SDK's (its runtime's
+    # exporter on 127.0.0.1:sdk_metrics_port, activities/metrics.py) appended. None: no metrics served.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    sdk_metrics_port: int | None = None
     identity: str = field(
         default_factory=lambda: f"{os.getpid()}@{socket.gethostname()}/{uuid.uuid4().hex[:6]}"
     )
@@ -97,6 +103,10 @@ class LabWorker:
         self.host = NodeHost(
             self.client, {n.id: n for n in nodes}, emulate=self.options.emulate, worker=self.worker_info()
         )
+        if (port := self.options.metrics_port) is not None:
+            metrics.declare_nodes(self.node_ids)
+            host, sdk_port = self.options.metrics_host, self.options.sdk_metrics_port
+            self._stack.callback(metrics.serve_metrics(host, port, sdk_port))
         for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
         for node_id in self.node_ids:

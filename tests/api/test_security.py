@@ -25,7 +25,7 @@ from task_scheduler.api.deps import Viewer
 from task_scheduler.engine.config import LabConfig
 from task_scheduler.settings import Settings
 
-PUBLIC = {("GET", "/health"), ("GET", "/token/{identifier}")}
+PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/token/{identifier}")}
 ROLES = ["viewer", "operator", "admin"]
 
 
@@ -83,7 +83,7 @@ def assert_refusal_logged(
     assert _access_lines(caplog) == [line]
 
 
-async def test_every_operation_served_is_covered_and_only_health_and_token_are_public(
+async def test_every_operation_served_is_covered_and_only_health_metrics_and_token_are_public(
     anonymous: httpx.AsyncClient,
 ) -> None:
     served = operations_of((await anonymous.get("/openapi.json")).json())
