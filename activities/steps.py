@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from ..client.handles import ledger_handle
-from ..engine.errors import DriverStuckError, StepTimeoutError
+from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError, StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
@@ -25,6 +25,7 @@ from ..workflows.node import NodeWorkflow
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost
+from .metrics import ledger_call, observe_step
 
 STEP_FAILED = "StepFailed"
 WORKER_LOST = "WorkerLost"
@@ -159,6 +160,7 @@ class StepActivities:
         lines = CapturedLines()
         started = time.monotonic()
         result, stuck = await self._run(node, request, key, lines, started)
+        observe_step(node.id, time.monotonic() - started, waited_s, failed=not result.succeeded)
         _fill(report, result, lines)
         report.next_execution = _next_execution(node)
         if stuck is not None:
@@ -186,6 +188,11 @@ class StepActivities:
                 return StepResult(status=-1, message=stuck.message, retryable=False), stuck
             await self._left_running(node, key, stuck, started)
             raise asyncio.CancelledError(stuck.message) from None
+        except DriverReturnedAfterCancelError as returned:
+            assert isinstance(returned.result, StepResult)
+            end = _returned_after_cancel(key, returned.result, time.monotonic() - started)
+            await self._finish(node.id, end)
+            raise asyncio.CancelledError(end.message) from None
         except asyncio.CancelledError:
             await self._finish(node.id, _cancelled_use(key, time.monotonic() - started))
             raise
@@ -216,7 +223,9 @@ class StepActivities:
                     "it was asked to abort"
                 ) from None
             except asyncio.CancelledError:
-                await _abort_and_wait(node, call, future, grace_s)
+                returned = await _abort_and_wait(node, call, future, grace_s)
+                if returned is not None:  # it finished all the same: what it did is the use's end
+                    raise DriverReturnedAfterCancelError(returned) from None
                 raise
             finally:
                 lines.extend(captured.as_list())
@@ -255,6 +264,7 @@ class StepActivities:
             message=result.message,
             status=result.status,
             duration_s=duration_s,
+            ended_at=datetime.now(UTC),
         )
         await self._end(node.id, end)
 
@@ -288,6 +298,22 @@ def _end_of(key: UseKey, request: StepRequest, result: StepResult, duration_s: f
         message=result.message,
         duration_s=duration_s,
         status=result.status,
+        ended_at=datetime.now(UTC),
+    )
+
+
+def _returned_after_cancel(key: UseKey, result: StepResult, duration_s: float) -> EndUse:
+    """The end of a use whose step was given up while its driver ran, and whose driver returned all
+    the same (it finished, or stopped when asked): what it reports, and why the step was given up."""
+    why = _cancelled_use(key, duration_s).message
+    return EndUse(
+        key=key,
+        succeeded=result.succeeded,
+        final=False,
+        status=result.status,
+        message=f"{result.message or 'no message'} (the step had been given up: {why})",
+        duration_s=duration_s,
+        ended_at=datetime.now(UTC),
     )
 
 
@@ -310,16 +336,17 @@ def _cancelled_use(key: UseKey, duration_s: float) -> EndUse:
 
 async def _abort_and_wait(
     node: BaseNode, call: DriverCall, future: asyncio.Future[Any], grace_s: float
-) -> None:
-    """Ask the call to stop, and give its driver `grace_s` to return. A call that had not reached the
-    driver is withdrawn: it never will. A driver still running after the grace: DriverStuckError."""
+) -> StepResult | None:
+    """Ask the call to stop, and give its driver `grace_s` to return; its result if it returned one. A
+    call that had not reached the driver is withdrawn: it never will. A driver still running after the
+    grace: DriverStuckError."""
     asked = time.monotonic()
     # In another thread: the node's own runs the driver; a driver's `_abort()` that hangs counts in the grace.
     asking = asyncio.ensure_future(asyncio.to_thread(call.abort))
     await asyncio.wait({asking}, timeout=grace_s)
     if asking.done() and asking.result() is CallState.QUEUED:
         node.logger.info("the step of task {} was withdrawn before it reached the driver", call.task_id)
-        return
+        return None
     remaining = max(0.0, grace_s - (time.monotonic() - asked))
     done, _ = await asyncio.wait({future}, timeout=remaining)
     if not done:
@@ -330,8 +357,13 @@ async def _abort_and_wait(
         )
         node.logger.error("{}", message)
         raise DriverStuckError(message, running=future)
-    if not future.cancelled() and future.exception() is not None:
+    if future.cancelled():
+        return None
+    if future.exception() is not None:
         node.logger.info("driver stopped: {}", future.exception())
+        return None
+    result: StepResult = future.result()
+    return result
 
 
 async def _with_retries(call: Any, *args: Any, persist: bool = False) -> Any:
@@ -339,7 +371,8 @@ async def _with_retries(call: Any, *args: Any, persist: bool = False) -> Any:
     a cancel stops the retries, unless the update must arrive whatever happens (`persist`)."""
     while True:
         try:
-            return await call(*args, rpc_timeout=LEDGER_RPC_TIMEOUT)
+            with ledger_call(getattr(args[0], "__name__", "update")):
+                return await call(*args, rpc_timeout=LEDGER_RPC_TIMEOUT)
         except WorkflowUpdateFailedError:
             raise
         except (RPCError, RPCTimeoutOrCancelledError) as exc:

@@ -81,6 +81,15 @@ class DriverStuckError(TaskSchedulerError):
         self.running = running  # the driver's call, still running (an awaitable of its result)
 
 
+class DriverReturnedAfterCancelError(TaskSchedulerError):
+    """The step was given up (cancelled, or its server stopped hearing from it), but its driver, asked to
+    abort, returned a result: that result, not "aborted", is the end of the node's use."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__()
+        self.result = result  # the driver's StepResult
+
+
 class DriverResultError(TaskSchedulerError):
     """The driver's `_execute` returned something that is neither `(status, message, endpoint)` nor a
     StepResult: make it return one of those."""

@@ -242,7 +242,8 @@ class Ledger:
         self._record(cut, now, _outcome(request), request)
         self.state.cut_off.remove(cut)
         outcome = RunOutcome.SUCCEEDED if request.succeeded else RunOutcome.FAILED
-        self._report(_accounted(cut, outcome, now, request.status, request.message))
+        ended = request.ended_at or now
+        self._report(_accounted(cut, outcome, ended, request.status, request.message))
         self._after_accounting(f"{cut.key} was cut off; its end arrived late ({outcome.value.lower()})")
         return True
 

@@ -61,6 +61,7 @@ class EndUse(BaseModel):
     duration_s: float = 0.0
     message: str | None = None
     status: int | None = None
+    ended_at: datetime | None = None  # when the driver returned, by the worker's clock
     # The driver did not stop within its abort grace: the use is not over, the device may still act.
     # The ledger keeps the use open and the node closed in ERROR until the real end arrives (a late
     # end, sent when the driver returns) or its worker process is replaced; then a restart reopens it.

@@ -137,9 +137,6 @@ async def test_worker_metrics_endpoint_serves_its_nodes_the_process_and_the_sdk(
     assert sum(completed) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until activities/steps.py calls activities.metrics.observe_step and ledger_call"
-)
 async def test_worker_metrics_count_each_step_per_node_and_its_ledger_round_trips(
     metrics_worker: MetricsWorker,
 ) -> None:
