@@ -20,14 +20,18 @@ from temporalio.worker import Worker
 
 from .activities import metrics
 from .activities.host import NodeHost
+from .activities.lab_watch import WatchActivities
 from .activities.node_ops import NodeActivities
+from .activities.notify import NotifyActivities
 from .activities.steps import StepActivities
 from .client.handles import ledger_handle
 from .client.pollers import live_pollers, stopped_identities
 from .engine.config import LabConfig, build_node, driver_digest
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
+from .engine.lab_state import LabState, lab_plan
 from .engine.ledger import LedgerState, NodeCommand, WorkerInfo, step_of
-from .workflows.ids import DEFAULT_TASK_QUEUE, node_task_queue, node_workflow_id
+from .workflows.ids import DEFAULT_TASK_QUEUE, lab_workflow_id, node_task_queue, node_workflow_id
+from .workflows.lab import LabWorkflow
 from .workflows.node import NodeInput, NodeWorkflow
 from .workflows.sandbox import workflow_runner
 from .workflows.task import TaskWorkflow
@@ -64,6 +68,7 @@ class WorkerOptions:
     grace_s: float = 30.0
     node_uses_per_run: int = 500
     holder_check_s: float = 60.0
+    lab_check_s: float = 10.0  # how often the LabWorkflow asks which PCs' workers are online
     # `--metrics-port`: this worker's metrics on metrics_host:metrics_port, with the SDK's (its runtime's
     # exporter on 127.0.0.1:sdk_metrics_port, activities/metrics.py) appended. None: no metrics served.
     metrics_port: int | None = None
@@ -101,7 +106,11 @@ class LabWorker:
         # Drivers are built only once the nodes are ours: a constructor may open the hardware.
         nodes = [build_node(self.options.lab.node(node_id)) for node_id in self.node_ids]
         self.host = NodeHost(
-            self.client, {n.id: n for n in nodes}, emulate=self.options.emulate, worker=self.worker_info()
+            self.client,
+            {n.id: n for n in nodes},
+            emulate=self.options.emulate,
+            worker=self.worker_info(),
+            workflow_task_queue=self.options.task_queue,
         )
         if (port := self.options.metrics_port) is not None:
             metrics.declare_nodes(self.node_ids)
@@ -109,6 +118,8 @@ class LabWorker:
             self._stack.callback(metrics.serve_metrics(host, port, sdk_port))
         for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
+        if self.options.run_workflows:
+            await self._start_lab()
         for node_id in self.node_ids:
             await self._bring_online(node_id)
 
@@ -136,7 +147,8 @@ class LabWorker:
                 Worker(
                     self.client,
                     task_queue=self.options.task_queue,
-                    workflows=[TaskWorkflow, NodeWorkflow],
+                    workflows=[TaskWorkflow, NodeWorkflow, LabWorkflow],
+                    activities=self._lab_activities(),
                     workflow_runner=workflow_runner(),
                     sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                     **common,  # type: ignore[arg-type]
@@ -163,6 +175,27 @@ class LabWorker:
                 )
             )
         return workers
+
+    def _lab_activities(self) -> list[Callable[..., Any]]:
+        """The LabWorkflow's: deliver notifications (the real URLs live here only), check the workers."""
+        lab = self.options.lab
+        notify = NotifyActivities(lab.notifications, lab.notifications_file)
+        watch = WatchActivities(self.client, self.options.task_queue)
+        return [notify.deliver, watch.check_workers]
+
+    async def _start_lab(self) -> None:
+        """Make sure the lab's LabWorkflow runs, and give it this worker's view of the lab."""
+        plan = lab_plan(self.options.lab, self.options.lab_check_s)
+        await self.client.start_workflow(
+            LabWorkflow.run,
+            LabState(plan=plan),
+            id=lab_workflow_id(self.options.task_queue),
+            task_queue=self.options.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="configure",
+            start_signal_args=[plan],
+            static_summary="the lab's notifications and PC liveness (query: status)",
+        )
 
     async def _announce_offline(self) -> None:
         """Best effort, on a clean stop: the ledgers of idle nodes say OFFLINE while no worker hosts them

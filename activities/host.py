@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from ..engine.ledger import WorkerInfo
 from ..engine.nodes import BaseNode
+from ..workflows.ids import DEFAULT_TASK_QUEUE
 from .gate import NodeGate
 
 T = TypeVar("T")
@@ -70,8 +71,10 @@ class NodeHost:
         nodes: dict[str, BaseNode],
         emulate: bool = False,
         worker: WorkerInfo | None = None,
+        workflow_task_queue: str = DEFAULT_TASK_QUEUE,
     ) -> None:
         self.client = client
+        self.workflow_task_queue = workflow_task_queue  # where a node's ledger runs
         self.nodes = nodes
         self.emulate = emulate
         self.worker = worker  # this process, as the ledgers record who runs a use

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
-from ..client.handles import ledger_handle
 from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError, StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
@@ -25,20 +23,20 @@ from ..workflows.node import NodeWorkflow
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost
-from .metrics import ledger_call, observe_step
+from .ledger_client import LedgerClient
+from .metrics import observe_step
 
 STEP_FAILED = "StepFailed"
 WORKER_LOST = "WorkerLost"
 WAITING_INTERRUPTED = "WaitingInterrupted"
 
 REFUSED_RETRY_S = 1.0
-LEDGER_RPC_TIMEOUT = timedelta(seconds=20)
-LEDGER_RETRY_S = 1.0
 
 
 class StepActivities:
     def __init__(self, host: NodeHost) -> None:
         self.host = host
+        self.ledgers = LedgerClient(host.client, host.workflow_task_queue)
 
     @activity.defn
     async def execute_step(self, request: StepRequest) -> StepReport:
@@ -94,9 +92,8 @@ class StepActivities:
 
     async def _begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
         """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
-        handle = ledger_handle(self.host.client, node_id)
         try:
-            verdict = await _with_retries(handle.execute_update, NodeWorkflow.begin_use, begin)
+            verdict = await self.ledgers.update(node_id, NodeWorkflow.begin_use, begin)
         except WorkflowUpdateFailedError as exc:
             if not _is_refusal(exc):
                 raise
@@ -285,8 +282,7 @@ class StepActivities:
     async def _end(self, node_id: str, end: EndUse) -> None:
         """The end of a use is the record that lets the node be used again (or, for a run given up as
         cut off, what the operator decides on): it is sent until it arrives, even after a cancel."""
-        handle = ledger_handle(self.host.client, node_id)
-        await _with_retries(handle.execute_update, NodeWorkflow.end_use, end, persist=True)
+        await self.ledgers.update(node_id, NodeWorkflow.end_use, end, persist=True)
 
 
 def _end_of(key: UseKey, request: StepRequest, result: StepResult, duration_s: float) -> EndUse:
@@ -305,11 +301,12 @@ def _end_of(key: UseKey, request: StepRequest, result: StepResult, duration_s: f
 def _returned_after_cancel(key: UseKey, result: StepResult, duration_s: float) -> EndUse:
     """The end of a use whose step was given up while its driver ran, and whose driver returned all
     the same (it finished, or stopped when asked): what it reports, and why the step was given up."""
-    why = _cancelled_use(key, duration_s).message
+    cancelled = _cancelled_use(key, duration_s)
+    why = cancelled.message
     return EndUse(
         key=key,
         succeeded=result.succeeded,
-        final=False,
+        final=cancelled.final,  # its task gone: a failure puts the node in ERROR, nobody will decide
         status=result.status,
         message=f"{result.message or 'no message'} (the step had been given up: {why})",
         duration_s=duration_s,
@@ -364,22 +361,6 @@ async def _abort_and_wait(
         return None
     result: StepResult = future.result()
     return result
-
-
-async def _with_retries(call: Any, *args: Any, persist: bool = False) -> Any:
-    """Ledger updates ride out a Temporal server restart, a cut link or a ledger's continue-as-new;
-    a cancel stops the retries, unless the update must arrive whatever happens (`persist`)."""
-    while True:
-        try:
-            with ledger_call(getattr(args[0], "__name__", "update")):
-                return await call(*args, rpc_timeout=LEDGER_RPC_TIMEOUT)
-        except WorkflowUpdateFailedError:
-            raise
-        except (RPCError, RPCTimeoutOrCancelledError) as exc:
-            if not persist and activity.is_cancelled():
-                raise asyncio.CancelledError from exc
-            activity.logger.warning("ledger unreachable (%s); trying again", exc)
-            await asyncio.sleep(LEDGER_RETRY_S)
 
 
 def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:

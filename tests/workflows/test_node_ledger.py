@@ -103,3 +103,31 @@ async def test_node_ledger_puts_the_node_in_error_when_its_holder_is_terminated(
         assert (restarted.restarts, restarted.reason) == (1, None)
         after = await start_task(lab, "solo", {"sleep_s": 0.01})
         assert (await asyncio.wait_for(after.result(), 20)).state is TaskState.FINISHED
+
+
+async def test_a_terminated_ledger_is_started_again_in_error_and_no_step_hangs(
+    temporal_client: Client, task_queue: str, make_lab, start_task
+) -> None:
+    """Someone terminates a node's ledger from the Temporal UI while a step runs: the step's end must
+    not be retried for ever against a workflow that no longer exists."""
+    lab: TestLab = make_lab({"solo": ["a"]})
+    node_id = lab.node("a")
+    async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)):
+        held = JOURNAL.hold(f"held-{node_id}")
+        first = await start_task(lab, "solo", {"hold": held})
+        await wait_until(lambda: JOURNAL.started(node_id, first.id), what="the driver to start")
+        ledger_workflow = temporal_client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+        await ledger_workflow.terminate("test: the ledger ended from outside")
+        JOURNAL.release(held)
+
+        assert (await asyncio.wait_for(first.result(), 30)).state is TaskState.FINISHED
+        again = await node_in(temporal_client, node_id, NodeState.ERROR)
+        assert "was started again" in (again.reason or "")
+        second = await start_task(lab, "solo", {"sleep_s": 0.01})
+        await wait_until(lambda: second.query("get_status"), what="the second task to wait for the node")
+        assert not JOURNAL.started(node_id, second.id)  # the node waits for an operator's check
+
+        await ledger_workflow.execute_update(
+            NodeWorkflow.restart, NodeCommand(node_id=node_id, by="operator")
+        )
+        assert (await asyncio.wait_for(second.result(), 30)).state is TaskState.FINISHED
