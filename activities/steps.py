@@ -4,6 +4,7 @@ the node's thread, and hand the node over to the next waiter in the same ledger 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -158,12 +159,14 @@ class StepActivities:
         started = time.monotonic()
         result, stuck = await self._run(node, request, key, lines, started)
         observe_step(node.id, time.monotonic() - started, waited_s, failed=not result.succeeded)
-        _fill(report, result, lines)
         report.next_execution = _next_execution(node)
         if stuck is not None:
             await self._left_running(node, key, stuck, started)
         else:
             await self._finish(node.id, _end_of(key, request, result, time.monotonic() - started))
+        # The node did its work (the ledger says so); an output too large to carry fails the step.
+        result = _within_output_limit(node, request, result)
+        _fill(report, result, lines)
         if not result.succeeded:
             raise ApplicationError(
                 _failure_text(node, request, result),
@@ -283,6 +286,20 @@ class StepActivities:
         """The end of a use is the record that lets the node be used again (or, for a run given up as
         cut off, what the operator decides on): it is sent until it arrives, even after a cancel."""
         await self.ledgers.update(node_id, NodeWorkflow.end_use, end, persist=True)
+
+
+def _within_output_limit(node: BaseNode, request: StepRequest, result: StepResult) -> StepResult:
+    limit = request.step.max_output_bytes
+    size = len(json.dumps(result.output, default=str).encode()) if result.output else 0
+    if size <= limit:
+        return result
+    message = (
+        f"node {node.id} returned an output of {size} bytes as JSON; at most {limit} are kept "
+        f"(max_output_bytes in nodes.json). The driver's message: {result.message or 'none'}. Return "
+        "less (a file path or a reference instead of the data), or raise the node's limit"
+    )
+    node.logger.error("{}", message)
+    return StepResult(status=-1, message=message, endpoint=result.endpoint, retryable=False)
 
 
 def _end_of(key: UseKey, request: StepRequest, result: StepResult, duration_s: float) -> EndUse:

@@ -29,6 +29,9 @@ class NodeConfig(Strict):
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     offline_after_s: float = Field(default=60.0, gt=0)  # a task waiting longer for its worker says so
     abort_grace_s: float = Field(default=60.0, gt=0)  # how long a driver asked to abort may take to return
+    # The largest output (as JSON) a step on this node may return: outputs travel in Temporal payloads,
+    # refused past 2 MiB, and a task's state carries the last one.
+    max_output_bytes: int = Field(default=256 * 1024, gt=0, le=1024 * 1024)
     emulate: EmulationConfig = Field(default_factory=EmulationConfig)
     properties: dict[str, Any] = Field(default_factory=dict)
 

@@ -33,6 +33,7 @@ class StepSpec(BaseModel):
     timeout_s: float | None = None
     heartbeat_timeout_s: float = 30.0
     abort_grace_s: float = 60.0
+    max_output_bytes: int = 256 * 1024
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 
@@ -271,6 +272,7 @@ def make_task_spec(
                 timeout_s=step.timeout_s or node.timeout_s,
                 heartbeat_timeout_s=node.heartbeat_timeout_s,
                 abort_grace_s=node.abort_grace_s,
+                max_output_bytes=node.max_output_bytes,
                 retry=step.retry or node.retry,
             )
         )

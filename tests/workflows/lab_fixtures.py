@@ -130,7 +130,10 @@ class WorkflowTestNode(BaseNode):
         if must_fail or args.get("fail"):
             return StepResult(status=1, message=f"{self.id} failed on purpose")
         seen = args.get("previous_output", {}).get("seen", -1) + 1  # the steps before, in a chain
-        return StepResult(message=f"{self.id} done", output={"node": self.id, "seen": seen})
+        output: dict[str, Any] = {"node": self.id, "seen": seen}
+        if args.get("output_bytes"):
+            output["blob"] = "x" * int(args["output_bytes"])
+        return StepResult(message=f"{self.id} done", output=output)
 
     def _wait(self, args: dict[str, Any]) -> bool:
         """Sleep or stay held; True if aborted meanwhile."""

@@ -236,3 +236,27 @@ async def test_step_past_its_node_timeout_is_aborted_and_stops_the_task(
     assert "step 1" in (status.reason or "") and "timeout of 0.2 s" in (status.reason or "")
     assert status.steps[0].outcome is StepOutcome.FAILED
     assert ledger.state is NodeState.ERROR
+
+
+async def test_a_driver_returning_3_mib_fails_its_step_cleanly_and_the_task_goes_on_after_next(
+    temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
+) -> None:
+    lab = make_lab({"big": [{"node": "a", "args": {"output_bytes": 3 * 1024 * 1024}}, "b"]})
+    async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)):
+        handle = await start_task(lab, "big")
+        stopped = await reaches(handle, TaskState.ERROR)
+        step = stopped.steps[0]
+        assert step.outcome is StepOutcome.FAILED
+        assert "bytes as JSON; at most 262144 are kept" in (step.message or "")
+        assert step.output == {}
+        assert JOURNAL.runs(lab.node("a"), handle.id)  # the driver did run: the device did its work
+        node = await temporal_client.get_workflow_handle_for(
+            NodeWorkflow.run, node_workflow_id(lab.node("a"))
+        ).query(NodeWorkflow.status)
+        assert node.state is NodeState.AVAILABLE  # nothing wrong with the device
+
+        await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="next"))
+        result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
+
+    assert result.state is TaskState.FINISHED
+    assert result.outputs[0] == {}
