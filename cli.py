@@ -62,6 +62,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     lab = load_lab(args, NodesOfWorker(args.worker) if args.worker else ALL_NODES)
     if args.worker:
         lab.check_worker(args.worker)
+    check_notification_targets(lab)
     view = f" (worker {args.worker}'s view: the types of its nodes checked)" if args.worker else ""
     print(f"Configuration OK{view}: {lab.nodes_file}, {lab.workflows_file}")
     print(f"{len(lab.nodes)} node(s):")
@@ -74,7 +75,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for workflow in lab.workflows:
         print(f"  {workflow.name:<18} " + " -> ".join(step.node for step in workflow.steps))
     _print_hosting(lab, args.worker)
+    _print_notifications(lab)
     return 0
+
+
+def check_notification_targets(lab: LabConfig) -> None:
+    """Refuse a notification URL Apprise does not understand, located like every configuration problem."""
+    from .activities.notify import check_targets
+
+    problems = check_targets(lab.notifications, lab.notifications_file)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _print_notifications(lab: LabConfig) -> None:
+    """The targets masked (a URL may hold a token or a password), their events, the reminder policy."""
+    notifications = lab.notifications
+    if not notifications.configured:
+        print("notifications: none configured (no notifications.json beside nodes.json)")
+        return
+    print(f"notifications ({lab.notifications_file}):")
+    for line in notifications.describe():
+        print(f"  {line}")
+    print(
+        f"  reminders every {notifications.remind_after_s:g} s (at most {notifications.max_reminders}), "
+        f"escalation after {notifications.escalate_after_s:g} s"
+    )
 
 
 def _print_hosting(lab: LabConfig, worker: str | None) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from .errors import UnknownWorkerError
 from .models import EmulationConfig, RetryConfig, Strict
 from .nodes import BaseNode
+from .notifications import NotificationsConfig
 from .registry import resolve_node_type
 
 
@@ -79,6 +80,9 @@ class LabConfig(BaseModel):
     default_worker: str | None = None
     nodes_file: str = ""
     workflows_file: str = ""
+    # notifications.json beside nodes.json, if there is one ("" and none configured otherwise).
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    notifications_file: str = ""
 
     def node(self, node_id: str) -> NodeConfig:
         return next(n for n in self.nodes if n.id == node_id)

@@ -8,6 +8,7 @@ vendor SDK.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from pydantic import BaseModel, ValidationError
 
 from .config import LabConfig, NodeConfig, NodesFile, WorkflowConfig, WorkflowsFile, nodes_of_worker
 from .errors import ConfigError, ConfigProblem, NodeTypeError
+from .notifications import NotificationsConfig, expand_variables, masked
 from .registry import ImportFailure, import_node_specs, known_types, resolve_node_type
 
 # Where node modules are looked for when the configuration names none (the seed's project layout).
 DEFAULT_NODE_FOLDERS = ("nodes", "../nodes", "../src/nodes", "src/nodes")
+# Optional, beside nodes.json: who is told what (engine/notifications.py).
+NOTIFICATIONS_FILE = "notifications.json"
 
 
 class AllNodes(Enum):
@@ -100,6 +104,8 @@ class _Loader:
         modules = [*parsed.modules, *extra_modules] or self._default_folders()
         self._check_types(_select(nodes, hosted), modules, every=hosted is ALL_NODES)
         self._check_workflows(workflows, _raw_ids(workflows_file, "workflows", "name"), set(node_ids))
+        notifications_path = self.nodes_path.parent / NOTIFICATIONS_FILE
+        notifications = self._notifications(notifications_path)
         if self.problems:
             raise ConfigError(self.problems)
         return LabConfig(
@@ -109,24 +115,71 @@ class _Loader:
             default_worker=parsed.default_worker,
             nodes_file=str(self.nodes_path),
             workflows_file=str(self.workflows_path),
+            notifications=notifications or NotificationsConfig(),
+            notifications_file=str(notifications_path) if notifications_path.exists() else "",
         )
 
     def _read_model(self, file: Path, model: type[BaseModel]) -> BaseModel | None:
+        data = self._read_json(file)
+        return None if data is None else self._validate(file, model, data)
+
+    def _read_json(self, file: Path) -> Any:
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
             self.problem(file, "", f"cannot read the file ({exc.strerror or exc}); check the path")
             return None
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             self.problem(file, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}")
             return None
+
+    def _validate(
+        self, file: Path, model: type[BaseModel], data: Any, mask: bool = False
+    ) -> BaseModel | None:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            self._add_validation_problems(file, "$", exc)
+            self._add_validation_problems(file, "$", exc, mask)
             return None
+
+    def _notifications(self, file: Path) -> NotificationsConfig | None:
+        """notifications.json if there is one, its `${NAME}`s taken from the environment."""
+        if not file.exists():
+            return NotificationsConfig()
+        data = self._read_json(file)
+        if isinstance(data, dict):
+            data = {**data, **self._expand_urls(file, data)}
+        parsed = None if data is None else self._validate(file, NotificationsConfig, data, mask=True)
+        return parsed if isinstance(parsed, NotificationsConfig) else None
+
+    def _expand_urls(self, file: Path, data: dict[str, Any]) -> dict[str, Any]:
+        """The URLs of `targets` and `escalate_to` with their variables expanded; each variable that is
+        not set is a problem at its URL."""
+        expanded: dict[str, Any] = {}
+        for key in ("targets", "escalate_to"):
+            items = data.get(key)
+            if isinstance(items, list):
+                expanded[key] = [
+                    self._expand_item(file, f"$.{key}[{i}]", item) for i, item in enumerate(items)
+                ]
+        return expanded
+
+    def _expand_item(self, file: Path, path: str, item: Any) -> Any:
+        if isinstance(item, dict) and isinstance(item.get("url"), str):
+            return {**item, "url": self._expand_item(file, f"{path}.url", item["url"])}
+        if not isinstance(item, str):
+            return item
+        url, missing = expand_variables(item, os.environ)
+        for name in missing:
+            message = (
+                f"environment variable {name} is not set (the URL names ${{{name}}}): set it in the "
+                "environment of the processes that load this lab (export it, or your service manager's "
+                "environment file), or write the value in the URL"
+            )
+            self.problem(file, path, message)
+        return url
 
     def _items(self, file: Path, key: str, parsed: BaseModel | None, model: type[Any]) -> list[Any]:
         """Validate items one by one, so one bad node does not hide the problems of the others."""
@@ -140,8 +193,13 @@ class _Loader:
                 self._add_validation_problems(file, f"$.{key}[{index}]", exc)
         return valid
 
-    def _add_validation_problems(self, file: Path, prefix: str, exc: ValidationError) -> None:
+    def _add_validation_problems(
+        self, file: Path, prefix: str, exc: ValidationError, mask: bool = False
+    ) -> None:
+        """Each error at its JSON path; with `mask`, a string it quotes is masked (it may be a URL)."""
         for error in exc.errors(include_url=False):
+            if mask and _may_be_url(error):
+                error = {**error, "input": masked(error["input"])}
             self.problem(file, _json_path(prefix, error["loc"]), _explain(error))
 
     def _assign_workers(self, nodes: _Indexed, default: str | None) -> _Indexed:
@@ -264,6 +322,13 @@ def _raw_ids(parsed: BaseModel | None, key: str, field: str) -> list[str]:
 
 def _duplicates(values: Any) -> set[str]:
     return {value for value, count in Counter(values).items() if count > 1}
+
+
+def _may_be_url(error: Any) -> bool:
+    value, loc = error.get("input"), error["loc"]
+    if not isinstance(value, str):
+        return False
+    return "://" in value or (bool(loc) and (loc[-1] == "url" or loc[0] == "escalate_to"))
 
 
 def _json_path(prefix: str, loc: tuple[int | str, ...]) -> str:

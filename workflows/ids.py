@@ -19,3 +19,11 @@ NODE_QUEUE_PREFIX = "node-"
 def node_task_queue(node_id: str) -> str:
     """The task queue of a node's activities, polled only by the worker that hosts it."""
     return f"{NODE_QUEUE_PREFIX}{node_id}"
+
+
+LAB_WORKFLOW_PREFIX = "lab-"
+
+
+def lab_workflow_id(task_queue: str) -> str:
+    """The id of a lab's LabWorkflow (notifications, PC liveness): one per workflow task queue."""
+    return f"{LAB_WORKFLOW_PREFIX}{task_queue}"

@@ -1,0 +1,381 @@
+"""Notifications: the optional `notifications.json` of a lab, and the messages the workflows send.
+
+Pure: no Temporal, no Apprise. The URLs are Apprise URLs (one per channel: Slack, Teams, email, ntfy,
+a JSON webhook...); `${NAME}` in a URL is taken from the environment when the file is loaded, and a
+URL is never printed back whole (`masked`). The workflows build a `Notification` with the builder
+functions below and hand it to the lab's LabWorkflow, which delivers it to `targets_for(config, event)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from .models import Strict
+
+
+class Event(StrEnum):
+    """What a notification is about. Reminders and escalations follow `task_error` (not configurable)."""
+
+    TASK_ERROR = "task_error"
+    NODE_ERROR = "node_error"
+    WORKER_OFFLINE = "worker_offline"
+    WORKER_ONLINE = "worker_online"
+    TASK_FINISHED = "task_finished"
+    TASK_CANCELLED = "task_cancelled"
+    TASK_REMINDER = "task_reminder"
+    TASK_ESCALATION = "task_escalation"
+
+
+# The events a notifications.json may list; a pydantic error names them all.
+ConfigEvent = Literal[
+    "task_error", "node_error", "worker_offline", "worker_online", "task_finished", "task_cancelled"
+]
+DEFAULT_EVENTS: list[ConfigEvent] = ["task_error", "node_error", "worker_offline", "worker_online"]
+# Sent to the targets of the event they follow.
+FOLLOWS = {Event.TASK_REMINDER: Event.TASK_ERROR}
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Schemes whose host is an address, not a secret: the masked form keeps it.
+_HOST_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+
+
+def masked(url: str) -> str:
+    """A URL as it may be printed: the scheme, and for a webhook its host; never a token, a password or
+    a path (`slack://***`, `json://127.0.0.1:8765/***`). Masking a masked URL changes nothing."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme:
+        return "***"
+    if scheme.lower() in _HOST_SCHEMES:
+        host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+        return f"{scheme}://{host}/***"
+    return f"{scheme}://***"
+
+
+def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """`${NAME}` replaced by the variable's value; the names of the variables that are not set."""
+    missing: list[str] = []
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            missing.append(name)
+            return match.group(0)
+        return environ[name]
+
+    return _VARIABLE.sub(value, text), missing
+
+
+def _check_url(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme or not rest:
+        raise ValueError(
+            "not a notification URL: write scheme://..., e.g. json://host:port/path, "
+            "mailto://user:password@host, slack://tokens (Apprise URLs)"
+        )
+    return url
+
+
+class TargetConfig(Strict):
+    """One target: an Apprise URL, and the events it gets (default: the file's `events`)."""
+
+    url: str = Field(min_length=1, repr=False)
+    events: list[ConfigEvent] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        return _check_url(url)
+
+
+class NotificationsConfig(Strict):
+    """`notifications.json`. No targets (the default, no file): none configured, nothing is sent."""
+
+    targets: list[TargetConfig] = Field(default_factory=list)
+    events: list[ConfigEvent] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    remind_after_s: float = Field(default=1800.0, gt=0)
+    max_reminders: int = Field(default=6, ge=0)
+    escalate_after_s: float = Field(default=7200.0, gt=0)
+    escalate_to: list[str] = Field(default_factory=list, repr=False)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _urls_are_targets(cls, targets: Any) -> Any:
+        if isinstance(targets, list):
+            return [{"url": t} if isinstance(t, str) else t for t in targets]
+        return targets
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _escalation_urls(cls, urls: list[str]) -> list[str]:
+        return [_check_url(url) for url in urls]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.targets or self.escalate_to)
+
+    def public(self) -> NotificationsConfig:
+        """The same configuration with every URL masked: what may be stored and shown (Temporal's
+        history, logs); the real URLs stay in the memory of the processes that deliver."""
+        targets = [t.model_copy(update={"url": masked(t.url)}) for t in self.targets]
+        return self.model_copy(
+            update={"targets": targets, "escalate_to": [masked(u) for u in self.escalate_to]}
+        )
+
+    def url_at(self, place: str) -> str | None:
+        """The URL at `targets[i]` or `escalate_to[i]` (a TargetRef's place), if there is one."""
+        match = re.fullmatch(r"(targets|escalate_to)\[(\d+)\]", place)
+        if match is None:
+            return None
+        index = int(match.group(2))
+        urls = [t.url for t in self.targets] if match.group(1) == "targets" else self.escalate_to
+        return urls[index] if index < len(urls) else None
+
+    def describe(self) -> list[str]:
+        """Lines for `config check`: each target masked, with its events."""
+        lines = [f"{masked(t.url)}: {', '.join(t.events or self.events)}" for t in self.targets]
+        lines += [f"{masked(u)}: escalations" for u in self.escalate_to]
+        return lines
+
+
+class TargetRef(BaseModel):
+    """Where a delivery goes: the target's place in notifications.json and its masked URL (never the
+    URL itself: this is stored in Temporal's history)."""
+
+    place: str
+    label: str
+
+
+def targets_for(config: NotificationsConfig, event: Event | str) -> list[TargetRef]:
+    """The targets of an event: those listing it (or the file's `events`); a reminder goes where its
+    task's error went; an escalation to `escalate_to`."""
+    event = Event(event)
+    if event is Event.TASK_ESCALATION:
+        return [
+            TargetRef(place=f"escalate_to[{i}]", label=masked(u)) for i, u in enumerate(config.escalate_to)
+        ]
+    wanted = FOLLOWS.get(event, event).value
+    return [
+        TargetRef(place=f"targets[{i}]", label=masked(t.url))
+        for i, t in enumerate(config.targets)
+        if wanted in (t.events or config.events)
+    ]
+
+
+# --- the messages -------------------------------------------------------------------------------------
+
+
+class Notification(BaseModel):
+    """One message to the lab's people. `key` identifies it (subject, event, attempt): every delivery
+    carries it, so a receiver can drop a message delivered twice, and the LabWorkflow drops a repeat."""
+
+    event: Event
+    key: str
+    title: str
+    body: str
+    task_id: str | None = None
+    node_id: str | None = None
+    worker: str | None = None
+    attempt: int = 1
+
+
+def notification_key(subject: str, event: Event, attempt: int | str) -> str:
+    return f"{subject}/{event.value}/{attempt}"
+
+
+def operator_commands(task_id: str) -> list[str]:
+    """The exact commands that continue or cancel a task stopped in ERROR."""
+    return [
+        f"  retry the step:          task-scheduler task continue {task_id}",
+        f"  skip to the next step:   task-scheduler task continue {task_id} --mode next",
+        f"  cancel the task:         task-scheduler task cancel {task_id}",
+    ]
+
+
+def _with_key(lines: list[str], key: str) -> str:
+    return "\n".join([*lines, "", f"key: {key}"])
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _error_lines(task_id: str, workflow_name: str, step_index: int, node_id: str, message: str) -> list[str]:
+    return [
+        f"Task {task_id} (workflow {workflow_name}) stopped at step {step_index + 1}, node {node_id}:",
+        f"  {message}",
+        "It waits for an operator. What to do:",
+        *operator_commands(task_id),
+    ]
+
+
+def task_error_notification(
+    task_id: str, workflow_name: str, step_index: int, node_id: str, message: str, attempt: int
+) -> Notification:
+    """A task stopped in ERROR and waits for an operator. `attempt`: the how-manyth time this task
+    stopped (a new key for each stop)."""
+    key = notification_key(task_id, Event.TASK_ERROR, attempt)
+    return Notification(
+        event=Event.TASK_ERROR,
+        key=key,
+        title=f"Task {task_id} needs an operator: step {step_index + 1} on {node_id} failed",
+        body=_with_key(_error_lines(task_id, workflow_name, step_index, node_id, message), key),
+        task_id=task_id,
+        node_id=node_id,
+        attempt=attempt,
+    )
+
+
+def reminder_notification(
+    task_id: str,
+    workflow_name: str,
+    step_index: int,
+    node_id: str,
+    message: str,
+    attempt: int,
+    reminder_number: int,
+    waiting_s: float,
+) -> Notification:
+    """The task still waits, `waiting_s` after it stopped; reminder `reminder_number` (from 1)."""
+    key = notification_key(task_id, Event.TASK_REMINDER, f"{attempt}.{reminder_number}")
+    lines = [
+        f"Reminder {reminder_number}: task {task_id} has waited {_minutes(waiting_s)} for an operator.",
+        *_error_lines(task_id, workflow_name, step_index, node_id, message),
+    ]
+    return Notification(
+        event=Event.TASK_REMINDER,
+        key=key,
+        title=f"Reminder {reminder_number}: task {task_id} still waits for an operator ({node_id})",
+        body=_with_key(lines, key),
+        task_id=task_id,
+        node_id=node_id,
+        attempt=attempt,
+    )
+
+
+def escalation_notification(
+    task_id: str,
+    workflow_name: str,
+    step_index: int,
+    node_id: str,
+    message: str,
+    attempt: int,
+    waiting_s: float,
+) -> Notification:
+    """Nobody acted on the task for `waiting_s`: told to the second list of recipients."""
+    key = notification_key(task_id, Event.TASK_ESCALATION, attempt)
+    lines = [
+        f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator and nobody acted.",
+        *_error_lines(task_id, workflow_name, step_index, node_id, message),
+    ]
+    return Notification(
+        event=Event.TASK_ESCALATION,
+        key=key,
+        title=f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator",
+        body=_with_key(lines, key),
+        task_id=task_id,
+        node_id=node_id,
+        attempt=attempt,
+    )
+
+
+def node_error_notification(node_id: str, reason: str, attempt: int) -> Notification:
+    """A node went to ERROR. `attempt`: new for each time it does (e.g. a count of its errors)."""
+    key = notification_key(f"node {node_id}", Event.NODE_ERROR, attempt)
+    lines = [
+        f"Node {node_id} is in ERROR: {reason}",
+        "No task can use it until it is restarted. Check the device, then:",
+        f"  task-scheduler node restart {node_id}",
+    ]
+    return Notification(
+        event=Event.NODE_ERROR,
+        key=key,
+        title=f"Node {node_id} is in ERROR",
+        body=_with_key(lines, key),
+        node_id=node_id,
+        attempt=attempt,
+    )
+
+
+def worker_label(worker: str | None) -> str:
+    return worker or "(unnamed)"
+
+
+def worker_offline_notification(
+    worker: str | None, nodes: list[str], since: datetime, episode: int
+) -> Notification:
+    """A PC's worker has been gone longer than its nodes' `offline_after_s`. `episode`: the how-manyth
+    time it went offline (its return has the same number)."""
+    label = worker_label(worker)
+    key = notification_key(f"worker {label}", Event.WORKER_OFFLINE, episode)
+    lines = [
+        f"Worker {label} has been offline since {_utc(since)}: no live worker hosts its nodes "
+        f"({', '.join(nodes)}).",
+        "Tasks that need these nodes wait. Check that the PC is on and reachable, and that its worker runs:",
+        f"  task-scheduler worker{f' --name {worker}' if worker else ''}",
+    ]
+    return Notification(
+        event=Event.WORKER_OFFLINE,
+        key=key,
+        title=f"Worker {label} is offline ({', '.join(nodes)})",
+        body=_with_key(lines, key),
+        worker=worker,
+        attempt=episode,
+    )
+
+
+def worker_online_notification(
+    worker: str | None, nodes: list[str], offline_s: float, episode: int
+) -> Notification:
+    """The worker of an offline notification is back, after `offline_s`."""
+    label = worker_label(worker)
+    key = notification_key(f"worker {label}", Event.WORKER_ONLINE, episode)
+    lines = [
+        f"Worker {label} is back after {_minutes(offline_s)} offline: "
+        f"its nodes ({', '.join(nodes)}) are hosted again."
+    ]
+    return Notification(
+        event=Event.WORKER_ONLINE,
+        key=key,
+        title=f"Worker {label} is back online",
+        body=_with_key(lines, key),
+        worker=worker,
+        attempt=episode,
+    )
+
+
+def task_finished_notification(task_id: str, workflow_name: str, steps: int) -> Notification:
+    key = notification_key(task_id, Event.TASK_FINISHED, 1)
+    lines = [f"Task {task_id} (workflow {workflow_name}) finished: {steps} step(s) done."]
+    return Notification(
+        event=Event.TASK_FINISHED,
+        key=key,
+        title=f"Task {task_id} finished",
+        body=_with_key(lines, key),
+        task_id=task_id,
+    )
+
+
+def task_cancelled_notification(
+    task_id: str, workflow_name: str, reason: str | None = None, by: str | None = None
+) -> Notification:
+    key = notification_key(task_id, Event.TASK_CANCELLED, 1)
+    who = f" by {by}" if by else ""
+    why = f": {reason}" if reason else ""
+    lines = [f"Task {task_id} (workflow {workflow_name}) was cancelled{who}{why}."]
+    return Notification(
+        event=Event.TASK_CANCELLED,
+        key=key,
+        title=f"Task {task_id} was cancelled",
+        body=_with_key(lines, key),
+        task_id=task_id,
+    )
