@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ..engine.config import StepConfig
 from ..engine.ledger import Holder, NodeStats
 from ..engine.states import NodeState, TaskState
-from ..engine.tasks import StepRecord
+from ..engine.tasks import Decision, StepRecord
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 
@@ -58,6 +58,9 @@ class TaskPublic(TaskSummary):
         "GET /tasks/{id}/steps pages through every step",
     )
     steps_offset: int = Field(default=0, description="the index of the first step in `steps`")
+    decisions: list[Decision] = Field(
+        default_factory=list, description="the operators' commands so far: who, when, what, why"
+    )
     steps_total: int | None = Field(default=None, description="how many steps the task has")
     reason: str | None = None
     pause_requested: bool = False

@@ -38,6 +38,7 @@ from ..engine.errors import (
     TaskSchedulerError,
     UnknownTaskError,
 )
+from ..engine.explain import task_summary
 from ..engine.states import TaskState
 from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
 from ..settings import Settings
@@ -142,7 +143,7 @@ class TaskService:
                     ]
                 ),
                 memo={"workflow_name": spec.workflow_name, "priority": spec.priority, "args": spec.args},
-                static_summary=f"{spec.workflow_name} ({len(spec.steps)} steps)",
+                static_summary=task_summary(spec),
                 rpc_timeout=self.rpc_timeout,
             )
         status = TaskStatus(
@@ -249,7 +250,7 @@ class TaskService:
 
     async def proceed(self, task_id: str, mode: str, by: str | None) -> TaskPublic:
         handle = task_handle(self.client, task_id)
-        request = ContinueRequest(mode=mode, note=f"by {by}" if by else None)  # type: ignore[arg-type]
+        request = ContinueRequest(mode=mode, by=by)  # type: ignore[arg-type]
         return await self._command(
             task_id,
             "continue",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .tasks import EarlierRun
+from .states import TaskState
+from .tasks import EarlierRun, TaskSpec, TaskStatus
 
 
 def _at(moment: datetime | None) -> str:
@@ -54,3 +55,44 @@ def unaccounted_refusal(step_index: int, run: EarlierRun) -> str:
         f"may still be running. Wait until {where} is reachable again (or restart its worker, which ends "
         "that run), then continue; cancel is possible at any time"
     )
+
+
+def current_details(status: TaskStatus, spec: TaskSpec) -> str:
+    """The task's current details in the Temporal UI (Markdown): its state, the step and node, why it
+    waits or what failed, and the commands that continue it."""
+    total = status.steps_total or len(spec.steps)
+    index = status.current_step
+    where = f"step {index + 1}/{total} on node {spec.steps[index].node.id}" if index is not None else ""
+    state = status.state.value
+    if status.state is TaskState.ERROR:
+        return "\n\n".join(
+            [
+                f"**{state}** at {where}: waits for an operator",
+                status.reason or "the step failed",
+                f"`task-scheduler task continue {status.task_id}` (retry the step), "
+                f"`... --mode next` (skip it), `task-scheduler task cancel {status.task_id}`",
+            ]
+        )
+    if status.state is TaskState.PAUSED:
+        return f"**{state}** before {where}: `task-scheduler task continue {status.task_id}` resumes it"
+    if status.state is TaskState.ACTIVE:
+        pause = " (a pause is requested: it pauses after this step)" if status.pause_requested else ""
+        return f"**{state}**: {where}{pause}"
+    if status.state is TaskState.FINISHED:
+        return f"**{state}**: all {total} steps done"
+    if status.state is TaskState.CANCELLED:
+        return f"**{state}**: {status.reason or 'cancelled'}"
+    return f"**{state}**: waiting to start"
+
+
+SUMMARY_ARGS_CHARS = 120
+
+
+def task_summary(spec: TaskSpec) -> str:
+    """The task's one-line summary in the Temporal UI's list: its lab workflow and main arguments."""
+    args = " ".join(
+        f"{key}={value}" for key, value in spec.args.items() if not isinstance(value, dict | list)
+    )
+    if len(args) > SUMMARY_ARGS_CHARS:
+        args = args[: SUMMARY_ARGS_CHARS - 3] + "..."
+    return f"{spec.workflow_name} ({len(spec.steps)} steps) {args}".strip()

@@ -128,6 +128,7 @@ class TaskStatus(BaseModel):
     pause_requested: bool = False
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    decisions: list[Decision] = Field(default_factory=list)  # the last DECISIONS_KEPT
 
     def record(self, index: int) -> StepRecord | None:
         """The record of step `index`, if this state holds it."""
@@ -215,6 +216,23 @@ class ContinueRequest(BaseModel):
 
     mode: Literal["retry", "next"] = "retry"
     note: str | None = None
+    by: str | None = None
+    reason: str | None = None
+
+
+class Decision(BaseModel):
+    """An operator's command, as the task keeps it: who, when, what, and why if given."""
+
+    at: datetime
+    command: Literal["pause", "continue", "cancel"]
+    by: str | None = None
+    mode: str | None = None  # continue: retry or next
+    step: int | None = None  # the step it was about (the current one), from 0
+    state: TaskState  # the task's state when it was given
+    reason: str | None = None
+
+
+DECISIONS_KEPT = 100
 
 
 class CommandRequest(BaseModel):
@@ -316,3 +334,6 @@ def step_args(spec: TaskSpec, index: int, previous_output: dict[str, Any] | None
 
 
 TaskSpec.model_rebuild()
+
+
+TaskStatus.model_rebuild()

@@ -24,14 +24,16 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ..activities.steps import STEP_FAILED, WAITING_INTERRUPTED, WORKER_LOST, StepActivities
     from ..engine.errors import InvalidTransitionError
-    from ..engine.explain import accounted_reason, cut_off_reason, unaccounted_refusal
+    from ..engine.explain import accounted_reason, current_details, cut_off_reason, unaccounted_refusal
     from ..engine.ledger import NodeCommand, RunAccounted, UseKey
     from ..engine.models import NextExecution
     from ..engine.states import TaskMachine, TaskState
     from ..engine.tasks import (
+        DECISIONS_KEPT,
         CommandAck,
         CommandRequest,
         ContinueRequest,
+        Decision,
         EarlierRun,
         StepArchive,
         StepOutcome,
@@ -97,6 +99,7 @@ class TaskWorkflow:
     @workflow.update
     def pause(self, request: CommandRequest) -> CommandAck:
         """Pause the task after its current step."""
+        self._decided("pause", request.by, request.reason)
         self.status.pause_requested = True
         return self._ack()
 
@@ -112,6 +115,7 @@ class TaskWorkflow:
     @workflow.update
     def proceed(self, request: ContinueRequest) -> CommandAck:
         """Continue a paused task, or a task stopped by a failed step (retry it, or move on)."""
+        self._decided("continue", request.by, request.reason, request.mode)
         if self.status.state is TaskState.ERROR:
             self.memory.decision = request
         elif self.status.state is TaskState.PAUSED:
@@ -139,6 +143,10 @@ class TaskWorkflow:
         record = self.status.record(accounted.key.step_index)
         if record is None:
             return
+        self._accounted(record, accounted)
+        self._explain()
+
+    def _accounted(self, record: StepRecord, accounted: RunAccounted) -> None:
         run = next((r for r in record.earlier_runs if r.run == accounted.key.run), None)
         if run is None:
             return
@@ -151,6 +159,7 @@ class TaskWorkflow:
     @workflow.update
     def cancel(self, request: CommandRequest) -> CommandAck:
         """Record who cancels and why; the client then requests Temporal's cancellation."""
+        self._decided("cancel", request.by, request.reason)
         self.status.reason = (
             f"cancelled by {request.by or 'an operator'}: {request.reason or 'no reason given'}"
         )
@@ -208,6 +217,7 @@ class TaskWorkflow:
         record = self._reach(index)
         self.status.current_step = index
         self._upsert()
+        self._explain()
         record.requested_at = record.requested_at or workflow.now()
         record.runs += 1
         record.outcome = StepOutcome.RUNNING
@@ -345,6 +355,18 @@ class TaskWorkflow:
     def _previous_output(self, index: int) -> dict[str, Any] | None:
         return self._output_of(index - 1) if index else None
 
+    def _decided(self, command: Any, by: str | None, reason: str | None, mode: str | None = None) -> None:
+        decision = Decision(
+            at=workflow.now(),
+            command=command,
+            by=by,
+            mode=mode if self.status.state is TaskState.ERROR else None,
+            step=self.status.current_step,
+            state=self.status.state,
+            reason=reason,
+        )
+        self.status.decisions = [*self.status.decisions, decision][-DECISIONS_KEPT:]
+
     def _ack(self) -> CommandAck:
         return CommandAck(
             task_id=self.status.task_id, state=self.status.state, pause_requested=self.status.pause_requested
@@ -385,6 +407,11 @@ class TaskWorkflow:
         if self.machine.is_over:
             self.status.finished_at = workflow.now()
         self._upsert()
+        self._explain()
+
+    def _explain(self) -> None:
+        """What the Temporal UI and `temporal workflow describe` show as the task's current details."""
+        workflow.set_current_details(current_details(self.status, self.spec))
 
     def _mark_cancelled(self) -> None:
         current = self.status.current_step

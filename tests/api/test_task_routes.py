@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 from api_support import JOURNAL, UI_URL, Tasks, wait_for
+
+from task_scheduler.devserver import DevServer
 
 
 async def test_start_task_returns_201_and_the_finished_task_shows_steps_and_result(
@@ -242,10 +245,17 @@ async def test_show_task_with_malformed_id_is_422(viewer: httpx.AsyncClient) -> 
 
 
 async def test_failed_step_stops_the_task_with_its_reason_and_continue_next_finishes_it(
-    tasks: Tasks, operator: httpx.AsyncClient
+    tasks: Tasks, operator: httpx.AsyncClient, temporal_server: DevServer
 ) -> None:
-    task_id = (await tasks.start("failing"))["task_id"]
+    task_id = (await tasks.start("failing", {"plate": "P-7"}))["task_id"]
     failed = await tasks.reaches(task_id, "ERROR")
+    # In the Temporal UI and the `temporal` CLI: what the task is (describe: its summary), and why it
+    # waits (metadata: its current details; CLI 1.9.1's describe does not show those).
+    described = await temporal_cli(temporal_server, "describe", task_id)
+    assert f"{tasks.workflow('failing')} (2 steps) plate=P-7" in described
+    details = await temporal_cli(temporal_server, "metadata", task_id)
+    assert "ERROR" in details and f"task-scheduler task continue {task_id}" in details
+    assert f"{tasks.node('f')} failed on purpose" in details
 
     f, g = tasks.node("f"), tasks.node("g")
     assert failed["current_step"] == 0
@@ -259,6 +269,14 @@ async def test_failed_step_stops_the_task_with_its_reason_and_continue_next_fini
     assert response.status_code == 200, response.text
     done = await tasks.reaches(task_id, "FINISHED")
     assert [s["outcome"] for s in done["steps"]] == ["SKIPPED", "SUCCEEDED"]
+    (decision,) = done["decisions"]
+    assert (decision["command"], decision["mode"], decision["by"], decision["step"]) == (
+        "continue",
+        "next",
+        "test-operator",
+        0,
+    )
+    assert decision["state"] == "ERROR" and decision["at"]
     assert done["result"] == [{}, {"node": g, "seen": 0}]  # the skipped step before it had no output
     assert done["reason"] is None
 
@@ -387,3 +405,12 @@ async def test_running_step_shows_since_when_its_driver_runs(tasks: Tasks, viewe
     assert step["finished_at"] is None
     JOURNAL.release(hold)
     await tasks.reaches(task_id, "FINISHED")
+
+
+async def temporal_cli(server: DevServer, command_name: str, task_id: str) -> str:
+    """`temporal workflow describe|metadata`, as a person would run it."""
+    command = [server.binary, "workflow", command_name, "--workflow-id", task_id, "--address", server.address]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    return output.decode()
