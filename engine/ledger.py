@@ -64,6 +64,8 @@ class Ledger:
 
     def _sync(self) -> None:
         self.machine.set_holder(self.state.holder)
+        if self.machine.state is NodeState.ERROR and self.state.state is not NodeState.ERROR:
+            self.state.errors += 1
         self.state.state = self.machine.state
 
     # --- beginning a use ---------------------------------------------------------------------------

@@ -174,6 +174,8 @@ class LedgerState(BaseModel):
     withdrawn: dict[str, int] = Field(default_factory=dict)
     worker: WorkerInfo | None = None  # the worker that last brought the node online
     online_since: datetime | None = None
+    errors: int = 0  # how many times the node went to ERROR
+    errors_told: int = 0  # of those, how many the lab's people were told of
     offline_since: datetime | None = None  # set by a clean stop of its worker
 
 

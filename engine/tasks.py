@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from .config import LabConfig, NodeConfig
 from .errors import InvalidRequestError, UnknownWorkflowError
 from .models import NextExecution, NodeRef, RetryConfig
+from .reminders import NotifyPolicy, notify_policy
 from .states import TaskState
 
 # A task's args travel in its history with every step. Temporal refuses a payload over 2 MiB (and ends a
@@ -44,6 +45,8 @@ class TaskSpec(BaseModel):
     steps: list[StepSpec]
     args: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
+    # What the task tells the lab's people (notifications.json when it started); None: nothing.
+    notify: NotifyPolicy | None = None
     # Set only by the task itself when it continues as new: its whole state, handed to the next run.
     carried: TaskMemory | None = None
 
@@ -154,6 +157,7 @@ class TaskMemory(BaseModel):
     # whether that run used the node after all (BeginUse.lost_run).
     lost_runs: dict[int, int] = Field(default_factory=dict)
     temporal_runs: int = 1  # how many Temporal runs (continue-as-new) this task has had
+    stops: int = 0  # how many times it stopped for an operator (each stop's notifications have their key)
     archives: list[StepArchive] = Field(default_factory=list)
 
 
@@ -294,7 +298,13 @@ def make_task_spec(
                 retry=step.retry or node.retry,
             )
         )
-    return TaskSpec(workflow_name=workflow_name, steps=steps, args=dict(args or {}), priority=priority)
+    return TaskSpec(
+        workflow_name=workflow_name,
+        steps=steps,
+        args=dict(args or {}),
+        priority=priority,
+        notify=notify_policy(lab.notifications),
+    )
 
 
 def check_task_args(args: dict[str, Any]) -> None:

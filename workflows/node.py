@@ -31,10 +31,13 @@ with workflow.unsafe.imports_passed_through():
         RunAccounted,
         UseKey,
     )
+    from ..engine.notifications import node_error_notification
     from ..engine.states import NodeState
     from .ids import LEDGER_REFUSAL, RUN_ACCOUNTED_SIGNAL, node_task_queue
+    from .lab import tell_lab
 
 RESTART_TIMEOUT = timedelta(minutes=10)
+TELL_NODE_ERRORS = "tell-node-errors"
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
 
 
@@ -62,6 +65,7 @@ class NodeWorkflow:
                 await self._check_holder()
                 continue
             await self._report_accounted_runs()
+            await self._tell_of_errors()
             if self._restarts:
                 await self._restart(self._restarts.pop(0))
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -81,6 +85,7 @@ class NodeWorkflow:
         return lambda: (
             bool(self._restarts)
             or bool(self.ledger.state.to_report)
+            or self.ledger.state.errors > self.ledger.state.errors_told
             or self._should_continue_as_new()
             or (idle and self.ledger.state.holder is not None)
         )
@@ -149,6 +154,18 @@ class NodeWorkflow:
         return self.ledger.state
 
     # --- restarts, accounted runs and holder checks -----------------------------------------------
+
+    async def _tell_of_errors(self) -> None:
+        """The node went to ERROR: the lab's people are told (the LabWorkflow decides who wants it)."""
+        state = self.ledger.state
+        # Patched: a ledger runs for months, through upgrades; its history before this code told no one.
+        to_tell = state.errors > state.errors_told and workflow.patched(TELL_NODE_ERRORS)
+        if to_tell and state.state is NodeState.ERROR:
+            reason = state.reason or "no reason recorded"
+            await tell_lab(
+                workflow.info().task_queue, node_error_notification(state.node_id, reason, state.errors)
+            )
+        state.errors_told = state.errors
 
     async def _report_accounted_runs(self) -> None:
         """Tell each task that a run it gave up as cut off is accounted for (late end, or its worker

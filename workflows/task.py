@@ -7,6 +7,7 @@ or cancels it. Pause takes effect between steps. All state lives in one TaskStat
 from __future__ import annotations
 
 import asyncio
+import builtins
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,16 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.explain import accounted_reason, current_details, cut_off_reason, unaccounted_refusal
     from ..engine.ledger import NodeCommand, RunAccounted, UseKey
     from ..engine.models import NextExecution
+    from ..engine.notifications import (
+        Event,
+        Notification,
+        escalation_notification,
+        reminder_notification,
+        task_cancelled_notification,
+        task_error_notification,
+        task_finished_notification,
+    )
+    from ..engine.reminders import Alarm, WaitAlarms
     from ..engine.states import TaskMachine, TaskState
     from ..engine.tasks import (
         DECISIONS_KEPT,
@@ -50,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         step_args,
     )
     from .ids import RUN_ACCOUNTED_SIGNAL, node_task_queue, node_workflow_id
+    from .lab import tell_lab
     from .node import NodeWorkflow
     from .search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 
@@ -84,6 +96,8 @@ class TaskWorkflow:
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
             self._transition("finish")
+            finished = task_finished_notification(self.status.task_id, spec.workflow_name, len(spec.steps))
+            await self._tell_if_wanted(Event.TASK_FINISHED, finished)
             outputs, omitted = bounded_outputs([self._output_of(i) for i in range(self.status.steps_total)])
             return TaskResult(
                 task_id=self.status.task_id, state=self.status.state, outputs=outputs, outputs_omitted=omitted
@@ -92,6 +106,7 @@ class TaskWorkflow:
             if not is_cancelled_exception(error):
                 raise
             self._mark_cancelled()
+            await self._tell_if_wanted(Event.TASK_CANCELLED, self._cancelled_notification())
             raise
 
     # --- operator commands (updates, validated before they touch history) ---------------------------
@@ -296,7 +311,7 @@ class TaskWorkflow:
         record = self._reach(index)
         self.status.reason = reason
         self._transition("fail")
-        await workflow.wait_condition(lambda: self.memory.decision is not None)
+        await self._await_decision(record)
         decision = self.memory.decision
         assert decision is not None
         # The failure left the node in ERROR: the operator's continue is the check that clears it.
@@ -310,6 +325,51 @@ class TaskWorkflow:
             return index
         record.outcome = StepOutcome.SKIPPED
         return index + 1
+
+    async def _await_decision(self, record: StepRecord) -> None:
+        """Wait for the operator's decision; meanwhile tell people, remind them and escalate, on a
+        durable timer (it runs through restarts of every process and stops when an operator acts)."""
+        self.memory.stops += 1
+        policy = self.spec.notify
+        if policy is None or not policy.wants(Event.TASK_ERROR):
+            await workflow.wait_condition(self._decided_yet)
+            return
+        stopped_at, alarms = workflow.now(), WaitAlarms()
+        await self._tell(task_error_notification(*self._stop_facts(record), self.memory.stops))
+        while (alarm := alarms.next(policy, self._waited_s(stopped_at))) is not None:
+            try:
+                await workflow.wait_condition(self._decided_yet, timeout=timedelta(seconds=alarm[1]))
+                return
+            except builtins.TimeoutError:
+                await self._sound(alarm[0], alarms, record, self._waited_s(stopped_at))
+        await workflow.wait_condition(self._decided_yet)
+
+    def _decided_yet(self) -> bool:
+        return self.memory.decision is not None
+
+    async def _sound(self, alarm: Alarm, alarms: WaitAlarms, record: StepRecord, waited_s: float) -> None:
+        facts = self._stop_facts(record)
+        if alarm is Alarm.ESCALATION:
+            alarms.escalated = True
+            await self._tell(escalation_notification(*facts, self.memory.stops, waited_s))
+            return
+        alarms.reminders_sent += 1
+        reminder = reminder_notification(*facts, self.memory.stops, alarms.reminders_sent, waited_s)
+        await self._tell(reminder)
+
+    def _stop_facts(self, record: StepRecord) -> tuple[str, str, int, str, str]:
+        reason = self.status.reason or "the step failed"
+        return self.status.task_id, self.spec.workflow_name, record.index, record.node, reason
+
+    def _waited_s(self, since: Any) -> float:
+        return float((workflow.now() - since).total_seconds())
+
+    async def _tell(self, notification: Notification) -> None:
+        await tell_lab(workflow.info().task_queue, notification)
+
+    async def _tell_if_wanted(self, event: Event, notification: Notification) -> None:
+        if self.spec.notify is not None and self.spec.notify.wants(event):
+            await self._tell(notification)
 
     # --- bookkeeping -------------------------------------------------------------------------------
 
@@ -412,6 +472,11 @@ class TaskWorkflow:
     def _explain(self) -> None:
         """What the Temporal UI and `temporal workflow describe` show as the task's current details."""
         workflow.set_current_details(current_details(self.status, self.spec))
+
+    def _cancelled_notification(self) -> Notification:
+        cancel = next((d for d in reversed(self.status.decisions) if d.command == "cancel"), None)
+        reason, by = (cancel.reason, cancel.by) if cancel else (None, None)
+        return task_cancelled_notification(self.status.task_id, self.spec.workflow_name, reason, by)
 
     def _mark_cancelled(self) -> None:
         current = self.status.current_step
