@@ -252,6 +252,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from .api.app import create_app
     from .api.security import Role, create_token
     from .api.serve import server_config
+    from .devhook import local_webhook, printing_webhook
     from .devserver import DevServer
     from .worker import WorkerOptions, run_worker
 
@@ -289,9 +290,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             stop = stop_event_on_signals()
             api = uvicorn.Server(server_config(app, args.host, args.port))
             api_task = asyncio.create_task(api.serve())
-            print(_dev_banner(settings, server.ui_url, state_dir, token), flush=True)
+            hook = local_webhook(lab.notifications)
+            print(_dev_banner(settings, server.ui_url, state_dir, token, hook), flush=True)
             try:
-                await run_worker(client, options, stop)
+                with printing_webhook(hook[1]) if hook else contextlib.nullcontext():
+                    await run_worker(client, options, stop)
             finally:
                 api.should_exit = True
                 await api_task
@@ -301,14 +304,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_async(run)
 
 
-def _dev_banner(settings: Settings, ui_url: str | None, state_dir: Path, token: str) -> str:
+def _dev_banner(
+    settings: Settings, ui_url: str | None, state_dir: Path, token: str, hook: tuple[str, int, str] | None
+) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
+    notifications = f"{hook[0]} (received and printed here)" if hook else "none configured"
     return "\n".join(
         [
             "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
             f"  API          {api}   (docs: {api}/docs)",
             f"  Temporal UI  {ui_url}",
             f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
+            f"  notifications {notifications}",
             f"  admin token  {token}",
             f"               (also in {state_dir}/token, which the CLI reads by itself)",
         ]

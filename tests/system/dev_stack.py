@@ -42,10 +42,16 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
-def fast_demo_lab(folder: Path, speed: float, **node_fields: Any) -> Path:
+def fast_demo_lab(folder: Path, speed: float, notify_port: int | None = None, **node_fields: Any) -> Path:
     """A copy of the demo lab whose devices run `speed` times their time, with `node_fields` (e.g.
-    `retry`, `heartbeat_timeout_s`) set on every node."""
+    `retry`, `heartbeat_timeout_s`) set on every node; with `notify_port`, its notifications.json too,
+    its local webhook on that port."""
     folder.mkdir(parents=True, exist_ok=True)
+    if notify_port is not None:
+        text = (DEMO_LAB / "notifications.json").read_text(encoding="utf-8")
+        (folder / "notifications.json").write_text(
+            text.replace(":8765/", f":{notify_port}/"), encoding="utf-8"
+        )
     shutil.copy(DEMO_LAB / "lab_nodes.py", folder / "lab_nodes.py")
     shutil.copy(DEMO_LAB / "workflows.json", folder / "workflows.json")
     nodes = json.loads((DEMO_LAB / "nodes.json").read_text(encoding="utf-8"))

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from dev_stack import DevStack, fast_demo_lab, is_alive, wait_until
 
+from task_scheduler.devserver import free_port
+
 TASKS = ["full-assay", "full-assay", "prepare-plate", "measure-plate", "quick-check"]
 
 
@@ -75,3 +77,24 @@ def test_dev_killed_with_its_process_group_resumes_every_task_when_started_again
     server_pid = dev_stack.temporal_server_pid()
     assert dev_stack.interrupt() == 0, dev_stack.output()
     assert not is_alive(server_pid), "Ctrl-C left the Temporal server running"
+
+
+def test_dev_prints_the_notification_of_a_step_that_needs_an_operator(tmp_path: Path) -> None:
+    port = free_port()
+    lab = fast_demo_lab(tmp_path / "lab", speed=0.1, notify_port=port)
+    stack = DevStack(config=lab, state_dir=tmp_path / "state")
+    try:
+        stack.start()
+        assert f"json://127.0.0.1:{port}/notifications (received and printed here)" in stack.output()
+        with stack.client() as http:
+            body = {"workflow_name": "prepare-plate", "args": {"plate": "P2", "volume_ul": 5000}}
+            task_id = http.post("/tasks", json=body).json()["task_id"]
+            wait_until(
+                lambda: f"[notification] Task {task_id} needs an operator" in stack.output(),
+                "the task_error notification printed by dev",
+                timeout_s=30,
+            )
+        assert f"task-scheduler task continue {task_id} --mode next" in stack.output()
+        assert stack.interrupt() == 0, stack.output()
+    finally:
+        stack.cleanup()
