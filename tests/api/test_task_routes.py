@@ -414,3 +414,29 @@ async def temporal_cli(server: DevServer, command_name: str, task_id: str) -> st
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     return output.decode()
+
+
+async def test_two_continues_at_once_one_is_refused_and_the_second_failure_waits_for_a_decision(
+    tasks: Tasks, operator: httpx.AsyncClient
+) -> None:
+    task_id = (await tasks.start("failing"))["task_id"]
+    await tasks.reaches(task_id, "ERROR")
+
+    answers = await asyncio.gather(
+        operator.post(f"/tasks/{task_id}/continue"), operator.post(f"/tasks/{task_id}/continue")
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    (refused,) = [a for a in answers if a.status_code == 409]
+    assert "continue" in refused.json()["detail"]
+
+    async def failed_twice() -> dict[str, Any] | None:
+        task = await tasks.show(task_id)
+        return task if task["state"] == "ERROR" and task["steps"][0]["runs"] == 2 else None
+
+    stopped = await wait_for(failed_twice, "the retried step to fail again")
+    # The refused continue was not kept for later: the second failure waits for a decision of its own.
+    assert [d["command"] for d in stopped["decisions"]] == ["continue"]
+    again = await operator.post(f"/tasks/{task_id}/cancel", json={"reason": "enough"})
+    assert again.status_code == 200, again.text
+    assert len(JOURNAL.runs(tasks.node("f"), task_id)) == 2
