@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 from crash_lab import CrashLab, MakeLab, StartWorker, WorkerProcess
+from saved_histories import keep
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
@@ -186,6 +187,8 @@ async def test_worker_killed_mid_step_stops_the_cut_off_task_and_runs_the_waitin
     assert_no_overlap(lab, node_id)
     node = await node_in(temporal_client, node_id, NodeState.AVAILABLE)
     assert (node.stats.calls, node.stats.successes, node.stats.lost, node.restarts) == (4, 4, 1, 1)
+    keep("task-worker-lost-while-running", await cut.fetch_history())
+    keep("task-worker-lost-while-waiting", await waiting[0].fetch_history())
 
 
 async def test_worker_killed_mid_step_of_a_retrying_node_retries_by_itself(
@@ -297,6 +300,9 @@ async def test_worker_frozen_mid_step_keeps_the_node_closed_until_its_late_end_a
         assert_no_overlap(lab, node_id)
         first_end = min(e.at for e in lab.events() if e.task_id == cut.id and e.event != "start")
         assert all(e.at > first_end for e in lab.starts(other.id))
+    keep("task-cut-off-run-accounted", await cut.fetch_history())
+    keep("task-waiting-run-withdrawn", await other.fetch_history())
+    keep("ledger-cut-off-run", await ledger_handle(temporal_client, node_id).fetch_history())
 
 
 async def cut_off_and_refused(client: Client, cut: TaskHandle, node_id: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from lab_fixtures import MakeLab, unique_id
+from saved_histories import keep
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -85,6 +86,10 @@ async def check_long_task(client: Client, task_queue: str, make_lab: MakeLab, st
     attributes = (await last.describe()).typed_search_attributes
     assert (attributes.get(TASK_STATE), attributes.get(LAB_WORKFLOW)) == ("FINISHED", lab.workflow("long"))
     await _every_run_replays(client, handle.id, [e.run_id for e in runs])
+    ordered = sorted(runs, key=lambda e: e.start_time)
+    for name, execution in (("first", ordered[0]), ("last", ordered[-1])):
+        history = await client.get_workflow_handle(handle.id, run_id=execution.run_id).fetch_history()
+        keep(f"task-continued-as-new-{name}-run", history)
 
 
 async def _status_answers(handle: object) -> int:

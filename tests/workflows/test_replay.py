@@ -3,19 +3,19 @@
 The saved histories (histories/*.json) were recorded by `test_replay_of_fresh_histories`; they guard
 the tasks and ledgers already running in a lab when workflow code changes. Record them again (only
 when a change is meant to break old histories, and then say so) with
-`TASK_SCHEDULER_SAVE_HISTORIES=1 pytest tests/workflows/test_replay.py`.
+`TASK_SCHEDULER_SAVE_HISTORIES=1 pytest tests/workflows tests/system/test_crash.py` (the crash, cut-off and
+continue-as-new scenarios are kept by the tests that make them: tests/saved_histories.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, wait_until
+from saved_histories import HISTORIES, keep, load
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
@@ -29,10 +29,25 @@ from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner
 from task_scheduler.workflows.task import TaskWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
-SCENARIOS = ("task-finished", "task-failed-retried", "task-failed-skipped", "task-paused", "task-cancelled")
+SCENARIOS = (
+    "task-finished",
+    "task-failed-retried",
+    "task-failed-skipped",
+    "task-paused",
+    "task-cancelled",
+    "task-cancelled-in-error",
+)
+# Kept by the tests that make them (tests/saved_histories.py `keep`).
+KEPT_ELSEWHERE = (
+    "task-continued-as-new-first-run",
+    "task-continued-as-new-last-run",
+    "task-worker-lost-while-running",
+    "task-worker-lost-while-waiting",
+    "task-cut-off-run-accounted",
+    "task-waiting-run-withdrawn",
+    "ledger-cut-off-run",
+)
 LEDGERS = ("ledger-before-continue-as-new", "ledger-after-continue-as-new")
-SAVE = os.environ.get("TASK_SCHEDULER_SAVE_HISTORIES") == "1"
 RESULT_TIMEOUT_S = 30
 
 
@@ -42,21 +57,6 @@ def replayer() -> Replayer:
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(),
     )
-
-
-def save(name: str, history: WorkflowHistory) -> None:
-    HISTORIES.mkdir(exist_ok=True)
-    events = ",\n".join(
-        json.dumps(event, separators=(",", ":")) for event in history.to_json_dict()["events"]
-    )
-    # One event a line: small, and a diff shows which events changed.
-    text = f'{{"workflowId":{json.dumps(history.workflow_id)},\n"events":[\n{events}\n]}}\n'
-    (HISTORIES / f"{name}.json").write_text(text)
-
-
-def load(path: Path) -> WorkflowHistory:
-    document = json.loads(path.read_text())
-    return WorkflowHistory.from_json(document.pop("workflowId"), document)
 
 
 async def state_is(handle: WorkflowHandle[Any, Any], state: TaskState) -> bool:
@@ -90,6 +90,13 @@ async def run_scenarios(lab: TestLab, start_task: StartTask) -> dict[str, Workfl
     await cancelled.execute_update(TaskWorkflow.cancel, CommandRequest(reason="replay"))
     await cancelled.cancel()
     await asyncio.wait_for(asyncio.gather(paused.result(), _cancelled(cancelled)), RESULT_TIMEOUT_S)
+
+    JOURNAL.fail_next(lab.node("a"))
+    handles["task-cancelled-in-error"] = waiting = await start_task(lab, "two")
+    await wait_until(lambda: state_is(waiting, TaskState.ERROR), what="the task in ERROR")
+    await waiting.execute_update(TaskWorkflow.cancel, CommandRequest(reason="replay: a cancelled wait"))
+    await waiting.cancel()
+    await asyncio.wait_for(_cancelled(waiting), RESULT_TIMEOUT_S)
     return handles
 
 
@@ -123,12 +130,11 @@ async def test_replay_of_fresh_histories(
 
     # Node a served every task, and its ledger carried its counts through continue-as-new.
     assert ledger.runs == len(later) + 1 >= 2
-    assert (ledger.stats.calls, ledger.stats.successes, ledger.restarts) == (6, 3, 2)
+    assert (ledger.stats.calls, ledger.stats.successes, ledger.restarts) == (7, 3, 2)
     results = await replayer().replay_workflows(_iterate(histories.values()), raise_on_replay_failure=False)
     assert results.replay_failures == {}
     for name, history in histories.items():
-        if SAVE or not (HISTORIES / f"{name}.json").exists():
-            save(name, history)
+        keep(name, history)
 
 
 async def _iterate(histories: Any) -> Any:
@@ -137,7 +143,7 @@ async def _iterate(histories: Any) -> Any:
 
 
 def test_saved_histories_cover_every_scenario() -> None:
-    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted((*SCENARIOS, *LEDGERS))
+    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted((*SCENARIOS, *LEDGERS, *KEPT_ELSEWHERE))
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
