@@ -58,9 +58,10 @@ class StepActivities:
         gate = self.host.gates[node_id]
         entered = time.monotonic()
         waiter = gate.enter(str(key), request.priority, request.requested_at, step=step_of(key))
+        refusal: str | None = None  # the ledger's last word, said in every heartbeat until it is granted
         try:
             while True:
-                close = await self._wait_turn(gate, waiter, beat)
+                close = await self._wait_turn(gate, waiter, beat, refusal)
                 begin = BeginUse(
                     key=key,
                     waited_s=time.monotonic() - entered,
@@ -79,9 +80,12 @@ class StepActivities:
             await self._abandon_turn(node_id, gate, waiter, key)
             raise
 
-    async def _wait_turn(self, gate: NodeGate, waiter: Waiter, beat: Heartbeat) -> EndUse | None:
+    async def _wait_turn(
+        self, gate: NodeGate, waiter: Waiter, beat: Heartbeat, refusal: str | None
+    ) -> EndUse | None:
+        why = {"reason": refusal} if refusal else {}
         while not waiter.turn.done():
-            beat.set(phase="waiting", position=gate.position(waiter), waiting=len(gate.waiting))
+            beat.set(phase="waiting", position=gate.position(waiter), waiting=len(gate.waiting), **why)
             if activity.is_worker_shutdown():
                 raise ApplicationError(
                     "the worker hosting the node is shutting down",

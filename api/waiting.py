@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowExecutionDescription
 
 from ..activities.steps import StepActivities
 from ..engine.config import LabConfig, NodeConfig
+from ..engine.ledger import LedgerState
 from ..engine.states import TaskState
 from ..engine.tasks import StepOutcome
 from .liveness import LivenessReader, NodeLiveness, utc_text
@@ -74,12 +75,27 @@ async def explain_wait(
     if node.online:
         if pending.started:  # in its node's line
             step.outcome, step.waiting_position = StepOutcome.WAITING, pending.position
+            task.reason = task.reason or in_line_reason(step.node, pending, node.ledger)
         return
     step.outcome = StepOutcome.WAITING
     config = lab.node(step.node) if lab.has_node(step.node) else None
     after_s = config.offline_after_s if config else DEFAULT_OFFLINE_AFTER_S
     who = node.worker_label(config.worker if config else None)
     task.reason = task.reason or offline_reason(node, who, after_s, step.requested_at, datetime.now(UTC))
+
+
+def in_line_reason(node_id: str, pending: PendingStep, ledger: LedgerState | None) -> str:
+    """Why a step in its node's line waits: the ledger refused it (the node in ERROR, say: its heartbeat
+    says so), or the step ahead holds the node."""
+    refusal = pending.heartbeat.get("reason")
+    if isinstance(refusal, str) and refusal:
+        return f"waiting for node {node_id}: {refusal}"
+    place = f"number {pending.position} in its line" if pending.position else "in its line"
+    holder = ledger.holder if ledger else None
+    if holder is not None:
+        since = utc_text(holder.since)
+        return f"waiting for node {node_id} ({place}): it is in use by {holder.key} since {since}"
+    return f"waiting for node {node_id} ({place})"
 
 
 def _parsed(moment: object) -> datetime | None:

@@ -213,9 +213,27 @@ async def test_task_step_waiting_in_its_nodes_line_shows_waiting_and_its_place(t
     step = await wait_for(in_line, "the second task's step in line, first")
     running = (await tasks.show(first))["steps"][0]
     assert (step["outcome"], running["outcome"], running["waiting_position"]) == ("WAITING", "RUNNING", None)
-    assert (await tasks.show(second))["reason"] is None  # its worker is online: nothing to explain
+    # Its worker is online: it waits for the step ahead, which holds the node (the ledger says since when).
+    reason = (await tasks.show(second))["reason"]
+    assert reason.startswith(f"waiting for node {tasks.node('h1')} (number 1 in its line): it is in use by ")
+    assert f"task {first} step 1" in reason
 
     tasks.release(hold)
     for task_id in (first, second):
         assert (await tasks.reaches(task_id, "FINISHED"))["reason"] is None
     assert JOURNAL.started(tasks.node("h1"), second)
+
+
+async def test_task_step_waiting_for_a_node_in_error_says_so(tasks: Tasks) -> None:
+    stopped = (await tasks.start("failing"))["task_id"]
+    await tasks.reaches(stopped, "ERROR")  # its failure left node f in ERROR, for an operator to check
+    behind = (await tasks.start("failing"))["task_id"]
+
+    async def explained() -> dict[str, Any] | None:
+        task = await tasks.show(behind)
+        refused = "is ERROR" in (task["reason"] or "")  # once the refusal's heartbeat reached the server
+        return task if task["steps"][0]["outcome"] == "WAITING" and refused else None
+
+    task = await wait_for(explained, "the waiting task's reason")
+    assert task["reason"].startswith(f"waiting for node {tasks.node('f')}: node {tasks.node('f')} is ERROR")
+    assert "waiting for a restart" in task["reason"]
