@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak bench typecheck lint check-config clean
+.PHONY: run test soak bench screenshots typecheck lint check-config clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Debian's Chromium, which tests/system/test_temporal_ui.py drives headless through Playwright (Playwright's
+# own browser download cannot work on a closed network); installed once, when it is missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 run: $(STAMP)
 	$(BIN)/task-scheduler dev --config examples/demo-lab
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory typecheck
@@ -26,6 +34,10 @@ test: $(STAMP)
 # 5,000 steps (tests/workflows/test_long_tasks.py); several minutes.
 soak: $(STAMP)
 	$(BIN)/pytest -q -s -m soak tests/system tests/workflows/test_long_tasks.py
+
+# README's pictures of the Temporal UI (docs/images/temporal-ui-*.png), taken by its test in headless Chromium.
+screenshots: $(STAMP) $(CHROMIUM)
+	TASK_SCHEDULER_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q tests/system/test_temporal_ui.py
 
 # The benchmarks against bare Temporal (bench/run.py; not part of `make test`), about 8 minutes;
 # e.g. `make bench BENCH_ARGS="--quick --only W1,W2"`.
