@@ -51,9 +51,9 @@ class _Families(Collector):
     },
 )
 async def metrics(request: Request) -> Response:
-    """Public, for Prometheus: tasks by state and workflow, tasks waiting for an operator, nodes by state.
-    Read from Temporal at each scrape, within the scrape's timeout; a source that cannot answer in time
-    is left out and `task_scheduler_metrics_source_up` says which."""
+    """Public, for Prometheus: tasks by state and workflow, operator waits, nodes by state, deliveries."""
+    # Read from Temporal at each scrape, within the scrape's timeout; a source that cannot answer in
+    # time is left out and `task_scheduler_metrics_source_up` says which.
     # No token, as /health: a scraper has none. The address allowlist still applies.
     started = time.monotonic()
     deadline = started + scrape_budget(request.headers.get(TIMEOUT_HEADER))
