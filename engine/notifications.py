@@ -201,6 +201,11 @@ def _with_key(lines: list[str], key: str) -> str:
     return "\n".join([*lines, "", f"key: {key}"])
 
 
+def _notification(event: Event, key: str, title: str, lines: list[str], **about: Any) -> Notification:
+    """A message whose body is `lines` and, last, its key (every channel shows it)."""
+    return Notification(event=event, key=key, title=title, body=_with_key(lines, key), **about)
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
@@ -251,11 +256,11 @@ def reminder_notification(
         f"Reminder {reminder_number}: task {task_id} has waited {_minutes(waiting_s)} for an operator.",
         *_error_lines(task_id, workflow_name, step_index, node_id, message),
     ]
-    return Notification(
-        event=Event.TASK_REMINDER,
-        key=key,
-        title=f"Reminder {reminder_number}: task {task_id} still waits for an operator ({node_id})",
-        body=_with_key(lines, key),
+    return _notification(
+        Event.TASK_REMINDER,
+        key,
+        f"Reminder {reminder_number}: task {task_id} still waits for an operator ({node_id})",
+        lines,
         task_id=task_id,
         node_id=node_id,
         attempt=attempt,
@@ -277,11 +282,11 @@ def escalation_notification(
         f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator and nobody acted.",
         *_error_lines(task_id, workflow_name, step_index, node_id, message),
     ]
-    return Notification(
-        event=Event.TASK_ESCALATION,
-        key=key,
-        title=f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator",
-        body=_with_key(lines, key),
+    return _notification(
+        Event.TASK_ESCALATION,
+        key,
+        f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator",
+        lines,
         task_id=task_id,
         node_id=node_id,
         attempt=attempt,
@@ -296,11 +301,11 @@ def node_error_notification(node_id: str, reason: str, attempt: int) -> Notifica
         "No task can use it until it is restarted. Check the device, then:",
         f"  task-scheduler node restart {node_id}",
     ]
-    return Notification(
-        event=Event.NODE_ERROR,
-        key=key,
-        title=f"Node {node_id} is in ERROR",
-        body=_with_key(lines, key),
+    return _notification(
+        Event.NODE_ERROR,
+        key,
+        f"Node {node_id} is in ERROR",
+        lines,
         node_id=node_id,
         attempt=attempt,
     )
@@ -323,11 +328,11 @@ def worker_offline_notification(
         "Tasks that need these nodes wait. Check that the PC is on and reachable, and that its worker runs:",
         f"  task-scheduler worker{f' --name {worker}' if worker else ''}",
     ]
-    return Notification(
-        event=Event.WORKER_OFFLINE,
-        key=key,
-        title=f"Worker {label} is offline ({', '.join(nodes)})",
-        body=_with_key(lines, key),
+    return _notification(
+        Event.WORKER_OFFLINE,
+        key,
+        f"Worker {label} is offline ({', '.join(nodes)})",
+        lines,
         worker=worker,
         attempt=episode,
     )
@@ -343,11 +348,11 @@ def worker_online_notification(
         f"Worker {label} is back after {_minutes(offline_s)} offline: "
         f"its nodes ({', '.join(nodes)}) are hosted again."
     ]
-    return Notification(
-        event=Event.WORKER_ONLINE,
-        key=key,
-        title=f"Worker {label} is back online",
-        body=_with_key(lines, key),
+    return _notification(
+        Event.WORKER_ONLINE,
+        key,
+        f"Worker {label} is back online",
+        lines,
         worker=worker,
         attempt=episode,
     )
@@ -356,13 +361,7 @@ def worker_online_notification(
 def task_finished_notification(task_id: str, workflow_name: str, steps: int) -> Notification:
     key = notification_key(task_id, Event.TASK_FINISHED, 1)
     lines = [f"Task {task_id} (workflow {workflow_name}) finished: {steps} step(s) done."]
-    return Notification(
-        event=Event.TASK_FINISHED,
-        key=key,
-        title=f"Task {task_id} finished",
-        body=_with_key(lines, key),
-        task_id=task_id,
-    )
+    return _notification(Event.TASK_FINISHED, key, f"Task {task_id} finished", lines, task_id=task_id)
 
 
 def task_cancelled_notification(
@@ -372,10 +371,4 @@ def task_cancelled_notification(
     who = f" by {by}" if by else ""
     why = f": {reason}" if reason else ""
     lines = [f"Task {task_id} (workflow {workflow_name}) was cancelled{who}{why}."]
-    return Notification(
-        event=Event.TASK_CANCELLED,
-        key=key,
-        title=f"Task {task_id} was cancelled",
-        body=_with_key(lines, key),
-        task_id=task_id,
-    )
+    return _notification(Event.TASK_CANCELLED, key, f"Task {task_id} was cancelled", lines, task_id=task_id)
