@@ -79,6 +79,7 @@ class StepPagePublic(BaseModel):
 
 class ContinueBody(BaseModel):
     mode: Literal["retry", "next"] = "retry"
+    reason: str | None = Field(default=None, max_length=1000, description="why: kept in the task's decisions")
 
 
 class CancelBody(BaseModel):

@@ -60,7 +60,7 @@ def _show(api: ApiClient, args: argparse.Namespace) -> int:
 def _task_command(api: ApiClient, args: argparse.Namespace) -> int:
     """pause, continue, cancel."""
     body = {
-        "continue": {"mode": getattr(args, "mode", None)},
+        "continue": {"mode": getattr(args, "mode", None), "reason": getattr(args, "reason", None)},
         "cancel": {"reason": getattr(args, "reason", None)},
     }
     print(render_task(api.post(f"/tasks/{args.task_id}/{args.action}", body.get(args.action))))
@@ -170,8 +170,8 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
                 default="retry",
                 help="after a failed step: run it again (retry) or move on (next)",
             )
-        if name == "cancel":
-            action.add_argument("--reason")
+        if name in ("continue", "cancel"):
+            action.add_argument("--reason", help="why: kept with the decision in the task")
     for sub in actions.choices.values():
         add_client_arguments(sub)
     task.set_defaults(handler=cmd_task)

@@ -83,9 +83,19 @@ def render_task(task: dict[str, Any]) -> str:
         lines.append(f"  reason: {task['reason']}")
     for step in task.get("steps", []):
         lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
+    lines += [render_decision(d) for d in task.get("decisions", [])]
     if task.get("ui_url"):
         lines.append(f"  Temporal UI: {task['ui_url']}")
     return "\n".join(lines)
+
+
+def render_decision(decision: dict[str, Any]) -> str:
+    """`  decision 2026-12-01 14:03:10 UTC  alice: continue --mode next (step 3): the dose was done`"""
+    mode = f" --mode {decision['mode']}" if decision.get("mode") else ""
+    step = f" (step {decision['step'] + 1})" if decision.get("step") is not None else ""
+    why = f": {decision['reason']}" if decision.get("reason") else ""
+    at = decision["at"][:19].replace("T", " ")
+    return f"  decision {at} UTC  {decision.get('by') or 'someone'}: {decision['command']}{mode}{step}{why}"
 
 
 def render_step(step: dict[str, Any], current: bool) -> str:

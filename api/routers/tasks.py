@@ -79,7 +79,8 @@ async def continue_task(
     task_id: TaskId, who: Operator, tasks: Tasks, body: ContinueBody | None = None
 ) -> TaskPublic:
     """Continue a paused task, or one stopped by a failed step: `retry` the step or go to the `next`."""
-    return await tasks.proceed(task_id, (body or ContinueBody()).mode, who.name)
+    body = body or ContinueBody()
+    return await tasks.proceed(task_id, body.mode, who.name, body.reason)
 
 
 @router.post("/{task_id}/cancel", responses=errors(400, 404, 409, 422))

@@ -89,13 +89,15 @@ def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(
     nodes = cli(stack, "node", "list")
     assert re.search(r"^dispenser +ERROR +online", nodes.out, re.MULTILINE), nodes
 
-    continued = cli(stack, "task", "continue", task_id, "--mode", "next")
+    continued = cli(stack, "task", "continue", task_id, "--mode", "next", "--reason", "dosed by hand")
     assert continued.code == 0, continued
     waited = cli(stack, "task", "wait", task_id)
 
     assert waited.code == 0, waited
     final = waited.out.split(f"task {task_id}  prepare-plate  FINISHED")[-1]
     assert re.search(r"3\. dispenser +SKIPPED", final), waited.out
+    decision = r"decision .* UTC  dev-admin: continue --mode next \(step 3\): dosed by hand"
+    assert re.search(decision, final), final
     assert re.search(r"5\. hotel +SUCCEEDED", final)
     nodes = cli(stack, "node", "list")
     assert re.search(r"^dispenser +AVAILABLE +online", nodes.out, re.MULTILINE), nodes
