@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lab_fixtures import MakeLab, StartTask, TestLab, wait_until
+from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, wait_until
 from notify_receivers import Webhook, webhook_receiver
 from temporalio.client import Client
 
 from task_scheduler import TaskState, load_config
-from task_scheduler.engine.tasks import ContinueRequest
+from task_scheduler.engine.tasks import CommandRequest, ContinueRequest
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.task import TaskWorkflow
@@ -97,3 +97,24 @@ async def test_a_lab_without_notifications_sets_no_timer(
         assert not [e for e in history.events if e.HasField("timer_started_event_attributes")]
         await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="next"))
         assert (await asyncio.wait_for(handle.result(), 30)).state is TaskState.FINISHED
+
+
+async def test_finished_and_cancelled_tasks_are_told_when_asked_for(
+    temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask, operators: Webhook
+) -> None:
+    lab = make_lab({"dose": ["a"]})
+    lab = notifying(lab, {"targets": [{"url": operators.url, "events": ["task_finished", "task_cancelled"]}]})
+    async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)):
+        done = await start_task(lab, "dose")
+        await asyncio.wait_for(done.result(), 30)
+        (finished,) = await wait_until(lambda: operators.messages("task_finished"), WITHIN_S, "task_finished")
+        assert finished["task_id"] == done.id
+
+        hold = JOURNAL.hold(f"cancel-{lab.suffix}")
+        cancelled = await start_task(lab, "dose", {"hold": hold})
+        await wait_until(lambda: JOURNAL.started(lab.node("a"), cancelled.id), WITHIN_S, "the step to run")
+        await cancelled.execute_update(TaskWorkflow.cancel, CommandRequest(reason="wrong plate", by="bob"))
+        await cancelled.cancel()
+        (told,) = await wait_until(lambda: operators.messages("task_cancelled"), WITHIN_S, "task_cancelled")
+        assert told["task_id"] == cancelled.id
+        assert "cancelled by bob: wrong plate" in told["message"]
