@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notify_receivers import Mailbox, Webhook, smtp_receiver, webhook_receiver
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -58,3 +59,17 @@ def start_dev_server(tmp_path: Path) -> Iterator[StartDevServer]:
     yield start
     for server in servers:
         server.kill()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A JSON webhook receiver on loopback (tests/notify_receivers.py), stopped after the test."""
+    with webhook_receiver() as hook:
+        yield hook
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """An SMTP server on loopback that keeps every mail it gets, stopped after the test."""
+    with smtp_receiver() as box:
+        yield box

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from crash_lab import MakeLab, StartWorker
-from notify_receivers import Mailbox, Webhook, smtp_receiver, text_of, webhook_receiver
+from notify_receivers import Mailbox, Webhook, text_of
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -24,18 +22,6 @@ from task_scheduler.workflows.lab import LabWorkflow
 
 # After a SIGKILL the workflow task handed to the dead worker times out (10 s) before another takes it.
 AFTER_RESTART_S = 40.0
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with webhook_receiver() as hook:
-        yield hook
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_receiver() as box:
-        yield box
 
 
 async def lab_status(client: Client, task_queue: str, timeout_s: float = 30.0) -> LabStatus:

@@ -4,12 +4,12 @@ liveness told when a worker stops and comes back."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from lab_fixtures import MakeLab, TestLab, wait_until
-from notify_receivers import Mailbox, Webhook, smtp_receiver, text_of, webhook_receiver
+from notify_receivers import Mailbox, Webhook, text_of
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -23,18 +23,6 @@ from task_scheduler.workflows.lab import LabWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner
 
 WITHIN_S = 10.0  # "within seconds"
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with webhook_receiver() as hook:
-        yield hook
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_receiver() as box:
-        yield box
 
 
 def with_notifications(lab: TestLab, notifications: dict[str, Any]) -> TestLab:
