@@ -1,0 +1,152 @@
+"""The timeline model from step records, the time parser, and the SVG: valid XML, a lane per node, a bar
+per wait and run, legible with 200 tasks on 10 nodes."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from task_scheduler.engine.errors import InvalidRequestError
+from task_scheduler.engine.tasks import StepOutcome, StepRecord
+from task_scheduler.engine.timeline import TaskSteps, build_timeline, parse_moment, render_svg, window
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def at(minutes: float) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+def step(
+    index: int, node: str, requested: float, started: float | None, finished: float | None, outcome: str
+):
+    return StepRecord(
+        index=index,
+        node=node,
+        outcome=StepOutcome(outcome),
+        requested_at=at(requested),
+        started_at=at(started) if started is not None else None,
+        finished_at=at(finished) if finished is not None else None,
+    )
+
+
+def sample() -> list[TaskSteps]:
+    return [
+        TaskSteps(
+            task_id="t1",
+            workflow_name="assay",
+            steps=[
+                step(0, "a", 50, 45, 40, "SUCCEEDED"),  # waited 5 min, ran 5 min
+                step(1, "b", 40, 40, 30, "FAILED"),  # no wait
+            ],
+        ),
+        TaskSteps(
+            task_id="t2",
+            steps=[
+                step(0, "a", 42, 40, None, "RUNNING"),
+                step(1, "b", 0, None, None, "PENDING").model_copy(update={"requested_at": None}),
+            ],
+        ),
+        TaskSteps(task_id="t3", steps=[step(0, "b", 10, None, None, "WAITING")]),
+    ]
+
+
+def test_parse_moment_reads_relative_and_iso_times() -> None:
+    assert parse_moment("2h", NOW) == NOW - timedelta(hours=2)
+    assert parse_moment("30m", NOW) == NOW - timedelta(minutes=30)
+    assert parse_moment("1.5d", NOW) == NOW - timedelta(hours=36)
+    assert parse_moment("now", NOW) == NOW
+    assert parse_moment("2026-12-01T10:00:00Z", NOW) == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert parse_moment("2026-12-01T11:00:00+01:00", NOW) == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert parse_moment("2026-12-01 10:00", NOW) == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def test_parse_moment_refuses_what_is_no_time_and_an_empty_window() -> None:
+    with pytest.raises(InvalidRequestError, match="not a time"):
+        parse_moment("yesterday", NOW)
+    with pytest.raises(InvalidRequestError, match="before until"):
+        window("1h", "2h", NOW)
+    assert window(None, None, NOW) == (NOW - timedelta(hours=2), NOW)
+
+
+def test_build_timeline_gives_a_bar_per_wait_and_run_clipped_to_the_window() -> None:
+    timeline = build_timeline(sample(), at(60), NOW, nodes=["a", "b", "c"])
+
+    got = {(b.task_id, b.step, b.kind): (b.outcome, b.start, b.end, b.ongoing) for b in timeline.bars}
+    assert got == {
+        ("t1", 0, "wait"): ("WAITING", at(50), at(45), False),
+        ("t1", 0, "run"): ("SUCCEEDED", at(45), at(40), False),
+        ("t1", 1, "run"): ("FAILED", at(40), at(30), False),
+        ("t2", 0, "wait"): ("WAITING", at(42), at(40), False),
+        ("t2", 0, "run"): ("RUNNING", at(40), NOW, True),
+        ("t3", 0, "wait"): ("WAITING", at(10), NOW, True),
+    }
+    assert timeline.nodes == ["a", "b", "c"]
+    assert timeline.tasks == 3
+
+
+def test_build_timeline_clips_and_drops_bars_outside_the_window() -> None:
+    timeline = build_timeline(sample(), at(44), at(35))
+
+    got = {(b.task_id, b.step, b.kind): (b.start, b.end) for b in timeline.bars}
+    assert got == {
+        ("t1", 0, "run"): (at(44), at(40)),
+        ("t1", 1, "run"): (at(40), at(35)),
+        ("t2", 0, "wait"): (at(42), at(40)),
+        ("t2", 0, "run"): (at(40), at(35)),
+    }
+    assert timeline.nodes == ["a", "b"]  # the nodes met, when the lab's are not given
+
+
+def test_render_svg_parses_with_a_lane_per_node_and_a_bar_per_step_span() -> None:
+    timeline = build_timeline(sample(), at(60), NOW, nodes=["a", "b", "c"])
+
+    root = ET.fromstring(render_svg(timeline))
+
+    rects = list(root.iter(f"{SVG}rect"))
+    assert len([r for r in rects if r.get("class") == "lane"]) == 3
+    runs = [r for r in rects if (r.get("class") or "").startswith("run ")]
+    waits = [r for r in rects if (r.get("class") or "").startswith("wait ")]
+    assert len(runs) == 3 and len(waits) == 3
+    assert {r.get("class") for r in runs} == {"run succeeded", "run failed", "run running"}
+    titles = [t.text or "" for t in root.iter(f"{SVG}title")]
+    assert any(t.startswith("t1 step 2 on b: FAILED") for t in titles)
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert {"a", "b", "c", "succeeded", "failed", "lost", "running", "waiting"} <= set(texts)
+    assert not list(root.iter(f"{SVG}script"))
+
+
+def test_render_svg_of_200_tasks_on_10_nodes_is_fast_and_every_bar_visible() -> None:
+    nodes = [f"node-{i}" for i in range(10)]
+    tasks = []
+    for t in range(200):
+        steps = [
+            step(
+                s,
+                nodes[(t + s) % 10],
+                119 - t * 0.5 - s * 3,
+                118.8 - t * 0.5 - s * 3,
+                118.7 - t * 0.5 - s * 3,
+                "FAILED" if t % 17 == 0 else "SUCCEEDED",
+            )
+            for s in range(3)
+        ]
+        tasks.append(TaskSteps(task_id=f"plate-assay-{t:04d}", steps=steps))
+    timeline = build_timeline(tasks, at(120), NOW, nodes=nodes)
+
+    began = time.perf_counter()
+    svg = render_svg(timeline)
+    elapsed = time.perf_counter() - began
+
+    assert elapsed < 0.5
+    root = ET.fromstring(svg)
+    bars = [r for r in root.iter(f"{SVG}rect") if (r.get("class") or "").split(" ")[0] in ("run", "wait")]
+    assert len([b for b in bars if b.get("class", "").startswith("run")]) == 600
+    assert all(float(b.get("width", "0")) >= 1.0 for b in bars)
+    assert len([r for r in root.iter(f"{SVG}rect") if r.get("class") == "lane"]) == 10
+    height = float(root.get("height", "0"))
+    assert height < 600  # fixed-height lanes: the picture does not grow with the tasks
