@@ -18,7 +18,7 @@ from ..settings import Settings
 from .body_limit import BodyLimit
 from .errors import install_error_handlers
 from .routers import lab as lab_routes
-from .routers import metrics, nodes, tasks, tokens, workers
+from .routers import metrics, nodes, tasks, timeline, tokens, workers
 from .security import address_allowed
 
 access_log = logging.getLogger("task_scheduler.access")
@@ -75,6 +75,7 @@ def create_app(
         lab_routes.router,
         tokens.router,
         metrics.router,
+        timeline.router,
         *extra_routers,
     ):
         app.include_router(router)

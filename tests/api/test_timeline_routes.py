@@ -1,0 +1,74 @@
+"""GET /timeline and /timeline.svg over HTTP, with real tasks on the session's dev server and worker."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from api_support import Tasks
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+async def test_timeline_gives_the_steps_of_finished_and_failed_tasks(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    quick = await tasks.start("quick")
+    failing = await tasks.start("failing")
+    await tasks.reaches(quick["task_id"], "FINISHED")
+    await tasks.reaches(failing["task_id"], "ERROR")
+
+    response = await viewer.get("/timeline", params={"since": since})
+
+    assert response.status_code == 200, response.text
+    timeline = response.json()
+    runs = {(b["task_id"], b["step"]): b for b in timeline["bars"] if b["kind"] == "run"}
+    assert runs[(quick["task_id"], 0)]["node"] == tasks.node("a")
+    assert runs[(quick["task_id"], 0)]["outcome"] == "SUCCEEDED"
+    assert runs[(quick["task_id"], 1)]["node"] == tasks.node("b")
+    assert runs[(failing["task_id"], 0)]["outcome"] == "FAILED"
+    assert (failing["task_id"], 1) not in runs  # never started
+    assert tasks.node("a") in timeline["nodes"]
+    assert timeline["truncated"] is False
+
+
+async def test_timeline_filters_by_workflow_and_node_and_draws_an_svg(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    quick = await tasks.start("quick")
+    spare = await tasks.start("spare")
+    await tasks.reaches(quick["task_id"], "FINISHED")
+    await tasks.reaches(spare["task_id"], "FINISHED")
+
+    by_workflow = (
+        await viewer.get("/timeline", params={"since": "5m", "workflow": tasks.workflow("spare")})
+    ).json()
+    by_node = (await viewer.get("/timeline", params={"since": "5m", "node": tasks.node("b")})).json()
+    svg = await viewer.get("/timeline.svg", params={"since": "5m", "node": tasks.node("a")})
+
+    assert {b["task_id"] for b in by_workflow["bars"]} >= {spare["task_id"]}
+    assert quick["task_id"] not in {b["task_id"] for b in by_workflow["bars"]}
+    assert by_node["nodes"] == [tasks.node("b")]
+    assert {b["node"] for b in by_node["bars"]} == {tasks.node("b")}
+    assert quick["task_id"] in {b["task_id"] for b in by_node["bars"]}
+    assert svg.status_code == 200
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    root = ET.fromstring(svg.text)
+    assert [r for r in root.iter(f"{SVG}rect") if r.get("class") == "lane"]
+    titles = " ".join(t.text or "" for t in root.iter(f"{SVG}title"))
+    assert quick["task_id"] in titles
+
+
+async def test_timeline_refuses_a_bad_time_and_needs_a_token(
+    viewer: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    bad = await viewer.get("/timeline", params={"since": "last tuesday"})
+    backwards = await viewer.get("/timeline", params={"since": "1h", "until": "2h"})
+    refused = await anonymous.get("/timeline.svg")
+
+    assert bad.status_code == 422
+    assert "not a time" in bad.json()["detail"]
+    assert backwards.status_code == 422
+    assert refused.status_code == 401
