@@ -16,6 +16,7 @@ from ..engine.errors import MissingSecretError, WeakSecretError
 from ..engine.loader import load_config, load_config_dir
 from ..settings import Settings
 from .body_limit import BodyLimit
+from .docs import install_docs
 from .errors import install_error_handlers
 from .routers import lab as lab_routes
 from .routers import metrics, nodes, tasks, timeline, tokens, workers
@@ -62,7 +63,10 @@ def create_app(
         title="task_scheduler",
         description="Durable lab tasks on Temporal: start, inspect and control tasks and nodes.",
         version="0.1.0",
+        docs_url=None,  # /docs and /redoc are install_docs': their assets come from the package, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.lab = lab or load_lab(settings)
     app.state.client = client
