@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 import uvicorn
 from pydantic import SecretStr
 
-from .client.commands import DEFAULT_STATE_DIR, add_node_commands, add_task_commands, read_file
+from .client.commands import (
+    DEFAULT_STATE_DIR,
+    add_node_commands,
+    add_task_commands,
+    add_timeline_command,
+    read_file,
+)
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError, TokenLifetimeError
 from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
@@ -540,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_commands(commands)
     add_task_commands(commands)
     add_node_commands(commands)
+    add_timeline_command(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.errors import TaskSchedulerError
+from ..engine.timeline import window
 from .http import ApiClient, render_task
 
 DEFAULT_STATE_DIR = ".task-scheduler"
@@ -190,3 +191,35 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
     workers = commands.add_parser("workers", help="the lab's workers (one per PC): online or since when not")
     add_client_arguments(workers)
     workers.set_defaults(handler=cmd_workers)
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """Write the lab's timeline (GET /timeline.svg) to --out; relative times are from this PC's clock."""
+    since, until = window(args.since, args.until, datetime.now(UTC))
+    params = {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "node": args.node,
+        "workflow": args.workflow,
+    }
+    response = api_client(args).send("GET", "/timeline.svg", params={k: v for k, v in params.items() if v})
+    out = Path(args.out)
+    out.write_text(response.text, encoding="utf-8")
+    print(f"wrote {out}: the timeline from {utc_text(since.isoformat())} to {utc_text(until.isoformat())}")
+    return 0
+
+
+def add_timeline_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`timeline --since 2h --out lab.svg`: the Gantt chart of tasks on nodes, as an SVG file."""
+    timeline = commands.add_parser("timeline", help="draw the lab's timeline (tasks on nodes) as an SVG file")
+    timeline.add_argument(
+        "--since", default="2h", help="ISO time or a duration back (30m, 2h, 1d); default 2h"
+    )
+    timeline.add_argument("--until", help="ISO time or a duration back; default now")
+    timeline.add_argument("--node", help="only this node's lane")
+    timeline.add_argument("--workflow", help="only tasks of this lab workflow")
+    timeline.add_argument(
+        "--out", default="timeline.svg", help="the SVG file to write (default timeline.svg)"
+    )
+    add_client_arguments(timeline)
+    timeline.set_defaults(handler=cmd_timeline)

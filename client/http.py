@@ -38,6 +38,10 @@ class ApiClient:
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.send(method, path, **kwargs).json()
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The API's answer, raised as an ApiError when it refuses."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -48,7 +52,7 @@ class ApiClient:
             except ValueError:
                 detail = response.text
             raise ApiError(response.status_code, detail)
-        return response.json()
+        return response
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

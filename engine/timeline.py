@@ -251,7 +251,7 @@ def _bar(bar: TimelineBar, since: datetime, scale: float, row: int) -> str:
         y, h, extra = (
             lane_top + (LANE - RUN_HEIGHT) / 2 - 2,
             RUN_HEIGHT,
-            ' stroke="#ffffff" stroke-width="0.5"',
+            ' stroke="#ffffff" stroke-width="0.5"' if w >= 4 else "",  # a thin bar keeps its colour
         )
     what = "waited" if bar.kind == "wait" else bar.outcome
     tip = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -160,3 +161,22 @@ def test_cli_without_a_valid_token_says_401(stack: DevStack) -> None:
 
     assert run.code == 1
     assert run.err.startswith("error: 401: invalid token")
+
+
+def test_timeline_writes_an_svg_of_the_tasks_on_the_nodes(stack: DevStack) -> None:
+    task_id = started_id(cli(stack, "task", "start", "quick-check", "--wait"))
+    out = stack.state_dir.parent / "lab.svg"
+
+    run = cli(stack, "timeline", "--since", "30m", "--out", str(out))
+    bad = cli(stack, "timeline", "--since", "last week", "--out", str(out))
+
+    assert run.code == 0, run
+    assert f"wrote {out}" in run.out
+    root = ET.fromstring(out.read_text())
+    svg = "{http://www.w3.org/2000/svg}"
+    lanes = [t.text for t in root.iter(f"{svg}text") if t.get("class") == "node"]
+    assert {"arm", "reader"} <= set(lanes)
+    tips = [t.text or "" for t in root.iter(f"{svg}title")]
+    assert any(t.startswith(f"{task_id} step 2 on reader: SUCCEEDED") for t in tips), tips
+    assert bad.code == 1
+    assert "not a time" in bad.err
