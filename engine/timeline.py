@@ -79,6 +79,7 @@ class Timeline(BaseModel):
     nodes: list[str] = Field(description="one lane each, in the lab's order")
     tasks: int = Field(description="how many tasks have a bar in the window")
     truncated: bool = Field(default=False, description="more tasks were in the window than were read")
+    unread: int = Field(default=0, description="tasks in the window whose steps did not answer in time")
     bars: list[TimelineBar]
 
 
@@ -199,6 +200,7 @@ def _heading(timeline: Timeline) -> str:
         f"{timeline.tasks} tasks, {sum(b.kind == 'run' for b in timeline.bars)} step runs, "
         f"{_stamp(timeline.since)} to {_stamp(timeline.until)} UTC"
         + (" (truncated: more tasks than shown)" if timeline.truncated else "")
+        + (f" ({timeline.unread} tasks unread: no answer)" if timeline.unread else "")
     )
     return f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{escape(text)}</text>'
 

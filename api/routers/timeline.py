@@ -1,6 +1,6 @@
 """`GET /timeline` (JSON) and `GET /timeline.svg` (its picture): which task's steps waited for and ran on
-which node, and when, read from Temporal (visibility for the tasks, each task's status query for its
-step records). No second database: the work is bounded by MAX_TASKS and a small concurrency."""
+which node, and when, read from Temporal (visibility for the tasks, each task's step-records query for
+its steps). No second database: the work is bounded by MAX_TASKS, a small concurrency and a time budget."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
-from ...engine.errors import UnknownTaskError
+from ...client.steps import step_records
 from ...engine.tasks import StepRecord
 from ...engine.timeline import TaskSteps, Timeline, build_timeline, render_svg, window
+from ...workflows.search_attributes import LAB_WORKFLOW
 from ..deps import Tasks, Viewer
 from ..responses import GUARDED, errors
 from ..service import TaskService, _filter_value, temporal_errors
@@ -23,6 +26,7 @@ MAX_TASKS = 500
 CONCURRENCY = 8
 STEP_PAGE = 200
 MAX_STEPS_PER_TASK = 2000
+READ_BUDGET_S = 20.0  # for every task's steps: past it, the tasks not read yet are counted as unread
 
 Since = Annotated[
     str | None, Query(description="ISO time or a duration back from now (30m, 2h, 1d); default 2h")
@@ -69,11 +73,11 @@ async def read_timeline(
     tasks: TaskService, since: str | None, until: str | None, node: str | None, workflow: str | None
 ) -> Timeline:
     start, end = window(since, until, datetime.now(UTC))
-    ids, truncated = await _task_ids(tasks, start, end, workflow)
-    gate = asyncio.Semaphore(CONCURRENCY)
-    read = await asyncio.gather(*(_task_steps(tasks, task_id, gate) for task_id in ids))
+    listed, truncated = await _tasks_in(tasks, start, end, workflow)
+    read = await _read_steps(tasks, listed)
     lanes = [n.id for n in tasks.lab.nodes]
     model = build_timeline(read, start, end, lanes, truncated)
+    model.unread = len(listed) - len(read)
     if node:
         model.bars = [b for b in model.bars if b.node == node]
         model.nodes = [node]
@@ -85,38 +89,54 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def _task_ids(
+async def _tasks_in(
     tasks: TaskService, start: datetime, end: datetime, workflow: str | None
-) -> tuple[list[str], bool]:
+) -> tuple[list[TaskSteps], bool]:
     """The lab's tasks alive at some moment of the window (started before its end, not closed before its
-    start): the newest MAX_TASKS, and whether there were more."""
+    start), their steps not read yet: the newest MAX_TASKS, and whether there were more."""
     query = (
         f'{tasks.tasks_query} AND StartTime < "{_stamp(end)}" '
         f'AND (ExecutionStatus = "Running" OR CloseTime >= "{_stamp(start)}")'
     )
     if workflow:
         query += f" AND LabWorkflow={_filter_value('workflow', workflow)}"
-    ids: list[str] = []
+    listed: list[TaskSteps] = []
     async with temporal_errors():
         async for execution in tasks.client.list_workflows(
             query, limit=MAX_TASKS + 1, rpc_timeout=tasks.rpc_timeout
         ):
-            ids.append(execution.id)
-    return ids[:MAX_TASKS], len(ids) > MAX_TASKS
+            workflow_name = execution.typed_search_attributes.get(LAB_WORKFLOW)
+            listed.append(TaskSteps(task_id=execution.id, workflow_name=workflow_name, steps=[]))
+    return listed[:MAX_TASKS], len(listed) > MAX_TASKS
 
 
-async def _task_steps(tasks: TaskService, task_id: str, gate: asyncio.Semaphore) -> TaskSteps:
-    """A task's step records: from its status, and for a long task the pages its status leaves out."""
+async def _read_steps(tasks: TaskService, listed: list[TaskSteps]) -> list[TaskSteps]:
+    """Each task's step records, CONCURRENCY tasks at a time, within READ_BUDGET_S in all: a task whose
+    run does not answer (no worker replays it, or it was deleted) is left out, and counted as unread."""
+    if not listed:
+        return []
+    gate = asyncio.Semaphore(CONCURRENCY)
+    timeout_s = tasks.rpc_timeout.total_seconds()
+    jobs = [asyncio.create_task(_task_steps(tasks.client, task, gate, timeout_s)) for task in listed]
+    done, pending = await asyncio.wait(jobs, timeout=READ_BUDGET_S)
+    for job in pending:
+        job.cancel()
+    return [read for job in jobs if job in done and (read := job.result()) is not None]
+
+
+async def _task_steps(
+    client: Client, task: TaskSteps, gate: asyncio.Semaphore, timeout_s: float
+) -> TaskSteps | None:
+    """A task's step records, in pages from whichever of its runs holds them (at most MAX_STEPS_PER_TASK)."""
+    steps: list[StepRecord] = []
     async with gate:
         try:
-            shown = await tasks.show(task_id)
-        except UnknownTaskError:  # deleted since it was listed
-            return TaskSteps(task_id=task_id, steps=[])
-        steps: list[StepRecord] = list(shown.steps)
-        total = min(shown.steps_total or len(steps), MAX_STEPS_PER_TASK)
-        if len(steps) < total:
-            steps = []
-            for offset in range(0, total, STEP_PAGE):
-                page = await tasks.steps(task_id, offset, min(STEP_PAGE, total - offset))
-                steps.extend(page.steps)
-    return TaskSteps(task_id=task_id, workflow_name=shown.workflow_name, steps=steps)
+            async with asyncio.timeout(timeout_s):
+                offset, total = 0, STEP_PAGE
+                while offset < min(total, MAX_STEPS_PER_TASK):
+                    page = await step_records(client, task.task_id, offset, STEP_PAGE)
+                    steps.extend(page.steps)
+                    offset, total = offset + STEP_PAGE, page.total
+        except (TimeoutError, WorkflowQueryFailedError, RPCError, RPCTimeoutOrCancelledError):
+            return None
+    return task.model_copy(update={"steps": steps})
