@@ -21,6 +21,15 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def parse_moment(text: str, now: datetime) -> datetime:
     """`now`, a duration back from now (`90s`, `30m`, `2h`, `1.5d`, `1w`) or an ISO time (UTC if it
     names no zone); an aware datetime in UTC."""
+    try:
+        return _moment(text, now)
+    except OverflowError:
+        raise InvalidRequestError(
+            f"{text!r} is out of range: give a time between the years 1 and 9999"
+        ) from None
+
+
+def _moment(text: str, now: datetime) -> datetime:
     if text.strip().lower() == "now":
         return now.astimezone(UTC)
     relative = RELATIVE.match(text.lower())
@@ -226,21 +235,28 @@ def _axis(timeline: Timeline, scale: float, lanes: int) -> list[str]:
     span = (timeline.until - timeline.since).total_seconds()
     step = next((t for t in TICKS_S if span / t <= 10), TICKS_S[-1] * max(1, int(span / TICKS_S[-1] / 10)))
     bottom = TOP + lanes * LANE
-    first = datetime.fromtimestamp((timeline.since.timestamp() // step + 1) * step, UTC)
     parts = [f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT + span * scale:.1f}" y2="{bottom}" stroke="#555"/>']
-    tick = first
-    while tick <= timeline.until:
+    moment, last = (timeline.since.timestamp() // step + 1) * step, timeline.until.timestamp()
+    while moment <= last:  # in seconds: a datetime past the year 9999 cannot be made
+        tick = datetime.fromtimestamp(moment, UTC)
         x = LEFT + (tick - timeline.since).total_seconds() * scale
-        label = tick.strftime("%H:%M:%S" if step < 60 else "%H:%M")
-        if step >= 86400:
-            label = tick.strftime("%m-%d")
         parts.append(
             f'<line class="tick" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom + 4}" '
             'stroke="#ccc" stroke-width="0.5"/>'
         )
-        parts.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{label}</text>')
-        tick += timedelta(seconds=step)
+        parts.append(
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_tick_label(tick, step)}</text>'
+        )
+        moment += step
     return parts
+
+
+def _tick_label(tick: datetime, step: float) -> str:
+    if step < 60:
+        return tick.strftime("%H:%M:%S")
+    if step < 86400:
+        return tick.strftime("%H:%M")
+    return tick.strftime("%m-%d" if step < 30 * 86400 else "%Y-%m-%d")
 
 
 def _bar(bar: TimelineBar, since: datetime, scale: float, row: int) -> str:

@@ -68,6 +68,10 @@ def test_parse_moment_reads_relative_and_iso_times() -> None:
 def test_parse_moment_refuses_what_is_no_time_and_an_empty_window() -> None:
     with pytest.raises(InvalidRequestError, match="not a time"):
         parse_moment("yesterday", NOW)
+    with pytest.raises(InvalidRequestError, match="out of range"):
+        parse_moment("99999999999999w", NOW)
+    with pytest.raises(InvalidRequestError, match="out of range"):
+        parse_moment("0001-01-01T00:00:00+05:00", NOW)
     with pytest.raises(InvalidRequestError, match="before until"):
         window("1h", "2h", NOW)
     assert window(None, None, NOW) == (NOW - timedelta(hours=2), NOW)
