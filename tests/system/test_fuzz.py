@@ -43,8 +43,9 @@ CHECKS = [
     "ignored_auth",
     "unsupported_method",
 ]
-# Schema-valid requests the API may still refuse as bad input (422): a page token it did not sign.
-SEMANTIC_422 = ["GET /tasks"]
+# Schema-valid requests the API may still refuse as bad input (422): a page token it did not sign, a
+# timeline's since / until that is no time (or a window that ends before it starts).
+SEMANTIC_422 = ["GET /tasks", "GET /timeline", "GET /timeline.svg"]
 ACCEPTED = ["2xx", "401", "403", "404", "409", "503"]
 KNOWN_PARAMETERS = {
     "path.task_id": ("tasks", 0.5),
