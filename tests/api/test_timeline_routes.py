@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
-from api_support import Tasks
+from api_support import Tasks, wait_for
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -59,6 +60,37 @@ async def test_timeline_filters_by_workflow_and_node_and_draws_an_svg(
     assert [r for r in root.iter(f"{SVG}rect") if r.get("class") == "lane"]
     titles = " ".join(t.text or "" for t in root.iter(f"{SVG}title"))
     assert quick["task_id"] in titles
+
+
+async def test_timeline_shows_a_task_waiting_for_the_node_another_holds(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    hold = tasks.hold()
+    first = (await tasks.start("held", {"hold": hold}))["task_id"]
+    await tasks.step_running(first)
+    second = (await tasks.start("held", {"hold": hold}))["task_id"]
+
+    async def both_shown() -> dict[tuple[str, str], Any] | None:
+        bars = (await viewer.get("/timeline", params={"since": "2m", "node": tasks.node("h1")})).json()[
+            "bars"
+        ]
+        seen = {(b["task_id"], b["kind"]): b for b in bars if b["step"] == 0}
+        return seen if (first, "run") in seen and (second, "wait") in seen else None
+
+    while_held = await wait_for(both_shown, f"{first} running and {second} waiting on the timeline")
+    tasks.release(hold)
+    await tasks.reaches(first, "FINISHED")
+    await tasks.reaches(second, "FINISHED")
+    after = (await viewer.get("/timeline", params={"since": "2m", "node": tasks.node("h1")})).json()["bars"]
+
+    assert while_held[(first, "run")]["outcome"] == "RUNNING"
+    assert while_held[(first, "run")]["ongoing"] is True
+    assert while_held[(second, "wait")]["outcome"] == "WAITING"
+    assert while_held[(second, "wait")]["ongoing"] is True
+    mine = {(b["task_id"], b["kind"]): b for b in after if b["step"] == 0}
+    assert mine[(first, "run")]["outcome"] == mine[(second, "run")]["outcome"] == "SUCCEEDED"
+    assert mine[(second, "wait")]["ongoing"] is False
+    assert mine[(second, "wait")]["end"] == mine[(second, "run")]["start"]
 
 
 async def test_timeline_refuses_a_bad_time_and_needs_a_token(
