@@ -154,3 +154,14 @@ def test_render_svg_of_200_tasks_on_10_nodes_is_fast_and_every_bar_visible() -> 
     assert len([r for r in root.iter(f"{SVG}rect") if r.get("class") == "lane"]) == 10
     height = float(root.get("height", "0"))
     assert height < 600  # fixed-height lanes: the picture does not grow with the tasks
+
+
+def test_render_svg_says_when_tasks_were_left_out() -> None:
+    timeline = build_timeline(sample(), at(60), NOW, truncated=True)
+    timeline.unread = 2
+
+    heading = next(ET.fromstring(render_svg(timeline)).iter(f"{SVG}text")).text or ""
+
+    assert heading.startswith("3 tasks, 3 step runs, 2026-12-01 11:00:00 to 2026-12-01 12:00:00 UTC")
+    assert "truncated" in heading
+    assert "2 tasks unread" in heading
