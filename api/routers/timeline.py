@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -44,18 +45,23 @@ NodeFilter = Annotated[str | None, Query(description="only this node's lane")]
 WorkflowFilter = Annotated[str | None, Query(description="only tasks of this lab workflow")]
 
 
+@dataclass(frozen=True)
+class TimelineQuery:
+    """The window and filters both timeline routes take."""
+
+    since: Since = None
+    until: Until = None
+    node: NodeFilter = None
+    workflow: WorkflowFilter = None
+
+
+Window = Annotated[TimelineQuery, Depends()]
+
+
 @router.get("/timeline", responses={**GUARDED, **errors(422, 503)})
-async def timeline(
-    request: Request,
-    who: Viewer,
-    tasks: Tasks,
-    since: Since = None,
-    until: Until = None,
-    node: NodeFilter = None,
-    workflow: WorkflowFilter = None,
-) -> Timeline:
+async def timeline(request: Request, who: Viewer, tasks: Tasks, query: Window) -> Timeline:
     """The steps that waited for or ran on each node in the window (at most 500 tasks: see `truncated`)."""
-    return await read_timeline(tasks, since, until, node, workflow)
+    return await read_timeline(tasks, query.since, query.until, query.node, query.workflow)
 
 
 @router.get(
@@ -63,17 +69,9 @@ async def timeline(
     responses={**GUARDED, **errors(422, 503), 200: {"content": {"image/svg+xml": {}}}},
     response_class=Response,
 )
-async def timeline_svg(
-    request: Request,
-    who: Viewer,
-    tasks: Tasks,
-    since: Since = None,
-    until: Until = None,
-    node: NodeFilter = None,
-    workflow: WorkflowFilter = None,
-) -> Response:
+async def timeline_svg(request: Request, who: Viewer, tasks: Tasks, query: Window) -> Response:
     """The timeline as an SVG Gantt chart: a lane per node, bars coloured by outcome, task ids as tooltips."""
-    model = await read_timeline(tasks, since, until, node, workflow)
+    model = await read_timeline(tasks, query.since, query.until, query.node, query.workflow)
     return Response(render_svg(model), media_type="image/svg+xml")
 
 

@@ -10,20 +10,9 @@ from pathlib import Path
 
 import pytest
 from api_support import MakeClient, ServeApp
+from browser import CHROMIUM, CHROMIUM_FLAGS, UI_TIMEOUT_MS, require_chromium
 from playwright.async_api import BrowserContext, Page, Request, Response, Route, async_playwright, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Chromium's own connections (updates, sync, field trials) are refused by a closed network: leave them off.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-UI_TIMEOUT_MS = 20_000
 LOCAL = "http://127.0.0.1:"
 
 
@@ -61,7 +50,7 @@ class Offline:
 
 @pytest.fixture
 async def offline(tmp_path: Path) -> AsyncIterator[Offline]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (`make test` does)"
+    require_chromium()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS

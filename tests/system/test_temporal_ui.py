@@ -16,21 +16,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from browser import CHROMIUM, CHROMIUM_FLAGS, UI_TIMEOUT_MS, require_chromium
 from dev_stack import DevStack, fast_demo_lab, wait_until
 from playwright.sync_api import BrowserContext, Page, Route, ViewportSize, expect, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Chromium's own connections (updates, sync, field trials) are refused by a closed network: leave them off.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-UI_TIMEOUT_MS = 20_000
 SCREENSHOTS_ENV = "TASK_SCHEDULER_SCREENSHOTS"
 # Custom search attributes shown as columns; Run ID and Type say nothing an operator needs here.
 TASK_COLUMNS = ["TaskState", "LabWorkflow", "CurrentNode"]
@@ -59,7 +48,7 @@ def _local_only(route: Route) -> None:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[BrowserContext]:
     """Debian's Chromium, headless, on a new empty profile, reaching only 127.0.0.1."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `apt-get install chromium` (`make test` does)"
+    require_chromium()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tmp_path / "chromium-profile",
