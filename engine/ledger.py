@@ -111,6 +111,7 @@ class Ledger:
         if current is not None:
             self._record(current, now, "lost")
             self.state.stats.lost += 1
+            self.state.usage.record_lost(now)
         self._hold(request, now)
         return BeginVerdict.GRANTED
 
@@ -133,6 +134,7 @@ class Ledger:
             key=request.key, since=now, waited_s=request.waited_s, worker=request.worker
         )
         self.state.uses_this_run += 1
+        self.state.usage.record_wait(now, request.waited_s)
         self._sync()
 
     # --- ending a use ------------------------------------------------------------------------------
@@ -170,6 +172,7 @@ class Ledger:
         holder = self.state.holder
         assert holder is not None
         self.state.stats.add(request, holder.waited_s)
+        self.state.usage.record_end(now, request.duration_s, request.succeeded)
         self._record(holder, now, _outcome(request), request)
         self.state.holder = None
 
@@ -197,6 +200,7 @@ class Ledger:
             return False
         self._record(holder, now, "lost")
         self.state.stats.lost += 1
+        self.state.usage.record_lost(now)
         self.state.holder = None
         self._sync()
         self.machine.trigger("fail")
@@ -241,6 +245,7 @@ class Ledger:
         if cut is None:
             return False
         self.state.stats.add(request, cut.waited_s)
+        self.state.usage.record_end(now, request.duration_s, request.succeeded)
         self._record(cut, now, _outcome(request), request)
         self.state.cut_off.remove(cut)
         outcome = RunOutcome.SUCCEEDED if request.succeeded else RunOutcome.FAILED
@@ -252,6 +257,7 @@ class Ledger:
     def _account_unknown(self, cut: Holder, now: datetime, why: str) -> None:
         self._record(cut, now, "lost")
         self.state.stats.lost += 1
+        self.state.usage.record_lost(now)
         self.state.cut_off.remove(cut)
         self._report(_accounted(cut, RunOutcome.UNKNOWN, now, None, f"{why}: its outcome is unknown"))
         self._after_accounting(f"{cut.key} was cut off and {why}")

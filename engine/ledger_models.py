@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from .errors import TaskSchedulerError
 from .states import NodeState
+from .usage import UsageBuckets
 
 RECENT_USES_KEPT = 20
 # Steps whose use ended, by their latest run: what a step run again after its worker was lost "while
@@ -177,6 +178,7 @@ class LedgerState(BaseModel):
     errors: int = 0  # how many times the node went to ERROR
     errors_told: int = 0  # of those, how many the lab's people were told of
     offline_since: datetime | None = None  # set by a clean stop of its worker
+    usage: UsageBuckets = Field(default_factory=UsageBuckets)  # windowed figures (engine/usage.py)
 
 
 class NodeCommand(BaseModel):
