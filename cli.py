@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from .client.commands import (
     DEFAULT_STATE_DIR,
     add_node_commands,
+    add_stats_command,
     add_task_commands,
     add_timeline_command,
     read_file,
@@ -547,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(commands)
     add_node_commands(commands)
     add_timeline_command(commands)
+    add_stats_command(commands)
     return parser
 
 

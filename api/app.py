@@ -20,6 +20,7 @@ from .docs import install_docs
 from .errors import install_error_handlers
 from .routers import lab as lab_routes
 from .routers import metrics, nodes, tasks, timeline, tokens, workers
+from .routers import stats as stats_routes
 from .security import address_allowed
 
 access_log = logging.getLogger("task_scheduler.access")
@@ -80,6 +81,7 @@ def create_app(
         tokens.router,
         metrics.router,
         timeline.router,
+        stats_routes.router,
         *extra_routers,
     ):
         app.include_router(router)

@@ -223,3 +223,57 @@ def add_timeline_command(commands: argparse._SubParsersAction) -> None:  # type:
     )
     add_client_arguments(timeline)
     timeline.set_defaults(handler=cmd_timeline)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print the lab's statistics (GET /stats) as tables, or as JSON with --json."""
+    since, until = window(args.since, args.until, datetime.now(UTC), default="7d")
+    stats = api_client(args).get("/stats", since=since.isoformat(), until=until.isoformat())
+    print(json.dumps(stats, indent=2) if args.json else render_stats(stats))
+    return 0
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The node, workflow and week tables of GET /stats, as a terminal shows them."""
+    lines = [
+        f"from {utc_text(stats['since'])} to {utc_text(stats['until'])} (nodes: whole {stats['resolution']}s "
+        f"from {utc_text(stats['nodes_since'])}; p95 within 5 %)",
+        f"{'node':<16}{'calls':>7}{'ok':>6}{'failed':>7}{'lost':>6}{'rate':>7}"
+        f"{'min s':>9}{'mean s':>9}{'p95 s':>9}{'max s':>9}{'waited s':>10}{'mean wait':>10}",
+    ]
+    lines.extend(_node_row(node) for node in stats["nodes"])
+    names = list(stats["workflows"][0]["outcomes"]) if stats["workflows"] else []
+    lines.append(f"\n{'workflow':<28}{'tasks':>7}" + "".join(f"{n:>11}" for n in names))
+    for flow in stats["workflows"]:
+        lines.append(
+            f"{flow['workflow']:<28}{flow['tasks']:>7}" + "".join(f"{flow['outcomes'][n]:>11}" for n in names)
+        )
+    lines.append(f"\n{'week':<10}{'from':<12}{'tasks':>7}")
+    lines.extend(f"{w['week']:<10}{w['start']:<12}{w['tasks']:>7}" for w in stats["tasks_per_week"])
+    lines.extend(f"note: {note}" for note in stats["notes"])
+    return "\n".join(lines)
+
+
+def _node_row(node: dict[str, Any]) -> str:
+    run, wait, rate = node["duration_s"], node["waited_s"], node["success_rate"]
+    times = [_seconds(run[k], 9) for k in ("min", "mean", "p95", "max")]
+    return (
+        f"{node['node']:<16}{node['calls']:>7}{node['successes']:>6}{node['failures']:>7}{node['lost']:>6}"
+        f"{'-' if rate is None else f'{rate:.0%}':>7}{''.join(times)}"
+        f"{_seconds(wait['total'], 10)}{_seconds(wait['mean'], 10)}"
+        + (f"  ({node['note']})" if node["note"] else "")
+    )
+
+
+def _seconds(value: float | None, width: int) -> str:
+    return f"{'-' if value is None else f'{value:.1f}':>{width}}"
+
+
+def add_stats_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`stats --since 7d [--json]`: per node calls, outcomes and times; per workflow tasks; per week."""
+    stats = commands.add_parser("stats", help="the lab's statistics: nodes, workflows, tasks per week")
+    stats.add_argument("--since", default="7d", help="ISO time or a duration back (2h, 7d, 4w); default 7d")
+    stats.add_argument("--until", help="ISO time or a duration back; default now")
+    stats.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    add_client_arguments(stats)
+    stats.set_defaults(handler=cmd_stats)

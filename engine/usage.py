@@ -20,6 +20,7 @@ HOURS_KEPT = 31 * 24  # hourly buckets: the last 31 days
 DAYS_KEPT = 400  # daily buckets: the last 400 days
 BIN_RATIO = 1.1  # the histogram's bins: [FLOOR_S * 1.1**i, FLOOR_S * 1.1**(i + 1))
 FLOOR_S = 0.001  # shorter runs (a no-op node: 0 s) share the bin -1
+DIGITS = 3  # seconds are kept to the millisecond: shorter to store, and sums stay exact-looking
 P95_ERROR = math.sqrt(BIN_RATIO) - 1  # a bin's middle (geometric) is this close to any value in it
 
 KEEP_ZERO = frozenset({"run_min_s", "run_max_s"})  # a 0 s run is a real minimum
@@ -60,19 +61,21 @@ class UsageBucket(BaseModel):
         return {k: v for k, v in data.items() if v is not None and (k in KEEP_ZERO or v)}
 
     def add_run(self, duration_s: float, succeeded: bool) -> None:
+        duration_s = round(duration_s, DIGITS)
         if succeeded:
             self.successes += 1
         else:
             self.failures += 1
-        self.run_sum_s += duration_s
+        self.run_sum_s = round(self.run_sum_s + duration_s, DIGITS)
         self.run_min_s = duration_s if self.run_min_s is None else min(self.run_min_s, duration_s)
         self.run_max_s = duration_s if self.run_max_s is None else max(self.run_max_s, duration_s)
         index = duration_bin(duration_s)
         self.run_bins[index] = self.run_bins.get(index, 0) + 1
 
     def add_wait(self, waited_s: float) -> None:
+        waited_s = round(waited_s, DIGITS)
         self.waits += 1
-        self.wait_sum_s += waited_s
+        self.wait_sum_s = round(self.wait_sum_s + waited_s, DIGITS)
         self.wait_max_s = max(self.wait_max_s, waited_s)
 
     def merge(self, other: UsageBucket) -> UsageBucket:
@@ -84,12 +87,12 @@ class UsageBucket(BaseModel):
             successes=self.successes + other.successes,
             failures=self.failures + other.failures,
             lost=self.lost + other.lost,
-            run_sum_s=self.run_sum_s + other.run_sum_s,
+            run_sum_s=round(self.run_sum_s + other.run_sum_s, DIGITS),
             run_min_s=_pick(min, self.run_min_s, other.run_min_s),
             run_max_s=_pick(max, self.run_max_s, other.run_max_s),
             run_bins=bins,
             waits=self.waits + other.waits,
-            wait_sum_s=self.wait_sum_s + other.wait_sum_s,
+            wait_sum_s=round(self.wait_sum_s + other.wait_sum_s, DIGITS),
             wait_max_s=max(self.wait_max_s, other.wait_max_s),
         )
 
@@ -172,7 +175,10 @@ def _index(moment: datetime | float, size: int) -> int:
 
 
 def _moment(seconds: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    except OverflowError:  # the hour after the year 9999's last
+        return datetime.max.replace(tzinfo=UTC)
 
 
 class UsageBuckets(BaseModel):

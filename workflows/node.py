@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ..engine.notifications import node_error_notification
     from ..engine.states import NodeState
+    from ..engine.usage import NodeUsage, UsageBuckets, UsageWindow
     from .ids import LEDGER_REFUSAL, RUN_ACCOUNTED_SIGNAL, node_task_queue
     from .lab import tell_lab
 
@@ -113,13 +114,13 @@ class NodeWorkflow:
     def come_online(self, command: NodeCommand) -> LedgerState:
         """A worker hosting the node started."""
         self.ledger.come_online(command.worker, workflow.now())
-        return self.ledger.state
+        return self._answer()
 
     @workflow.update
     def go_offline(self, command: NodeCommand) -> LedgerState:
         """The worker hosting the node stopped cleanly."""
         self.ledger.go_offline(workflow.now())
-        return self.ledger.state
+        return self._answer()
 
     @workflow.update
     def restart(self, command: NodeCommand) -> NodeCommandResult:
@@ -151,7 +152,17 @@ class NodeWorkflow:
 
     @workflow.query
     def status(self) -> LedgerState:
-        return self.ledger.state
+        """The ledger, without its usage buckets (up to a few hundred KB): the `usage` query reads them."""
+        return self._answer()
+
+    @workflow.query
+    def usage(self, window: UsageWindow) -> NodeUsage:
+        """The node's use over a window (GET /stats), from its hourly or daily buckets."""
+        figures = self.ledger.state.usage.window(window.since, window.until, window.now)
+        return figures.model_copy(update={"node": self.ledger.state.node_id})
+
+    def _answer(self) -> LedgerState:
+        return self.ledger.state.model_copy(update={"usage": UsageBuckets()})
 
     # --- restarts, accounted runs and holder checks -----------------------------------------------
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -180,3 +181,16 @@ def test_timeline_writes_an_svg_of_the_tasks_on_the_nodes(stack: DevStack) -> No
     assert any(t.startswith(f"{task_id} step 2 on reader: SUCCEEDED") for t in tips), tips
     assert bad.code == 1
     assert "not a time" in bad.err
+
+
+def test_stats_print_each_nodes_calls_and_each_workflows_tasks(stack: DevStack) -> None:
+    cli(stack, "task", "start", "quick-check", "--wait")
+
+    table = cli(stack, "stats", "--since", "1h")
+    as_json = cli(stack, "stats", "--json")
+
+    assert table.code == 0, table
+    assert re.search(r"^arm +[1-9]\d* ", table.out, re.MULTILINE), table.out
+    assert re.search(r"^quick-check +[1-9]", table.out, re.MULTILINE), table.out
+    nodes = {n["node"]: n for n in json.loads(as_json.out)["nodes"]}
+    assert nodes["reader"]["successes"] >= 1

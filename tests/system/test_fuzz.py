@@ -44,8 +44,8 @@ CHECKS = [
     "unsupported_method",
 ]
 # Schema-valid requests the API may still refuse as bad input (422): a page token it did not sign, a
-# timeline's since / until that is no time (or a window that ends before it starts).
-SEMANTIC_422 = ["GET /tasks", "GET /timeline", "GET /timeline.svg"]
+# since / until of the timeline or the stats that is no time (or a window that ends before it starts).
+SEMANTIC_422 = ["GET /tasks", "GET /timeline", "GET /timeline.svg", "GET /stats"]
 ACCEPTED = ["2xx", "401", "403", "404", "409", "503"]
 KNOWN_PARAMETERS = {
     "path.task_id": ("tasks", 0.5),
