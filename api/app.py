@@ -18,8 +18,9 @@ from ..settings import Settings
 from .body_limit import BodyLimit
 from .docs import install_docs
 from .errors import install_error_handlers
+from .lab_page import install_lab_page
 from .routers import lab as lab_routes
-from .routers import metrics, nodes, tasks, timeline, tokens, workers
+from .routers import me, metrics, nodes, tasks, timeline, tokens, workers
 from .routers import stats as stats_routes
 from .security import address_allowed
 
@@ -68,6 +69,7 @@ def create_app(
         redoc_url=None,
     )
     install_docs(app)
+    install_lab_page(app)
     app.state.settings = settings
     app.state.lab = lab or load_lab(settings)
     app.state.client = client
@@ -79,6 +81,7 @@ def create_app(
         workers.router,
         lab_routes.router,
         tokens.router,
+        me.router,
         metrics.router,
         timeline.router,
         stats_routes.router,

@@ -1,0 +1,200 @@
+// The overview: what needs an operator, the nodes, the running tasks and the recent ones.
+
+import { get, post, taskPath } from "./api.js";
+import { ago, badge, clock, h, keyed, put, taskLink } from "./dom.js";
+
+const DETAILS_MAX = 20; // tasks whose full status is read at each refresh (the rest are listed only)
+
+/** The record of the step a task is at (its current one), if the status holds it. */
+export function currentStep(task) {
+  if (task.current_step === null || task.current_step === undefined) return null;
+  return task.steps.find((step) => step.index === task.current_step) || null;
+}
+
+async function details(summaries) {
+  const shown = summaries.slice(0, DETAILS_MAX);
+  const read = await Promise.all(shown.map((t) => get(taskPath(t.task_id)).catch(() => ({ ...t, steps: [] }))));
+  return { tasks: read, more: summaries.length - shown.length };
+}
+
+export async function readNeeds() {
+  const [errors, paused] = await Promise.all([
+    get("tasks", { state: "ERROR", page_size: 100 }),
+    get("tasks", { state: "PAUSED", page_size: 100 }),
+  ]);
+  return details([...errors.tasks, ...paused.tasks]);
+}
+
+export async function readRunning() {
+  return details((await get("tasks", { state: "ACTIVE", page_size: 100 })).tasks);
+}
+
+function stepLine(task) {
+  const step = currentStep(task);
+  const total = task.steps_total ?? "?";
+  const where = step ? ` on ${step.node}` : task.current_node ? ` on ${task.current_node}` : "";
+  const number = task.current_step !== null && task.current_step !== undefined ? task.current_step + 1 : "?";
+  return `step ${number} of ${total}${where}`;
+}
+
+/** An operator's command: the buttons are off while it is sent; the API's refusal is shown in place. */
+async function command(card, path, body, done, what) {
+  const buttons = card.querySelectorAll("button");
+  const error = card.querySelector(".card-error");
+  buttons.forEach((b) => { b.disabled = true; });
+  put(error);
+  try {
+    await post(path, body);
+    done(`${what}: sent`);
+  } catch (failure) {
+    put(error, failure.message);
+    if (failure.status === 401) done(null, failure);
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+function commandForm(task, done) {
+  const reason = h("input", { type: "text", class: "reason", placeholder: "reason (kept in the task's decisions)",
+    "aria-label": `Reason for ${task.task_id}`, maxlength: 1000 });
+  const card = () => reason.closest(".card");
+  const path = taskPath(task.task_id);
+  const why = () => reason.value.trim() || null;
+  const act = (label, action) => h("button", { type: "button", class: `act ${action}`, on: { click: () => {
+    const body = action === "cancel" ? { reason: why() } : { mode: action === "retry" ? "retry" : "next", reason: why() };
+    command(card(), `${path}/${action === "cancel" ? "cancel" : "continue"}`, body, done, `${label} ${task.task_id}`);
+  } } }, label);
+  const paused = task.state === "PAUSED";
+  return h("div", { class: "commands" }, reason, h("div", { class: "buttons" },
+    act(paused ? "Resume" : "Retry", "retry"), act("Skip", "next"), act("Cancel", "cancel")));
+}
+
+function needsInfo(task) {
+  const step = currentStep(task);
+  // The task's reason usually quotes its step's message: say each thing once.
+  const message = step && step.message;
+  const unique = task.reason && message && task.reason.includes(message) ? [task.reason]
+    : [message, task.reason].filter(Boolean);
+  return [
+    h("div", { class: "card-head" }, badge(task.state), " ", taskLink(task.task_id),
+      h("span", { class: "muted" }, ` ${task.workflow_name || ""}`)),
+    h("div", { class: "card-step" }, stepLine(task), step && step.outcome ? ` · ${step.outcome}` : ""),
+    ...unique.map((text) => h("div", { class: "card-message" }, text)),
+  ];
+}
+
+export function drawNeeds(read, canCommand, done) {
+  const list = document.getElementById("needs-list");
+  keyed(list, read.tasks, (t) => t.task_id,
+    (task) => h("article", { class: "card", "aria-label": `task ${task.task_id}` },
+      h("div", { class: "card-info" }), canCommand ? commandForm(task, done) : null,
+      h("p", { class: "card-error error", role: "alert" })),
+    (el, task) => put(el.querySelector(".card-info"), needsInfo(task)));
+  document.getElementById("needs-none").hidden = read.tasks.length > 0;
+  document.getElementById("needs").classList.toggle("urgent", read.tasks.length > 0);
+  if (read.more > 0) list.append(h("p", { class: "muted" }, `and ${read.more} more (see Recent tasks, state ERROR)`));
+  return read.tasks.length + read.more;
+}
+
+function workerCell(node, workers) {
+  const worker = workers.get(node.worker ?? null);
+  const host = node.worker_host || (worker && worker.host);
+  const name = node.worker || "worker";
+  const status = node.online
+    ? h("span", { class: "online" }, "● online")
+    : h("span", { class: "offline" }, `○ offline${node.offline_since ? ` since ${clock(node.offline_since)}` : ""}`);
+  return [name, host ? h("span", { class: "muted" }, ` on ${host}`) : "", h("br"), status];
+}
+
+function holderCell(node) {
+  if (!node.holder) return "";
+  const key = node.holder.key;
+  return [taskLink(key.task_id), ` step ${key.step_index + 1}`, h("br"),
+    h("span", { class: "muted" }, `since ${clock(node.holder.since)} (${ago(node.holder.since)})`)];
+}
+
+function restartButton(node, done) {
+  return h("button", { type: "button", class: "act restart", "aria-label": `Restart ${node.id}`, on: { click: async (event) => {
+    const button = event.currentTarget;
+    const row = button.closest("tr");
+    button.disabled = true;
+    try {
+      await post(`nodes/${encodeURIComponent(node.id)}/restart`);
+      done(`restart ${node.id}: done`);
+    } catch (failure) {
+      put(row.querySelector(".row-error"), failure.message);
+      if (failure.status === 401) done(null, failure);
+    } finally {
+      button.disabled = false;
+    }
+  } } }, "Restart");
+}
+
+export function drawNodes(nodes, workers, canCommand, done) {
+  const byName = new Map(workers.map((w) => [w.name ?? null, w]));
+  keyed(document.getElementById("nodes-body"), nodes, (n) => n.id,
+    (node) => h("tr", {}, h("td", { class: "node-id" }), h("td", { class: "node-state" }), h("td", { class: "node-worker" }),
+      h("td", { class: "node-holder" }), h("td", { class: "node-waiting" }),
+      h("td", {}, canCommand ? restartButton(node, done) : null, h("div", { class: "row-error error", role: "alert" }))),
+    (row, node) => {
+      put(row.querySelector(".node-id"), h("strong", {}, node.id), h("br"), h("span", { class: "muted" }, node.name));
+      put(row.querySelector(".node-state"), badge(node.state || "OFFLINE"),
+        node.reason ? h("div", { class: "small" }, node.reason) : null);
+      put(row.querySelector(".node-worker"), workerCell(node, byName));
+      put(row.querySelector(".node-holder"), holderCell(node));
+      const waiting = node.waiting_tasks.flatMap((id, i) => (i ? [", ", taskLink(id)] : [taskLink(id)]));
+      put(row.querySelector(".node-waiting"), waiting.length ? waiting : h("span", { class: "muted" }, "none"));
+      row.dataset.state = node.state || "OFFLINE";
+    });
+}
+
+function progress(task) {
+  const total = task.steps_total || 0;
+  const done = task.current_step ?? 0;
+  const step = currentStep(task);
+  const waiting = step && step.outcome === "WAITING"
+    ? ` · waiting${step.waiting_position ? ` (${step.waiting_position} in line)` : ""}` : "";
+  const bar = h("progress", { max: total || 1, value: done, "aria-label": `progress of ${task.task_id}` });
+  return [bar, ` ${stepLine(task).replace(/ on .*/, "")}${waiting}`];
+}
+
+export function drawRunning(read) {
+  keyed(document.getElementById("running-body"), read.tasks, (t) => t.task_id,
+    () => h("tr", {}, ...Array.from({ length: 6 }, () => h("td"))),
+    (row, task) => {
+      const cells = row.children;
+      put(cells[0], taskLink(task.task_id));
+      put(cells[1], task.workflow_name || "");
+      put(cells[2], badge(task.state));
+      put(cells[3], progress(task));
+      put(cells[4], (currentStep(task) || {}).node || task.current_node || "");
+      put(cells[5], clock(task.started_at));
+    });
+  document.getElementById("running-none").hidden = read.tasks.length > 0;
+  document.getElementById("running-body").closest("table").hidden = read.tasks.length === 0;
+}
+
+export async function readRecent() {
+  const form = document.getElementById("recent-filters");
+  return get("tasks", { state: form.state.value, workflow_name: form.workflow_name.value, page_size: 30 });
+}
+
+export function drawRecent(page) {
+  keyed(document.getElementById("recent-body"), page.tasks, (t) => t.task_id,
+    () => h("tr", {}, ...Array.from({ length: 6 }, () => h("td"))),
+    (row, task) => {
+      const cells = row.children;
+      put(cells[0], taskLink(task.task_id));
+      put(cells[1], task.workflow_name || "");
+      put(cells[2], badge(task.state));
+      put(cells[3], task.current_node || "");
+      put(cells[4], clock(task.started_at));
+      put(cells[5], clock(task.closed_at));
+    });
+}
+
+export async function fillWorkflows() {
+  const select = document.getElementById("filter-workflow");
+  const workflows = await get("workflows");
+  for (const workflow of workflows) select.append(h("option", { value: workflow.name }, workflow.name));
+}

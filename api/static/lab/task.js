@@ -1,0 +1,95 @@
+// One task: its steps (times, waits, outcome, message, output, the driver's log lines), the operators'
+// decisions, and the link to the same task in the Temporal UI.
+
+import { get, taskPath } from "./api.js";
+import { badge, clock, duration, h, put } from "./dom.js";
+
+export async function readTask(taskId) {
+  return get(taskPath(taskId));
+}
+
+function field(label, value) {
+  return value === null || value === undefined || value === "" ? null : h("div", { class: "field" },
+    h("span", { class: "label" }, label), h("span", {}, value));
+}
+
+function summary(task) {
+  const position = task.current_step !== null && task.current_step !== undefined
+    ? `step ${task.current_step + 1} of ${task.steps_total ?? "?"}` : null;
+  const args = Object.keys(task.args || {}).length ? JSON.stringify(task.args) : null;
+  return h("div", { class: "fields" },
+    field("State", badge(task.state)),
+    field("Workflow", task.workflow_name),
+    field("At", position),
+    field("Node", task.current_node),
+    field("Started", clock(task.started_at)),
+    field("Closed", clock(task.closed_at)),
+    field("Arguments", args),
+    field("Reason", task.reason),
+    field("Temporal UI", task.ui_url ? h("a", { href: task.ui_url, target: "_blank", rel: "noopener noreferrer" },
+      "open this task in the Temporal UI") : null));
+}
+
+function runTime(step) {
+  if (!step.started_at) return "";
+  const end = step.finished_at ? new Date(step.finished_at) : new Date();
+  return duration((end - new Date(step.started_at)) / 1000);
+}
+
+function stepRow(step) {
+  return h("tr", { class: `step outcome-${step.outcome}` },
+    h("td", {}, String(step.index + 1)),
+    h("td", {}, step.node),
+    h("td", {}, badge(step.outcome), step.waiting_position ? ` ${step.waiting_position} in line` : ""),
+    h("td", {}, clock(step.requested_at)),
+    h("td", {}, step.waited_s !== null && step.waited_s !== undefined ? duration(step.waited_s) : ""),
+    h("td", {}, clock(step.started_at)),
+    h("td", {}, runTime(step)),
+    h("td", {}, step.attempts > 1 ? `${step.attempts}` : step.attempts ? "1" : ""),
+    h("td", { class: "message" }, step.message || ""));
+}
+
+function stepDetails(step, opened) {
+  const output = Object.keys(step.output || {}).length ? JSON.stringify(step.output, null, 2) : null;
+  if (!output && !(step.logs || []).length) return null;
+  return h("tr", { class: "step-details" }, h("td"), h("td", { colspan: 8 },
+    h("details", { open: opened.has(String(step.index)), dataset: { step: String(step.index) } },
+      h("summary", {}, `step ${step.index + 1}: output and driver log (${(step.logs || []).length} lines)`),
+      output ? h("pre", { class: "output" }, output) : null,
+      (step.logs || []).length ? h("pre", { class: "logs" }, step.logs.join("\n")) : null)));
+}
+
+function steps(task, opened) {
+  const head = ["#", "Node", "Outcome", "Requested", "Waited", "Started", "Ran", "Attempts", "Message"];
+  const note = task.steps_offset || (task.steps_total && task.steps.length < task.steps_total)
+    ? h("p", { class: "muted" }, `steps ${task.steps_offset + 1} to ${task.steps_offset + task.steps.length} of ${task.steps_total}`)
+    : null;
+  return [h("h3", {}, "Steps"), note, h("table", { class: "grid steps" },
+    h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, task.steps.flatMap((step) => [stepRow(step), stepDetails(step, opened)])))];
+}
+
+function decisions(task) {
+  if (!task.decisions.length) return [h("h3", {}, "Decisions"), h("p", { class: "muted" }, "No operator command yet.")];
+  return [h("h3", {}, "Decisions"), h("ul", { class: "decisions" }, task.decisions.map((d) => h("li", {},
+    h("span", { class: "muted" }, clock(d.at)), ` ${d.by || "someone"}: ${d.command}`,
+    d.mode ? ` (${d.mode})` : "", d.step !== null && d.step !== undefined ? ` at step ${d.step + 1}` : "",
+    ` while ${d.state}`, d.reason ? `: “${d.reason}”` : "")))];
+}
+
+export function drawTask(task) {
+  const body = document.getElementById("task-body");
+  // A redraw keeps the step details a user opened (a failed step's are open at first).
+  const same = body.dataset.task === task.task_id;
+  const opened = new Set(same
+    ? [...body.querySelectorAll("details[open]")].map((d) => d.dataset.step)
+    : task.steps.filter((st) => st.outcome === "FAILED").map((st) => String(st.index)));
+  body.dataset.task = task.task_id;
+  put(document.getElementById("task-title"), `Task ${task.task_id}`);
+  put(body, summary(task), steps(task, opened), decisions(task));
+}
+
+export function drawTaskError(taskId, failure) {
+  put(document.getElementById("task-title"), `Task ${taskId}`);
+  put(document.getElementById("task-body"), h("p", { class: "error", role: "alert" }, failure.message));
+}
