@@ -319,6 +319,8 @@ def _dev_banner(
     return "\n".join(
         [
             "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
+            f"  lab page     {api}/lab   (sign in with the admin token below, or make one:"
+            " `task-scheduler token create NAME --role operator`)",
             f"  API          {api}   (docs: {api}/docs)",
             f"  Temporal UI  {ui_url}",
             f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
