@@ -37,7 +37,8 @@ soak: $(STAMP)
 
 # README's pictures of the Temporal UI (docs/images/temporal-ui-*.png), taken by its test in headless Chromium.
 screenshots: $(STAMP) $(CHROMIUM)
-	TASK_SCHEDULER_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q tests/system/test_temporal_ui.py
+	TASK_SCHEDULER_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q tests/system/test_temporal_ui.py \
+		tests/system/test_lab_page.py
 
 # The benchmarks against bare Temporal (bench/run.py; not part of `make test`), about 8 minutes;
 # e.g. `make bench BENCH_ARGS="--quick --only W1,W2"`.

@@ -118,6 +118,7 @@ function restartButton(node, done) {
     const button = event.currentTarget;
     const row = button.closest("tr");
     button.disabled = true;
+    put(row.querySelector(".row-error"));
     try {
       await post(`nodes/${encodeURIComponent(node.id)}/restart`);
       done(`restart ${node.id}: done`);

@@ -49,12 +49,14 @@ function stepRow(step) {
     h("td", { class: "message" }, step.message || ""));
 }
 
+const lines = (n) => `${n} line${n === 1 ? "" : "s"}`;
+
 function stepDetails(step, opened) {
   const output = Object.keys(step.output || {}).length ? JSON.stringify(step.output, null, 2) : null;
   if (!output && !(step.logs || []).length) return null;
   return h("tr", { class: "step-details" }, h("td"), h("td", { colspan: 8 },
     h("details", { open: opened.has(String(step.index)), dataset: { step: String(step.index) } },
-      h("summary", {}, `step ${step.index + 1}: output and driver log (${(step.logs || []).length} lines)`),
+      h("summary", {}, `step ${step.index + 1}: output and driver log (${lines((step.logs || []).length)})`),
       output ? h("pre", { class: "output" }, output) : null,
       (step.logs || []).length ? h("pre", { class: "logs" }, step.logs.join("\n")) : null)));
 }
