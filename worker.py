@@ -23,6 +23,7 @@ from .activities.host import NodeHost
 from .activities.lab_watch import WatchActivities
 from .activities.node_ops import NodeActivities
 from .activities.notify import NotifyActivities
+from .activities.recovery import close_if_ended
 from .activities.steps import StepActivities
 from .client.handles import ledger_handle
 from .client.pollers import live_pollers, stopped_identities
@@ -130,6 +131,7 @@ class LabWorker:
     async def stop(self) -> None:
         stopped_identities.add(self.options.identity)
         if self.host is not None:
+            await self.host.settle_ends()
             await self._announce_offline()
         await self._stack.aclose()
         if self.host is not None:
@@ -231,7 +233,7 @@ class LabWorker:
             ledger = await handle.execute_update(NodeWorkflow.come_online, command)
         except WorkflowUpdateFailedError as exc:
             raise TaskSchedulerError(f"the ledger of node {node_id} refused to come online: {exc}") from exc
-        if ledger.holder is not None:
+        if ledger.holder is not None and not await close_if_ended(self.client, handle, ledger.holder):
             log.warning(
                 "node %s: the use by %s never ended; only its retry or an operator's restart is admitted",
                 node_id,

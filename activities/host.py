@@ -84,6 +84,8 @@ class NodeHost:
         self._threads = {node_id: DriverThread(f"node-{node_id}") for node_id in nodes}
         # Per node: the driver call that did not stop when asked to abort, until its end is recorded.
         self._stuck: dict[str, asyncio.Task[None]] = {}
+        # Ends of uses sent after their step returned (StepActivities._end_in_background).
+        self._ending: set[asyncio.Task[None]] = set()
 
     def node(self, node_id: str) -> BaseNode:
         return self.nodes[node_id]
@@ -99,6 +101,17 @@ class NodeHost:
         self._stuck[node_id] = late_end
         late_end.add_done_callback(lambda _: self._stuck.pop(node_id, None))
 
+    def keep_ending(self, node_id: str, ending: asyncio.Task[None]) -> None:
+        """The end of a use on its way to the ledger after its step returned: kept until it arrives,
+        and waited for when the worker stops (`settle_ends`)."""
+        self._ending.add(ending)
+        ending.add_done_callback(lambda done: _ended(self, node_id, done))
+
+    async def settle_ends(self) -> None:
+        """Wait until every end of use sent in the background has arrived (a clean stop)."""
+        while self._ending:
+            await asyncio.wait(set(self._ending))
+
     def stuck(self, node_id: str) -> bool:
         """Whether the node's thread is still held by a driver call that ignored its abort."""
         return node_id in self._stuck
@@ -108,6 +121,7 @@ class NodeHost:
         thread, after its last step; a driver that fails to is logged, the others still run theirs. A
         node whose driver still runs a call it was asked to abort is left alone: `_shutdown` would wait
         behind that call for ever."""
+        await self.settle_ends()
         for node_id, node in self.nodes.items():
             if self.emulate:
                 continue
@@ -126,6 +140,12 @@ class NodeHost:
             late_end.cancel()  # the ledger accounts for that use when a worker hosts the node again
         for thread in self._threads.values():
             thread.close()
+
+
+def _ended(host: NodeHost, node_id: str, done: asyncio.Task[None]) -> None:
+    host._ending.discard(done)
+    if not done.cancelled() and done.exception() is not None:
+        host.node(node_id).logger.error("the end of a use could not be recorded: {}", done.exception())
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -48,7 +48,14 @@ class NodeActivities:
 
     @activity.defn
     async def check_holder(self, check: HolderCheck) -> HolderAnswer:
-        """Whether the task holding a node still runs: a terminated task never releases it."""
+        """Whether the task holding a node still runs (a terminated task never releases it), and whether
+        it recorded the held use as ended (its end was lost with its worker)."""
+        # Here, not at the top: the ledger's workflow module imports this one, recovery the task's.
+        from .recovery import ended_use
+
+        ended = await ended_use(self.host.client, check.holder) if check.holder else None
+        if ended is not None:
+            return HolderAnswer(running=False, status="ENDED", ended=ended)
         try:
             description = await self.host.client.get_workflow_handle(check.task_id).describe()
         except RPCError as exc:

@@ -164,12 +164,15 @@ class StepActivities:
         result, stuck = await self._run(node, request, key, lines, started)
         observe_step(node.id, time.monotonic() - started, waited_s, failed=not result.succeeded)
         report.next_execution = _next_execution(node)
+        # The node did its work (the ledger says so); an output too large to carry fails the step.
+        kept = _within_output_limit(node, request, result)
         if stuck is not None:
             await self._left_running(node, key, stuck, started)
+        elif kept.succeeded:
+            self._end_in_background(node.id, _end_of(key, request, result, time.monotonic() - started))
         else:
             await self._finish(node.id, _end_of(key, request, result, time.monotonic() - started))
-        # The node did its work (the ledger says so); an output too large to carry fails the step.
-        result = _within_output_limit(node, request, result)
+        result = kept
         _fill(report, result, lines)
         if not result.succeeded:
             raise ApplicationError(
@@ -271,6 +274,22 @@ class StepActivities:
             ended_at=datetime.now(UTC),
         )
         await self._end(node.id, end)
+
+    def _end_in_background(self, node_id: str, end: EndUse) -> None:
+        """A step that succeeded returns at once: the end of its use goes with the next waiter's begin
+        (a hand-over), or is sent now, without holding the step's completion back. The gate stays closed
+        until it is recorded. A worker killed before it arrives leaves the use open in the ledger; the
+        task's record of the step (SUCCEEDED) proves it ended (see `recovery.ended_use`)."""
+        gate = self.host.gates[node_id]
+        if gate.hand_over(end) is not None:
+            return  # the waiter's begin records it, or its own flush if it cannot begin (_flush_close)
+        self.host.keep_ending(node_id, asyncio.create_task(self._end_then_open(node_id, gate, end)))
+
+    async def _end_then_open(self, node_id: str, gate: NodeGate, end: EndUse) -> None:
+        try:
+            await self._end(node_id, end)
+        finally:
+            gate.release(None)
 
     async def _finish(self, node_id: str, end: EndUse) -> None:
         """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""

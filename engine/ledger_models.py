@@ -197,8 +197,12 @@ class NodeCommandResult(BaseModel):
 
 class HolderCheck(BaseModel):
     task_id: str
+    holder: Holder | None = None  # the use to check: its task may have recorded that it ended
 
 
 class HolderAnswer(BaseModel):
     running: bool
     status: str
+    # The holder's task recorded the use's run as SUCCEEDED (its end never reached the ledger: the
+    # worker stopped right after the step returned): the end to record.
+    ended: EndUse | None = None

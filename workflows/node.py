@@ -218,7 +218,7 @@ class NodeWorkflow:
         try:
             answer = await workflow.execute_activity_method(
                 NodeActivities.check_holder,
-                HolderCheck(task_id=holder.key.task_id),
+                HolderCheck(task_id=holder.key.task_id, holder=holder),
                 task_queue=node_task_queue(self.ledger.state.node_id),
                 start_to_close_timeout=HOLDER_CHECK_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -226,7 +226,9 @@ class NodeWorkflow:
             )
         except ActivityError:
             return  # no worker to ask: the next check will
-        if not answer.running:
+        if answer.ended is not None:
+            self.ledger.end(answer.ended, workflow.now())  # ignored unless that use is still held
+        elif not answer.running:
             reason = f"{holder.key} ended ({answer.status}) without releasing the node; check the device"
             self.ledger.abandon(holder.key, workflow.now(), reason)
 
