@@ -70,6 +70,9 @@ STEP_START_TO_CLOSE = timedelta(days=30)
 COMMAND_REFUSED = "CommandRefused"
 STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
 DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
+# Patched: a task's search attributes are upserted only where they changed (the step's CurrentNode, the
+# state), and the start goes with the first step's. Tasks that began before upsert all three each time.
+UPSERT_CHANGES_ONLY = "upsert-changes-only"
 
 
 @workflow.defn
@@ -86,7 +89,8 @@ class TaskWorkflow:
     async def run(self, spec: TaskSpec) -> TaskResult:
         try:
             if spec.carried is None:
-                self._transition("start")
+                # The first step's upsert (or the end's) says ACTIVE with its node, in one command.
+                self._transition("start", upsert=not workflow.patched(UPSERT_CHANGES_ONLY))
             while self.memory.next_step < len(spec.steps):
                 self._stop_if_cancel_requested()
                 await self._honour_pause()
@@ -461,12 +465,13 @@ class TaskWorkflow:
         except Exception as error:  # a missing ledger must not fail the task; the operator sees the node
             workflow.logger.warning("could not signal the ledger of node %s: %s", node_id, error)
 
-    def _transition(self, command: str) -> None:
+    def _transition(self, command: str, upsert: bool = True) -> None:
         self.machine.trigger(command)
         self.status.state = self.machine.state
         if self.machine.is_over:
             self.status.finished_at = workflow.now()
-        self._upsert()
+        if upsert:
+            self._upsert()
         self._explain()
 
     def _explain(self) -> None:
@@ -488,13 +493,17 @@ class TaskWorkflow:
             self._transition("cancel")
 
     def _upsert(self) -> None:
-        workflow.upsert_search_attributes(
-            [
-                TASK_STATE.value_set(self.status.state.value),
-                LAB_WORKFLOW.value_set(self.spec.workflow_name),
-                CURRENT_NODE.value_set(self.status.current_node or ""),
-            ]
-        )
+        wanted = [
+            (TASK_STATE, self.status.state.value),
+            (LAB_WORKFLOW, self.spec.workflow_name),
+            (CURRENT_NODE, self.status.current_node or ""),
+        ]
+        if workflow.patched(UPSERT_CHANGES_ONLY):
+            now = workflow.info().typed_search_attributes
+            wanted = [(key, value) for key, value in wanted if (now.get(key) or "") != value]
+            if not wanted:
+                return
+        workflow.upsert_search_attributes([key.value_set(value) for key, value in wanted])
 
 
 def _lost_while_waiting(cause: BaseException | None) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, wait_until
 from saved_histories import HISTORIES, keep, load
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
@@ -36,6 +37,8 @@ SCENARIOS = (
     "task-paused",
     "task-cancelled",
     "task-cancelled-in-error",
+    # Recorded since tasks upsert only the search attributes that changed (UPSERT_CHANGES_ONLY).
+    "task-finished-upserting-changes",
 )
 # Kept by the tests that make them (tests/saved_histories.py `keep`).
 KEPT_ELSEWHERE = (
@@ -68,6 +71,9 @@ async def run_scenarios(lab: TestLab, start_task: StartTask) -> dict[str, Workfl
     """One task per scenario, each through the states its name says."""
     handles = {"task-finished": await start_task(lab, "two")}
     await asyncio.wait_for(handles["task-finished"].result(), RESULT_TIMEOUT_S)
+    # Two steps on one node: the second step's node is no change, so nothing is upserted for it.
+    handles["task-finished-upserting-changes"] = again = await start_task(lab, "again")
+    await asyncio.wait_for(again.result(), RESULT_TIMEOUT_S)
 
     for name, mode in (("task-failed-retried", "retry"), ("task-failed-skipped", "next")):
         JOURNAL.fail_next(lab.node("a"))
@@ -97,6 +103,7 @@ async def run_scenarios(lab: TestLab, start_task: StartTask) -> dict[str, Workfl
     await waiting.execute_update(TaskWorkflow.cancel, CommandRequest(reason="replay: a cancelled wait"))
     await waiting.cancel()
     await asyncio.wait_for(_cancelled(waiting), RESULT_TIMEOUT_S)
+
     return handles
 
 
@@ -116,25 +123,44 @@ async def ledger_runs(client: Client, node_id: str) -> list[WorkflowHistory]:
 async def test_replay_of_fresh_histories(
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
-    lab = make_lab({"two": ["a", "b"]})
+    lab = make_lab({"two": ["a", "b"], "again": ["a", "a"]})
     # A ledger that continues as new after a few uses, so both of its runs are recorded.
     options = WorkerOptions(lab=lab.config, task_queue=task_queue, node_uses_per_run=6)
     async with LabWorker(temporal_client, options):
         handles = await run_scenarios(lab, start_task)
-        ledger = await temporal_client.get_workflow_handle(node_workflow_id(lab.node("a"))).query(
-            NodeWorkflow.status
+        ledger_of_a = temporal_client.get_workflow_handle(node_workflow_id(lab.node("a")))
+        # A step that succeeded returns before the end of its use is recorded: wait for the last one.
+        await wait_until(
+            lambda: _calls_are(ledger_of_a, 9), what="the last use of node a to be recorded as ended"
         )
+        ledger = await ledger_of_a.query(NodeWorkflow.status)
     histories = {name: await handle.fetch_history() for name, handle in handles.items()}
+    # ACTIVE with the first step's node in one upsert, none for the second (same node), one at the end
+    # (the SDK's own upsert of the patch's TemporalChangeVersion aside).
+    assert len(_our_upserts(histories["task-finished-upserting-changes"])) == 2
     first, *later = await ledger_runs(temporal_client, lab.node("a"))
     histories.update(zip(LEDGERS, [first, later[-1]], strict=True))
 
     # Node a served every task, and its ledger carried its counts through continue-as-new.
     assert ledger.runs == len(later) + 1 >= 2
-    assert (ledger.stats.calls, ledger.stats.successes, ledger.restarts) == (7, 3, 2)
+    assert (ledger.stats.calls, ledger.stats.successes, ledger.restarts) == (9, 5, 2)
     results = await replayer().replay_workflows(_iterate(histories.values()), raise_on_replay_failure=False)
     assert results.replay_failures == {}
     for name, history in histories.items():
         keep(name, history)
+
+
+def _our_upserts(history: WorkflowHistory) -> list[Any]:
+    upserts = (
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    )
+    return [fields for fields in upserts if set(fields) - {"TemporalChangeVersion"}]
+
+
+async def _calls_are(ledger: WorkflowHandle[Any, Any], calls: int) -> bool:
+    return bool((await ledger.query(NodeWorkflow.status)).stats.calls == calls)
 
 
 async def _iterate(histories: Any) -> Any:
