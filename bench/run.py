@@ -25,7 +25,7 @@ from pathlib import Path
 
 from context import QUICK, Bench, Params
 from crash import w4_crash
-from report import table, write_json
+from report import table, targets_summary, with_reference_rows, write_json
 from stack import BIN, BenchStack
 from workloads import w1_overhead, w2_contention, w3_start_rate, w5_lab_pace
 
@@ -82,14 +82,18 @@ async def run(args: argparse.Namespace) -> int:
         if bench is not None:
             await bench.close()
         await asyncio.to_thread(stack.stop)
-    print(f"\n{table(bench.rows)}\n")
+    rows = with_reference_rows(bench.rows)
+    load_at_end = [round(x, 2) for x in os.getloadavg()]
+    print(f"\n{table(rows)}\n\n{targets_summary(rows)}\nload average at the end: {load_at_end}\n")
     meta = {
         "params": vars(params),
         "workloads": args.only,
         "server_command": stack.server.command(),
         "load_average_at_start": load_at_start,
+        "load_average_at_end": load_at_end,
+        "targets": targets_summary(rows),
     }
-    write_json(args.out, bench.rows, {**meta, "duration_s": round(time.perf_counter() - began, 1)})
+    write_json(args.out, rows, {**meta, "duration_s": round(time.perf_counter() - began, 1)})
     print(f"written to {args.out}; run folder {run_dir}{'' if args.keep else ' (removed)'}")
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)

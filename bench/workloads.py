@@ -29,7 +29,7 @@ async def w1_overhead(bench: Bench) -> None:
     our_steps = [server_s / STEPS * MS for server_s, _ in ours]
     plain_steps = [server_s / STEPS * MS for server_s, _ in plain]
     bench.add(
-        Row("W1 per-step wall, median", median(our_steps), median(plain_steps), "ms", "<= 2x"),
+        Row("W1 per-step wall, median", median(our_steps), median(plain_steps), "ms"),
         Row("W1 per-step wall, p95", percentile(our_steps, 95), percentile(plain_steps, 95), "ms"),
         Row(
             "W1 task, client-observed, median",
@@ -89,7 +89,7 @@ async def w2_contention(bench: Bench) -> None:
     ours_hand, plain_hand = hand_offs(ours), hand_offs(plain)
     bench.add(
         Row("W2 tasks finished", f"{sum(ours_done)}/{tasks}", f"{sum(plain_done)}/{tasks}"),
-        Row("W2 makespan", makespan_s(ours), makespan_s(plain), "s", "<= 2x"),
+        Row("W2 makespan", makespan_s(ours), makespan_s(plain), "s"),
         Row("W2 makespan vs ideal", makespan_s(ours), ideal, "s"),
         Row(
             "W2 node hand-off p50",
@@ -103,7 +103,7 @@ async def w2_contention(bench: Bench) -> None:
             percentile(plain_hand.latencies_s, 95) * MS,
             "ms",
         ),
-        Row("W2 overlapping uses of a node", ours_hand.overlaps, plain_hand.overlaps, "", "0"),
+        Row("W2 overlapping uses of a node", ours_hand.overlaps, plain_hand.overlaps),
         *_cpu_rows("W2", ours_usage, plain_usage, tasks * STEPS),
         *_memory_rows("W2", ours_usage, plain_usage),
     )
@@ -115,7 +115,7 @@ async def w5_lab_pace(bench: Bench) -> None:
     ours = read_uses(bench.stack.drivers_log, "w5-")
     bench.add(
         Row("W5 tasks finished", f"{sum(done)}/{tasks}"),
-        Row("W5 makespan vs ideal", makespan_s(ours), ideal_makespan_s(tasks, sleep_s), "s", "<= 1.05x"),
+        Row("W5 makespan vs ideal", makespan_s(ours), ideal_makespan_s(tasks, sleep_s), "s"),
     )
 
 
@@ -145,7 +145,7 @@ async def w3_start_rate(bench: Bench) -> None:
     (ours, ours_usage) = await bench.measured(lambda: _rate_ours(bench, starts, limit))
     (plain, plain_usage) = await bench.measured(lambda: _rate_plain(bench, starts, limit))
     bench.add(
-        Row("W3 starts accepted per second", ours.per_s, plain.per_s, "/s", ">= 0.8x"),
+        Row("W3 starts accepted per second", ours.per_s, plain.per_s, "/s"),
         Row("W3 start errors", ours.errors, plain.errors),
         Row("W3 tasks finished", f"{ours.finished}/{starts}", f"{plain.finished}/{starts}"),
         Row("W3 time until all finished", ours.all_done_s, plain.all_done_s, "s"),
