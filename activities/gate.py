@@ -34,6 +34,8 @@ class NodeGate:
         self._busy = False
         self._arrivals = itertools.count()
         self._preferred: str | None = None
+        # The end of the last use, not recorded yet: the next step admitted carries it in its begin.
+        self._pending: EndUse | None = None
         # A worker that starts (after an outage, say) receives the steps waiting for its node one by
         # one, in the server's order, not the order they asked in: admitting the first at once let a
         # task that asked 1.3 s later go first. The gate admits nobody until the deliveries settled.
@@ -93,6 +95,21 @@ class NodeGate:
         waiter.turn.set_result(close)
         return waiter.handed_close
 
+    def defer(self, close: EndUse) -> None:
+        """The holder is done and nobody waits: the gate opens, and the next step admitted records
+        `close` with its begin (see `take_pending` for the end nobody takes)."""
+        self._pending = close
+        self._busy = False
+        self._admit()
+
+    def take_pending(self) -> EndUse | None:
+        """The deferred end if no step took it, to be sent alone; the gate then stays closed until
+        `release`, so that no step begins before it is recorded."""
+        close, self._pending = self._pending, None
+        if close is not None:
+            self._busy = True
+        return close
+
     def release(self, close: EndUse | None) -> asyncio.Future[None] | None:
         """The holder is done. With `close` and a waiter, a hand-over (see `hand_over`); otherwise the
         gate opens."""
@@ -112,7 +129,10 @@ class NodeGate:
             if waiter.turn.done():
                 continue
             self._busy = True
-            waiter.turn.set_result(None)
+            close, self._pending = self._pending, None
+            if close is not None:
+                waiter.handed_close = asyncio.get_running_loop().create_future()
+            waiter.turn.set_result(close)
 
     def _still_settling(self) -> bool:
         remaining = self._opens_at - time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import threading
@@ -22,6 +23,9 @@ T = TypeVar("T")
 # How long a starting worker lets the steps already waiting for its nodes arrive before it admits the
 # first: the server hands them over within a few hundred milliseconds, in no particular order.
 GATE_SETTLE_S = 1.0
+# How long the end of a use that succeeded waits for the node's next begin to carry it (one ledger write
+# instead of two) before it is sent alone; meanwhile the ledger still names the finished step as holder.
+FLUSH_S = 1.0
 
 
 class DriverThread:
@@ -86,6 +90,7 @@ class NodeHost:
         self._stuck: dict[str, asyncio.Task[None]] = {}
         # Ends of uses sent after their step returned (StepActivities._end_in_background).
         self._ending: set[asyncio.Task[None]] = set()
+        self._flush_now = asyncio.Event()
 
     def node(self, node_id: str) -> BaseNode:
         return self.nodes[node_id]
@@ -107,8 +112,14 @@ class NodeHost:
         self._ending.add(ending)
         ending.add_done_callback(lambda done: _ended(self, node_id, done))
 
+    async def flush_due(self) -> None:
+        """Return after FLUSH_S, or at once when the worker stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush_now.wait(), FLUSH_S)
+
     async def settle_ends(self) -> None:
-        """Wait until every end of use sent in the background has arrived (a clean stop)."""
+        """Send the deferred ends now and wait until every one has arrived (a clean stop)."""
+        self._flush_now.set()
         while self._ending:
             await asyncio.wait(set(self._ending))
 

@@ -276,16 +276,21 @@ class StepActivities:
         await self._end(node.id, end)
 
     def _end_in_background(self, node_id: str, end: EndUse) -> None:
-        """A step that succeeded returns at once: the end of its use goes with the next waiter's begin
-        (a hand-over), or is sent now, without holding the step's completion back. The gate stays closed
-        until it is recorded. A worker killed before it arrives leaves the use open in the ledger; the
-        task's record of the step (SUCCEEDED) proves it ended (see `recovery.ended_use`)."""
+        """A step that succeeded returns at once: the end of its use goes with the next step's begin on
+        the node (a waiter's now, or one that comes within FLUSH_S), or alone after FLUSH_S, without
+        holding the step's completion back. A worker killed before it arrives leaves the use open in
+        the ledger; the task's record of the step (SUCCEEDED) proves it ended (`recovery.ended_use`)."""
         gate = self.host.gates[node_id]
         if gate.hand_over(end) is not None:
             return  # the waiter's begin records it, or its own flush if it cannot begin (_flush_close)
-        self.host.keep_ending(node_id, asyncio.create_task(self._end_then_open(node_id, gate, end)))
+        gate.defer(end)
+        self.host.keep_ending(node_id, asyncio.create_task(self._flush_later(node_id, gate)))
 
-    async def _end_then_open(self, node_id: str, gate: NodeGate, end: EndUse) -> None:
+    async def _flush_later(self, node_id: str, gate: NodeGate) -> None:
+        await self.host.flush_due()
+        end = gate.take_pending()
+        if end is None:
+            return  # a step's begin carried it
         try:
             await self._end(node_id, end)
         finally:

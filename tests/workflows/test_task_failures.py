@@ -41,6 +41,17 @@ async def ledger_of(client: Client, node_id: str) -> LedgerState:
     return await client.get_workflow_handle(node_workflow_id(node_id)).query(NodeWorkflow.status)
 
 
+async def ledger_once_idle(client: Client, node_id: str) -> LedgerState:
+    """The ledger once no use is held: a step that succeeded returns before its end of use is recorded
+    (within about a second, or with the node's next begin)."""
+
+    async def idle() -> LedgerState | None:
+        ledger = await ledger_of(client, node_id)
+        return ledger if ledger.holder is None else None
+
+    return await wait_until(idle, what=f"node {node_id} to be released")
+
+
 async def test_failed_step_stops_the_task_in_error_and_retry_runs_it_again(
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
@@ -59,7 +70,7 @@ async def test_failed_step_stops_the_task_in_error_and_retry_runs_it_again(
         await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry"))
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
         status = await status_of(handle)
-        ledger = await ledger_of(temporal_client, b)
+        ledger = await ledger_once_idle(temporal_client, b)
 
     assert result.state is TaskState.FINISHED
     assert JOURNAL.restarts[b] == 1
@@ -116,7 +127,7 @@ async def test_cancel_aborts_the_running_step_and_frees_the_node(
         )
         status = await status_of(running)
         result = await asyncio.wait_for(waiting.result(), RESULT_TIMEOUT_S)
-        ledger = await ledger_of(temporal_client, a)
+        ledger = await ledger_once_idle(temporal_client, a)
 
     assert abort_latency_s < 5, f"the driver was asked to abort {abort_latency_s:.1f} s after the cancel"
     assert described.status is WorkflowExecutionStatus.CANCELED
