@@ -92,7 +92,7 @@ async def _decide(bench: Bench, task: dict[str, Any], outcome: Outcome, pending:
     if state == "FINISHED":
         outcome.finished += 1
         pending.discard(task_id)
-    elif state == "ERROR" and "worker lost" in reason:
+    elif state == "ERROR" and ("worker lost" in reason or "cut off" in reason):  # once accounted: cut off
         try:
             await bench.api("POST", f"/tasks/{task_id}/continue", {"mode": "retry"})
         except httpx.HTTPStatusError:

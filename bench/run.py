@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -69,15 +70,13 @@ async def run(args: argparse.Namespace) -> int:
     began, load_at_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     print(f"load average at start: {load_at_start} (other processes on this machine skew the figures)")
     bench: Bench | None = None
+    failed: str | None = None
     try:
         await stack.start()
         pids = ", ".join(f"{name} pid {proc.pid}" for name, proc in stack.procs.items())
         print(f"stack ready in {run_dir} ({pids})", flush=True)
         bench = Bench(stack, params)
-        for name in args.only:
-            print(f"{name} ...", flush=True)
-            with _profiled(args.profile, name, stack):
-                await WORKLOADS[name](bench)
+        failed = await _run_workloads(args, bench)
     finally:
         if bench is not None:
             await bench.close()
@@ -92,12 +91,28 @@ async def run(args: argparse.Namespace) -> int:
         "load_average_at_start": load_at_start,
         "load_average_at_end": load_at_end,
         "targets": targets_summary(rows),
+        "failed": failed,
     }
     write_json(args.out, rows, {**meta, "duration_s": round(time.perf_counter() - began, 1)})
     print(f"written to {args.out}; run folder {run_dir}{'' if args.keep else ' (removed)'}")
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
-    return 0
+    return 1 if failed else 0
+
+
+async def _run_workloads(args: argparse.Namespace, bench: Bench) -> str | None:
+    """The workloads in order; the first that fails stops the run (what it left, e.g. tasks holding
+    nodes, would skew the next), and the rows measured so far are still printed and written."""
+    for name in args.only:
+        print(f"{name} ...", flush=True)
+        try:
+            with _profiled(args.profile, name, bench.stack):
+                await WORKLOADS[name](bench)
+        except Exception as error:  # reported with the table, not instead of it
+            traceback.print_exc()
+            print(f"{name} failed: {error!r}; the workloads after it were not run", flush=True)
+            return f"{name}: {error!r}"
+    return None
 
 
 @contextlib.contextmanager
