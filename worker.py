@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -117,12 +117,15 @@ class LabWorker:
             metrics.declare_nodes(self.node_ids)
             host, sdk_port = self.options.metrics_host, self.options.sdk_metrics_port
             self._stack.callback(metrics.serve_metrics(host, port, sdk_port))
+        # Every hosted node's ledger exists before its queue is polled: a step that arrives at once
+        # would otherwise find no ledger and take it for one that ended (started again, in ERROR).
+        handles = {node_id: await self._start_ledger(node_id) for node_id in self.node_ids}
         for worker in self._workers(self.host):
             await self._stack.enter_async_context(worker)
         if self.options.run_workflows:
             await self._start_lab()
-        for node_id in self.node_ids:
-            await self._bring_online(node_id)
+        for node_id, handle in handles.items():
+            await self._bring_online(node_id, handle)
 
     def worker_info(self) -> WorkerInfo:
         """This process as the ledgers record it: who runs a use, who hosts a node."""
@@ -211,9 +214,9 @@ class LabWorker:
             except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
                 log.warning("could not mark node %s offline: %s", node_id, exc)
 
-    async def _bring_online(self, node_id: str) -> None:
-        """Make sure the node's ledger runs, and read it first: a use that never ended is reported."""
-        handle = await self.client.start_workflow(
+    async def _start_ledger(self, node_id: str) -> WorkflowHandle[Any, Any]:
+        """The node's ledger, started if it does not run (a new lab, or one that ended)."""
+        return await self.client.start_workflow(
             NodeWorkflow.run,
             NodeInput(
                 ledger=LedgerState(node_id=node_id),
@@ -224,6 +227,10 @@ class LabWorker:
             task_queue=self.options.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
+
+    async def _bring_online(self, node_id: str, handle: WorkflowHandle[Any, Any]) -> None:
+        """Tell the node's ledger this worker hosts it, and read it first: a use that never ended is
+        reported."""
         try:
             # What this worker built the driver from: a reload of the configuration compares it.
             digest = driver_digest(self.options.lab.node(node_id))
