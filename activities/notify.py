@@ -12,7 +12,6 @@ import asyncio
 import logging
 from urllib.parse import quote
 
-import apprise
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -63,6 +62,8 @@ def webhook_url(url: str, notification: Notification) -> str:
 
 def check_targets(config: NotificationsConfig, file: str) -> list[ConfigProblem]:
     """The URLs Apprise does not understand (unknown scheme, a required part missing), located."""
+    import apprise  # here, not at the top: a lab without notifications never loads it (~15 MiB)
+
     places = [(f"$.targets[{i}].url", t.url) for i, t in enumerate(config.targets)]
     places += [(f"$.escalate_to[{i}]", url) for i, url in enumerate(config.escalate_to)]
     return [
@@ -74,6 +75,8 @@ def check_targets(config: NotificationsConfig, file: str) -> list[ConfigProblem]
 
 def send(url: str, notification: Notification) -> str | None:
     """Send through Apprise (blocking: run in a thread); None if sent, else what went wrong."""
+    import apprise
+
     sender = apprise.Apprise()
     if not sender.add(webhook_url(url, notification)):
         return NOT_UNDERSTOOD
