@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from crash_lab import CRASH_NODES, WORKER_BINARY, CrashLab, MakeLab, StartWorker, WorkerProcess, crash_node
+from reliability import ApiProcess, Process
 
 from task_scheduler import LabConfig, NodeConfig, WorkflowConfig
 
@@ -72,3 +73,12 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     yield start
     for worker in workers:
         worker.kill()
+
+
+@pytest.fixture
+def owned() -> Iterator[list[Process | ApiProcess]]:
+    """The test's subprocesses: each stopped by its own pid at teardown."""
+    processes: list[Process | ApiProcess] = []
+    yield processes
+    for process in processes:
+        process.kill()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,6 @@ StartDevServer = Callable[..., Awaitable[DevServer]]
 async def _all_released(http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
     nodes: list[dict[str, Any]] = (await http.get("/nodes")).json()
     return nodes if all(n["holder"] is None for n in nodes) else None
-
-
-@pytest.fixture
-def owned() -> Iterator[list[Process | ApiProcess]]:
-    """The test's subprocesses: each stopped by its own pid at teardown."""
-    processes: list[Process | ApiProcess] = []
-    yield processes
-    for process in processes:
-        process.kill()
 
 
 def ends(lab: CrashLab) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -38,15 +38,6 @@ KILL_AFTER_STEPS = 10  # steps shown finished, before the server is killed
 STARTS_AFTER_RESTART = 5  # the burst goes on after the restart, then ends
 StartDevServer = Callable[..., Awaitable[DevServer]]
 Finished = dict[str, dict[int, datetime]]  # task id -> step index -> finished_at, as a status showed it
-
-
-@pytest.fixture
-def owned() -> Iterator[list[Process | ApiProcess]]:
-    """The test's subprocesses: each stopped by its own pid at teardown."""
-    processes: list[Process | ApiProcess] = []
-    yield processes
-    for process in processes:
-        process.kill()
 
 
 class Burst:

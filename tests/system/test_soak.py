@@ -12,7 +12,7 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,15 +72,6 @@ class SoakNode(BaseNode):
 '''
 
 StartDevServer = Callable[..., Awaitable[DevServer]]
-
-
-@pytest.fixture
-def owned() -> Iterator[list[Process | ApiProcess]]:
-    """The test's subprocesses: each stopped by its own pid at teardown."""
-    processes: list[Process | ApiProcess] = []
-    yield processes
-    for process in processes:
-        process.kill()
 
 
 def write_soak_lab(folder: Path) -> tuple[Path, Path, Path]:

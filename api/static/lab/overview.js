@@ -159,18 +159,25 @@ function progress(task) {
   return [bar, ` ${stepLine(task).replace(/ on .*/, "")}${waiting}`];
 }
 
-export function drawRunning(read) {
-  keyed(document.getElementById("running-body"), read.tasks, (t) => t.task_id,
-    () => h("tr", {}, ...Array.from({ length: 6 }, () => h("td"))),
+// A table of tasks, a row per task kept by its id: its link, workflow and state, then `more` cells.
+function drawTasks(bodyId, tasks, more) {
+  keyed(document.getElementById(bodyId), tasks, (t) => t.task_id,
+    () => h("tr", {}, ...Array.from({ length: 3 + more.length }, () => h("td"))),
     (row, task) => {
       const cells = row.children;
       put(cells[0], taskLink(task.task_id));
       put(cells[1], task.workflow_name || "");
       put(cells[2], badge(task.state));
-      put(cells[3], progress(task));
-      put(cells[4], (currentStep(task) || {}).node || task.current_node || "");
-      put(cells[5], clock(task.started_at));
+      more.forEach((cell, i) => put(cells[3 + i], cell(task)));
     });
+}
+
+export function drawRunning(read) {
+  drawTasks("running-body", read.tasks, [
+    progress,
+    (task) => (currentStep(task) || {}).node || task.current_node || "",
+    (task) => clock(task.started_at),
+  ]);
   document.getElementById("running-none").hidden = read.tasks.length > 0;
   document.getElementById("running-body").closest("table").hidden = read.tasks.length === 0;
 }
@@ -181,17 +188,11 @@ export async function readRecent() {
 }
 
 export function drawRecent(page) {
-  keyed(document.getElementById("recent-body"), page.tasks, (t) => t.task_id,
-    () => h("tr", {}, ...Array.from({ length: 6 }, () => h("td"))),
-    (row, task) => {
-      const cells = row.children;
-      put(cells[0], taskLink(task.task_id));
-      put(cells[1], task.workflow_name || "");
-      put(cells[2], badge(task.state));
-      put(cells[3], task.current_node || "");
-      put(cells[4], clock(task.started_at));
-      put(cells[5], clock(task.closed_at));
-    });
+  drawTasks("recent-body", page.tasks, [
+    (task) => task.current_node || "",
+    (task) => clock(task.started_at),
+    (task) => clock(task.closed_at),
+  ]);
 }
 
 export async function fillWorkflows() {
