@@ -128,8 +128,14 @@ async def test_metrics_tasks_waiting_for_an_operator_and_the_longest_wait(
 async def test_metrics_nodes_by_state_agree_with_the_node_listing(
     viewer: httpx.AsyncClient, tasks_in_each_state: dict[str, dict[str, Any]]
 ) -> None:
-    samples = await scrape(viewer)
-    nodes = (await viewer.get("/nodes")).json()
+    async def steady() -> tuple[Any, list[dict[str, Any]]] | None:
+        """A scrape between two equal node listings (a node whose last step just succeeded turns
+        AVAILABLE within about a second, when the end of its use is recorded)."""
+        nodes = (await viewer.get("/nodes")).json()
+        samples = await scrape(viewer)
+        return (samples, nodes) if (await viewer.get("/nodes")).json() == nodes else None
+
+    samples, nodes = await wait_for(steady, "the nodes steady across a scrape")
 
     per_state = Counter(n["state"] or "UNKNOWN" for n in nodes)
     for state in [*NodeState, "UNKNOWN"]:

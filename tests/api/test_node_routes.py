@@ -17,7 +17,13 @@ async def _node(http: httpx.AsyncClient, node_id: str) -> dict[str, Any]:
 async def test_list_nodes_shows_every_node_of_the_lab_hosted_and_available(
     api_lab: Any, viewer: httpx.AsyncClient
 ) -> None:
-    response = await viewer.get("/nodes")
+    async def settled() -> httpx.Response | None:
+        # An earlier test's last step may have just succeeded: its use is recorded as ended within
+        # about a second, and only then is its node AVAILABLE.
+        response = await viewer.get("/nodes")
+        return None if any(n["holder"] for n in response.json()) else response
+
+    response = await wait_for(settled, "no node held")
 
     assert response.status_code == 200
     nodes = {n["id"]: n for n in response.json()}

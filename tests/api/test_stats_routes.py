@@ -41,7 +41,13 @@ async def test_stats_count_each_nodes_calls_and_each_workflows_tasks(
         stats = await read_stats(viewer, since=since)
         return stats if sum(w["tasks"] for w in stats["tasks_per_week"]) == 3 else None
 
+    async def released() -> bool:
+        # A use that succeeded is recorded as ended within about a second of its step's return.
+        nodes = [(await viewer.get(f"/nodes/{tasks.node(short)}")).json() for short in ("a", "b")]
+        return all(node["holder"] is None for node in nodes)
+
     stats = await wait_for(counted, "the three tasks counted")
+    await wait_for(released, "nodes a and b released")
     after = by_node(await read_stats(viewer))
 
     def added(short: str, figure: str) -> int:
