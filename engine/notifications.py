@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -214,82 +215,60 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _error_lines(task_id: str, workflow_name: str, step_index: int, node_id: str, message: str) -> list[str]:
-    return [
-        f"Task {task_id} (workflow {workflow_name}) stopped at step {step_index + 1}, node {node_id}:",
-        f"  {message}",
-        "It waits for an operator. What to do:",
-        *operator_commands(task_id),
-    ]
+@dataclass(frozen=True)
+class TaskStop:
+    """A task stopped in ERROR, waiting for an operator: what every message about that stop says.
+    `attempt`: the how-manyth time this task stopped (a new key for each stop)."""
+
+    task_id: str
+    workflow_name: str
+    step_index: int
+    node_id: str
+    message: str
+    attempt: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"Task {self.task_id} (workflow {self.workflow_name}) stopped at step {self.step_index + 1}, "
+            f"node {self.node_id}:",
+            f"  {self.message}",
+            "It waits for an operator. What to do:",
+            *operator_commands(self.task_id),
+        ]
+
+    def notification(self, event: Event, key_suffix: str, title: str, *first: str) -> Notification:
+        """A message about this stop: `first` lines, then the stop and the commands, then the key."""
+        key = notification_key(self.task_id, event, f"{self.attempt}{key_suffix}")
+        lines = [*first, *self.lines()]
+        return _notification(
+            event, key, title, lines, task_id=self.task_id, node_id=self.node_id, attempt=self.attempt
+        )
 
 
-def task_error_notification(
-    task_id: str, workflow_name: str, step_index: int, node_id: str, message: str, attempt: int
-) -> Notification:
-    """A task stopped in ERROR and waits for an operator. `attempt`: the how-manyth time this task
-    stopped (a new key for each stop)."""
-    key = notification_key(task_id, Event.TASK_ERROR, attempt)
-    return Notification(
-        event=Event.TASK_ERROR,
-        key=key,
-        title=f"Task {task_id} needs an operator: step {step_index + 1} on {node_id} failed",
-        body=_with_key(_error_lines(task_id, workflow_name, step_index, node_id, message), key),
-        task_id=task_id,
-        node_id=node_id,
-        attempt=attempt,
-    )
+def task_error_notification(stop: TaskStop) -> Notification:
+    """A task stopped in ERROR and waits for an operator."""
+    title = f"Task {stop.task_id} needs an operator: step {stop.step_index + 1} on {stop.node_id} failed"
+    return stop.notification(Event.TASK_ERROR, "", title)
 
 
-def reminder_notification(
-    task_id: str,
-    workflow_name: str,
-    step_index: int,
-    node_id: str,
-    message: str,
-    attempt: int,
-    reminder_number: int,
-    waiting_s: float,
-) -> Notification:
+def reminder_notification(stop: TaskStop, reminder_number: int, waiting_s: float) -> Notification:
     """The task still waits, `waiting_s` after it stopped; reminder `reminder_number` (from 1)."""
-    key = notification_key(task_id, Event.TASK_REMINDER, f"{attempt}.{reminder_number}")
-    lines = [
-        f"Reminder {reminder_number}: task {task_id} has waited {_minutes(waiting_s)} for an operator.",
-        *_error_lines(task_id, workflow_name, step_index, node_id, message),
-    ]
-    return _notification(
+    return stop.notification(
         Event.TASK_REMINDER,
-        key,
-        f"Reminder {reminder_number}: task {task_id} still waits for an operator ({node_id})",
-        lines,
-        task_id=task_id,
-        node_id=node_id,
-        attempt=attempt,
+        f".{reminder_number}",
+        f"Reminder {reminder_number}: task {stop.task_id} still waits for an operator ({stop.node_id})",
+        f"Reminder {reminder_number}: task {stop.task_id} has waited {_minutes(waiting_s)} for an operator.",
     )
 
 
-def escalation_notification(
-    task_id: str,
-    workflow_name: str,
-    step_index: int,
-    node_id: str,
-    message: str,
-    attempt: int,
-    waiting_s: float,
-) -> Notification:
+def escalation_notification(stop: TaskStop, waiting_s: float) -> Notification:
     """Nobody acted on the task for `waiting_s`: told to the second list of recipients."""
-    key = notification_key(task_id, Event.TASK_ESCALATION, attempt)
-    lines = [
-        f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator and nobody acted.",
-        *_error_lines(task_id, workflow_name, step_index, node_id, message),
-    ]
-    return _notification(
+    waited = _minutes(waiting_s)
+    return stop.notification(
         Event.TASK_ESCALATION,
-        key,
-        f"Escalation: task {task_id} has waited {_minutes(waiting_s)} for an operator",
-        lines,
-        task_id=task_id,
-        node_id=node_id,
-        attempt=attempt,
+        "",
+        f"Escalation: task {stop.task_id} has waited {waited} for an operator",
+        f"Escalation: task {stop.task_id} has waited {waited} for an operator and nobody acted.",
     )
 
 

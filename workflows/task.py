@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.notifications import (
         Event,
         Notification,
+        TaskStop,
         escalation_notification,
         reminder_notification,
         task_cancelled_notification,
@@ -339,7 +340,7 @@ class TaskWorkflow:
             await workflow.wait_condition(self._decided_yet)
             return
         stopped_at, alarms = workflow.now(), WaitAlarms()
-        await self._tell(task_error_notification(*self._stop_facts(record), self.memory.stops))
+        await self._tell(task_error_notification(self._stop(record)))
         while (alarm := alarms.next(policy, self._waited_s(stopped_at))) is not None:
             try:
                 await workflow.wait_condition(self._decided_yet, timeout=timedelta(seconds=alarm[1]))
@@ -352,18 +353,19 @@ class TaskWorkflow:
         return self.memory.decision is not None
 
     async def _sound(self, alarm: Alarm, alarms: WaitAlarms, record: StepRecord, waited_s: float) -> None:
-        facts = self._stop_facts(record)
+        stop = self._stop(record)
         if alarm is Alarm.ESCALATION:
             alarms.escalated = True
-            await self._tell(escalation_notification(*facts, self.memory.stops, waited_s))
+            await self._tell(escalation_notification(stop, waited_s))
             return
         alarms.reminders_sent += 1
-        reminder = reminder_notification(*facts, self.memory.stops, alarms.reminders_sent, waited_s)
-        await self._tell(reminder)
+        await self._tell(reminder_notification(stop, alarms.reminders_sent, waited_s))
 
-    def _stop_facts(self, record: StepRecord) -> tuple[str, str, int, str, str]:
+    def _stop(self, record: StepRecord) -> TaskStop:
         reason = self.status.reason or "the step failed"
-        return self.status.task_id, self.spec.workflow_name, record.index, record.node, reason
+        return TaskStop(
+            self.status.task_id, self.spec.workflow_name, record.index, record.node, reason, self.memory.stops
+        )
 
     def _waited_s(self, since: Any) -> float:
         return float((workflow.now() - since).total_seconds())

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from task_scheduler.devserver import DevServer
 from task_scheduler.engine.lab_state import LabStatus
-from task_scheduler.engine.notifications import task_error_notification
+from task_scheduler.engine.notifications import TaskStop, task_error_notification
 from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.lab import LabWorkflow
 
@@ -53,7 +53,9 @@ async def test_notification_signalled_to_a_killed_worker_is_delivered_after_its_
     await lab_status(temporal_client, task_queue)  # the worker started the LabWorkflow and runs it
 
     worker.freeze()  # it can take nothing from the server now
-    notification = task_error_notification("task-crash-1", "one", 0, node, "the lid did not open", attempt=1)
+    notification = task_error_notification(
+        TaskStop("task-crash-1", "one", 0, node, "the lid did not open", attempt=1)
+    )
     handle = temporal_client.get_workflow_handle_for(LabWorkflow.run, lab_workflow_id(task_queue))
     await handle.signal(LabWorkflow.notify, notification)
     worker.kill()

@@ -19,6 +19,7 @@ from task_scheduler.engine.loader import load_config
 from task_scheduler.engine.notifications import (
     Event,
     NotificationsConfig,
+    TaskStop,
     masked,
     node_error_notification,
     reminder_notification,
@@ -146,7 +147,9 @@ def test_config_check_refuses_a_url_apprise_does_not_understand(tmp_path: Path) 
 
 
 def test_task_error_message_names_task_step_node_message_and_commands() -> None:
-    notification = task_error_notification("t-1", "measure-plate", 2, "reader", "lamp failure", attempt=3)
+    notification = task_error_notification(
+        TaskStop("t-1", "measure-plate", 2, "reader", "lamp failure", attempt=3)
+    )
     assert notification.key == "t-1/task_error/3"
     assert notification.title == "Task t-1 needs an operator: step 3 on reader failed"
     body = notification.body
@@ -160,7 +163,7 @@ def test_task_error_message_names_task_step_node_message_and_commands() -> None:
 
 def test_reminder_and_node_error_messages_have_keys_of_their_own() -> None:
     reminder = reminder_notification(
-        "t-1", "w", 0, "arm", "stuck", attempt=1, reminder_number=2, waiting_s=3600
+        TaskStop("t-1", "w", 0, "arm", "stuck", attempt=1), reminder_number=2, waiting_s=3600
     )
     assert reminder.key == "t-1/task_reminder/1.2" and reminder.event is Event.TASK_REMINDER
     assert "Reminder 2: task t-1 has waited 60 min" in reminder.body
@@ -170,7 +173,7 @@ def test_reminder_and_node_error_messages_have_keys_of_their_own() -> None:
 
 
 def test_webhook_url_carries_the_key_as_field_and_header() -> None:
-    notification = task_error_notification("t/1", "w", 0, "arm", "x", attempt=1)
+    notification = task_error_notification(TaskStop("t/1", "w", 0, "arm", "x", attempt=1))
     url = webhook_url("json://h:1/hook?x=1", notification)
     assert url.startswith("json://h:1/hook?x=1&:idempotency_key=t%2F1%2Ftask_error%2F1&:event=task_error")
     assert url.endswith("+Idempotency-Key=t%2F1%2Ftask_error%2F1")
@@ -233,6 +236,6 @@ def test_worker_offline_message_names_the_pc_its_nodes_and_the_command() -> None
 
 def test_lab_state_drops_a_repeated_key() -> None:
     state = LabState()
-    notification = task_error_notification("t-1", "w", 0, "arm", "x", attempt=1)
+    notification = task_error_notification(TaskStop("t-1", "w", 0, "arm", "x", attempt=1))
     assert state.accept(notification) and not state.accept(notification)
     assert state.dropped_repeats == 1

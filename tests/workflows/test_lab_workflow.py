@@ -16,7 +16,7 @@ from temporalio.worker import Replayer
 
 from task_scheduler import load_config
 from task_scheduler.engine.lab_state import LabState, LabStatus, lab_plan
-from task_scheduler.engine.notifications import task_error_notification
+from task_scheduler.engine.notifications import TaskStop, task_error_notification
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.lab import LabWorkflow
@@ -80,7 +80,9 @@ async def workers(temporal_client: Client, task_queue: str) -> AsyncIterator[Wor
 
 def step_failed(lab: TestLab, attempt: int = 1) -> Any:
     return task_error_notification(
-        "task-notify-1", lab.workflow("one"), 1, lab.node("b"), "the gripper dropped the plate", attempt
+        TaskStop(
+            "task-notify-1", lab.workflow("one"), 1, lab.node("b"), "the gripper dropped the plate", attempt
+        )
     )
 
 
