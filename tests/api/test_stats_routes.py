@@ -99,16 +99,3 @@ async def test_stats_name_a_node_without_a_ledger_with_zero_calls(
     assert entry["calls"] == 0
     assert entry["success_rate"] is None
     assert entry["note"] == "no ledger yet: no worker has hosted this node"
-
-
-async def test_stats_refuse_a_bad_time_and_need_a_token(
-    viewer: httpx.AsyncClient, anonymous: httpx.AsyncClient
-) -> None:
-    bad = await viewer.get("/stats", params={"since": "last tuesday"})
-    backwards = await viewer.get("/stats", params={"since": "1h", "until": "2h"})
-    refused = await anonymous.get("/stats")
-
-    assert bad.status_code == 422
-    assert "not a time" in bad.json()["detail"]
-    assert backwards.status_code == 422
-    assert refused.status_code == 401

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from api_support import Tasks, wait_for
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -93,14 +94,16 @@ async def test_timeline_shows_a_task_waiting_for_the_node_another_holds(
     assert mine[(second, "wait")]["end"] == mine[(second, "run")]["start"]
 
 
-async def test_timeline_refuses_a_bad_time_and_needs_a_token(
-    viewer: httpx.AsyncClient, anonymous: httpx.AsyncClient
+@pytest.mark.parametrize("route", ["/timeline", "/timeline.svg", "/stats"])
+async def test_timeline_and_stats_refuse_a_bad_time_and_need_a_token(
+    route: str, viewer: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    bad = await viewer.get("/timeline", params={"since": "last tuesday"})
-    backwards = await viewer.get("/timeline", params={"since": "1h", "until": "2h"})
-    refused = await anonymous.get("/timeline.svg")
+    bad = await viewer.get(route, params={"since": "last tuesday"})
+    backwards = await viewer.get(route, params={"since": "1h", "until": "2h"})
+    refused = await anonymous.get(route)
 
     assert bad.status_code == 422
     assert "not a time" in bad.json()["detail"]
     assert backwards.status_code == 422
+    assert "must be before until" in backwards.json()["detail"]
     assert refused.status_code == 401

@@ -74,6 +74,8 @@ async def test_devserver_opens_a_database_of_other_sqlite_settings_and_back(
 
     client = await restart_with(server, ROLLBACK_JOURNAL)  # an older task_scheduler: the file keeps its mode
     handles.append(await start_echo(client, "opened by an older version", task_queue))
+    server.stop()
+    assert journal_mode(db_file) == DEV_SERVER_SQLITE_PRAGMAS.get("journal_mode", "delete")
     client = await restart_with(server, {"journal_mode": "delete"})  # and back to the rollback journal
     handles.append(await start_echo(client, "back to the rollback journal", task_queue))
 
