@@ -25,13 +25,13 @@ from .activities.node_ops import NodeActivities
 from .activities.notify import NotifyActivities
 from .activities.recovery import close_if_ended
 from .activities.steps import StepActivities
-from .client.handles import ledger_handle
+from .client.handles import ledger_handle, start_ledger
 from .client.pollers import live_pollers, stopped_identities
 from .engine.config import LabConfig, build_node, driver_digest
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.lab_state import LabState, lab_plan
 from .engine.ledger import LedgerState, NodeCommand, WorkerInfo, step_of
-from .workflows.ids import DEFAULT_TASK_QUEUE, lab_workflow_id, node_task_queue, node_workflow_id
+from .workflows.ids import DEFAULT_TASK_QUEUE, lab_workflow_id, node_task_queue
 from .workflows.lab import LabWorkflow
 from .workflows.node import NodeInput, NodeWorkflow
 from .workflows.sandbox import workflow_runner
@@ -214,21 +214,16 @@ class LabWorker:
             except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
                 log.warning("could not mark node %s offline: %s", node_id, exc)
 
-    async def _start_ledger(self, node_id: str) -> WorkflowHandle[Any, Any]:
+    async def _start_ledger(self, node_id: str) -> WorkflowHandle[NodeWorkflow, None]:
         """The node's ledger, started if it does not run (a new lab, or one that ended)."""
-        return await self.client.start_workflow(
-            NodeWorkflow.run,
-            NodeInput(
-                ledger=LedgerState(node_id=node_id),
-                uses_per_run=self.options.node_uses_per_run,
-                holder_check_s=self.options.holder_check_s,
-            ),
-            id=node_workflow_id(node_id),
-            task_queue=self.options.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        node_input = NodeInput(
+            ledger=LedgerState(node_id=node_id),
+            uses_per_run=self.options.node_uses_per_run,
+            holder_check_s=self.options.holder_check_s,
         )
+        return await start_ledger(self.client, node_input, self.options.task_queue)
 
-    async def _bring_online(self, node_id: str, handle: WorkflowHandle[Any, Any]) -> None:
+    async def _bring_online(self, node_id: str, handle: WorkflowHandle[NodeWorkflow, None]) -> None:
         """Tell the node's ledger this worker hosts it, and read it first: a use that never ended is
         reported."""
         try:

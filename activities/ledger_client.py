@@ -14,14 +14,12 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..client.handles import ledger_handle
+from ..client.handles import ledger_handle, start_ledger
 from ..engine.ledger import LedgerState
 from ..engine.states import NodeState
-from ..workflows.ids import node_workflow_id
-from ..workflows.node import NodeInput, NodeWorkflow
+from ..workflows.node import NodeInput
 from .metrics import ledger_call
 
 LEDGER_RPC_TIMEOUT = timedelta(seconds=20)
@@ -59,13 +57,7 @@ class LedgerClient:
     async def start_again(self, node_id: str) -> None:
         activity.logger.error("node %s: %s", node_id, RESTARTED_LEDGER_REASON)
         ledger = LedgerState(node_id=node_id, state=NodeState.ERROR, reason=RESTARTED_LEDGER_REASON)
-        await self.client.start_workflow(
-            NodeWorkflow.run,
-            NodeInput(ledger=ledger),
-            id=node_workflow_id(node_id),
-            task_queue=self.workflow_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        await start_ledger(self.client, NodeInput(ledger=ledger), self.workflow_task_queue)
 
 
 def _ledger_gone(exc: Exception) -> bool:

@@ -27,6 +27,7 @@ class Role(IntEnum):
 class Identity(BaseModel):
     name: str
     role: Role
+    expires_at: datetime | None = None  # the token's own expiry, or its role's lifetime if sooner
 
 
 def create_token(secret: str, name: str, role: Role, ttl_s: float) -> str:
@@ -46,7 +47,8 @@ def read_token(settings: Settings, token: str) -> Identity:
     except KeyError as exc:
         raise AuthenticationError("the token names no known role (viewer, operator, admin)") from exc
     _check_lifetime(claims["iat"], identity.role, settings)
-    return identity
+    expiry = min(float(claims["exp"]), float(claims["iat"]) + settings.token_lifetime_s(identity.role.name))
+    return identity.model_copy(update={"expires_at": datetime.fromtimestamp(expiry, UTC)})
 
 
 def _claims(secret: str, token: str) -> dict[str, Any]:

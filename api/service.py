@@ -69,6 +69,11 @@ async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
         raise TaskExistsError(f"a task with id {task_id!r} exists already") from exc
     except RPCError as exc:
         raise _rpc_error(exc, task_id) from exc
+    except WorkflowQueryFailedError as exc:
+        raise SchedulerUnavailableError(
+            f"the task's workflow could not answer ({exc}): does the worker running the workflows run "
+            "this version of task_scheduler?"
+        ) from exc
     except RuntimeError as exc:
         if "client connect" not in str(exc):
             raise

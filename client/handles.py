@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 
 from ..engine.tasks import TaskResult
 from ..workflows.ids import node_workflow_id
-from ..workflows.node import NodeWorkflow
+from ..workflows.node import NodeInput, NodeWorkflow
 
 
 def task_handle(client: Client, task_id: str) -> WorkflowHandle[Any, TaskResult]:
@@ -21,3 +22,16 @@ def task_handle(client: Client, task_id: str) -> WorkflowHandle[Any, TaskResult]
 
 def ledger_handle(client: Client, node_id: str) -> WorkflowHandle[NodeWorkflow, None]:
     return client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+
+
+async def start_ledger(
+    client: Client, node_input: NodeInput, task_queue: str
+) -> WorkflowHandle[NodeWorkflow, None]:
+    """The node's ledger, started with `node_input` if it does not run; else the running one."""
+    return await client.start_workflow(
+        NodeWorkflow.run,
+        node_input,
+        id=node_workflow_id(node_input.ledger.node_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
