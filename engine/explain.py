@@ -60,7 +60,7 @@ def unaccounted_refusal(step_index: int, run: EarlierRun) -> str:
 def current_details(status: TaskStatus, spec: TaskSpec) -> str:
     """The task's current details in the Temporal UI (Markdown): its state, the step and node, why it
     waits or what failed, and the commands that continue it."""
-    total = status.steps_total or len(spec.steps)
+    total = len(spec.steps)
     index = status.current_step
     where = f"step {index + 1}/{total} on node {spec.steps[index].node.id}" if index is not None else ""
     state = status.state.value

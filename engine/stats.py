@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from .states import TaskState
 from .usage import NodeUsage, Resolution
 
 MAX_WEEKS = 60  # tasks_per_week: the latest 60 weeks at most (400 days are 58)
@@ -44,10 +43,6 @@ class Stats(BaseModel):
     workflows: list[WorkflowFigures]
     tasks_per_week: list[WeekFigures]
     notes: list[str] = Field(default_factory=list, description="figures left out, and why")
-
-
-def outcome_names() -> list[str]:
-    return [s.value for s in TaskState]
 
 
 def monday_of(moment: datetime) -> datetime:

@@ -84,6 +84,8 @@ class TaskWorkflow:
         # The whole state in one model; after a continue-as-new, the one the previous run handed on.
         self.memory = spec.carried or TaskMemory(status=_new_status(spec))
         self.status = self.memory.status
+        # Derived, and shown by the status: a run carried over from before the field existed lacks it.
+        self.status.steps_total = len(spec.steps)
         self.machine = TaskMachine(state=self.status.state, steps_total=len(spec.steps))
 
     @workflow.run
