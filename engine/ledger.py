@@ -110,8 +110,7 @@ class Ledger:
             return BeginVerdict.LOST_PREVIOUS
         if current is not None:
             self._record(current, now, "lost")
-            self.state.stats.lost += 1
-            self.state.usage.record_lost(now)
+            self._count_lost(now)
         self._hold(request, now)
         return BeginVerdict.GRANTED
 
@@ -171,8 +170,7 @@ class Ledger:
     def _close(self, request: EndUse, now: datetime) -> None:
         holder = self.state.holder
         assert holder is not None
-        self.state.stats.add(request, holder.waited_s)
-        self.state.usage.record_end(now, request.duration_s, request.succeeded)
+        self._count_end(request, holder.waited_s, now)
         self._record(holder, now, _outcome(request), request)
         self.state.holder = None
 
@@ -192,6 +190,15 @@ class Ledger:
         for oldest in list(runs)[: max(0, len(runs) - ENDED_RUNS_KEPT)]:
             del runs[oldest]
 
+    def _count_end(self, end: EndUse, waited_s: float, now: datetime) -> None:
+        """A use ended: in the node's lifetime figures and in its windowed usage."""
+        self.state.stats.add(end, waited_s)
+        self.state.usage.record_end(now, end.duration_s, end.succeeded)
+
+    def _count_lost(self, now: datetime) -> None:
+        self.state.stats.lost += 1
+        self.state.usage.record_lost(now)
+
     def abandon(self, key: UseKey, now: datetime, reason: str) -> bool:
         """The holder will never end its use (worker lost, task terminated): the device may have stopped
         mid-action, so the node goes to ERROR and waits for an operator's restart."""
@@ -199,8 +206,7 @@ class Ledger:
         if holder is None or not holder.key.same_step(key) or holder.key.run > key.run:
             return False
         self._record(holder, now, "lost")
-        self.state.stats.lost += 1
-        self.state.usage.record_lost(now)
+        self._count_lost(now)
         self.state.holder = None
         self._sync()
         self.machine.trigger("fail")
@@ -244,8 +250,7 @@ class Ledger:
         cut = next((c for c in self.state.cut_off if c.key == request.key), None)
         if cut is None:
             return False
-        self.state.stats.add(request, cut.waited_s)
-        self.state.usage.record_end(now, request.duration_s, request.succeeded)
+        self._count_end(request, cut.waited_s, now)
         self._record(cut, now, _outcome(request), request)
         self.state.cut_off.remove(cut)
         outcome = RunOutcome.SUCCEEDED if request.succeeded else RunOutcome.FAILED
@@ -256,8 +261,7 @@ class Ledger:
 
     def _account_unknown(self, cut: Holder, now: datetime, why: str) -> None:
         self._record(cut, now, "lost")
-        self.state.stats.lost += 1
-        self.state.usage.record_lost(now)
+        self._count_lost(now)
         self.state.cut_off.remove(cut)
         self._report(_accounted(cut, RunOutcome.UNKNOWN, now, None, f"{why}: its outcome is unknown"))
         self._after_accounting(f"{cut.key} was cut off and {why}")
