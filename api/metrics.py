@@ -25,6 +25,8 @@ from ..client.handles import task_handle
 from ..engine.errors import SchedulerUnavailableError
 from ..engine.states import NodeState, TaskState
 from ..engine.tasks import TaskStatus
+from ..workflows.ids import lab_workflow_id
+from ..workflows.lab import LabWorkflow
 from ..workflows.search_attributes import LAB_WORKFLOW
 from ..workflows.task import TaskWorkflow
 from .node_service import NodeService
@@ -50,15 +52,8 @@ class DeliveryTotals(BaseModel):
 async def notification_deliveries(
     client: Client, task_queue: str, rpc_timeout: timedelta
 ) -> DeliveryTotals | None:
-    """HOOK for the notifications: the LabWorkflow's `status` query (workflows/lab.py) counts the
-    deliveries sent, failed (given up) and under way. None while it is not there: the module not in
-    this version, or no LabWorkflow runs for the task queue (no worker running the workflows started
-    it yet)."""
-    try:
-        from ..workflows.ids import lab_workflow_id  # type: ignore[attr-defined,unused-ignore]
-        from ..workflows.lab import LabWorkflow  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+    """The LabWorkflow's `status` query counts the deliveries sent, failed (given up) and under way.
+    None while no LabWorkflow runs for the task queue (no worker running the workflows started it yet)."""
     handle = client.get_workflow_handle(lab_workflow_id(task_queue))
     try:
         status = await handle.query(LabWorkflow.status, rpc_timeout=rpc_timeout)
