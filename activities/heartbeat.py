@@ -1,5 +1,12 @@
 """Heartbeats of a step: sent from the event loop, never from the driver's thread, so a busy driver
-cannot starve them and a cancellation still reaches the activity."""
+cannot starve them and a cancellation still reaches the activity.
+
+Every heartbeat is a write on the Temporal server (the activity's state). A phase's first heartbeat
+waits FIRST_BEAT_S: a step admitted at once whose driver returns within it sends none, and costs the
+server no more writes than a plain activity. Nothing safety-related rides on the heartbeats: the node's
+ledger says whether a lost run began (see `Ledger.begin`); they show the phase, the place in line and
+who runs the step (the Temporal UI, the API), and carry a cancel back to the activity.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +21,13 @@ WAITING_INTERVAL_S = 5.0
 # A cancellation reaches the activity only in the answer to a heartbeat: while the driver runs, beat
 # often, so an operator's cancel reaches `_abort()` within about a second (the worker's throttle too).
 RUNNING_INTERVAL_S = 1.0
+FIRST_BEAT_S = 0.25
 
 
 class Heartbeat:
     """Sends the current details now and then; `set` changes them (waiting, position n / running).
-    A new phase is sent at once; other changes (the position) go with the next beat."""
+    A new phase goes out FIRST_BEAT_S after it began (if it still holds), then every interval; other
+    changes (the position) go with the next beat."""
 
     def __init__(self, heartbeat_timeout_s: float) -> None:
         self.timeout_s = heartbeat_timeout_s
@@ -35,17 +44,19 @@ class Heartbeat:
         new_phase = details.get("phase") != self.details.get("phase")
         self.details = details
         if new_phase:
-            activity.heartbeat(details)
             self._phase_changed.set()
 
     async def _loop(self) -> None:
-        activity.heartbeat(self.details)
+        wait_s = min(FIRST_BEAT_S, self.interval_s)
         while True:
             self._phase_changed.clear()
             try:
-                await asyncio.wait_for(self._phase_changed.wait(), self.interval_s)
+                await asyncio.wait_for(self._phase_changed.wait(), wait_s)
             except TimeoutError:
                 activity.heartbeat(self.details)
+                wait_s = self.interval_s
+            else:  # a new phase: its first beat after FIRST_BEAT_S
+                wait_s = min(FIRST_BEAT_S, self.interval_s)
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.create_task(self._loop())

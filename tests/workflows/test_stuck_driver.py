@@ -103,7 +103,10 @@ async def restart(client: Client, node_id: str) -> str | None:
 async def test_stuck_driver_closes_its_node_until_a_restart_and_no_cancelled_step_runs(
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
-    lab = make_lab({"solo": ["a"]}, nodes={"a": {"type": "LateStopTestNode", "abort_grace_s": GRACE_S}})
+    # A heartbeat timeout of 3 s: a waiting step beats every second, so B's cancel reaches it well
+    # within LATE_S (every 5 s by default: the restart below could come after A's driver returned).
+    node_a = {"type": "LateStopTestNode", "abort_grace_s": GRACE_S, "heartbeat_timeout_s": 3}
+    lab = make_lab({"solo": ["a"]}, nodes={"a": node_a})
     a = lab.node("a")
     stuck_text = f"node {a}: its driver did not stop within {GRACE_S} s of the abort; check the device"
     async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)) as worker:
