@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -439,20 +439,37 @@ def cmd_token_revoke_all(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
+    from .devserver import DEV_SERVER_RETENTION, namespace_retention
     from .workflows.search_attributes import ensure_search_attributes
 
     settings = settings_from(args)
+    namespace = settings.temporal_namespace
 
     async def run() -> None:
         client = await connect(settings)
-        added = await ensure_search_attributes(client, settings.temporal_namespace)
+        added = await ensure_search_attributes(client, namespace)
         print(
             f"search attributes added: {', '.join(added)}"
             if added
             else "search attributes already registered"
         )
+        # The namespace is the Temporal admin's: its retention is reported, not changed.
+        kept = await namespace_retention(client, namespace)
+        print(f"namespace {namespace} keeps finished tasks for {_days(kept)}")
+        if kept < DEV_SERVER_RETENTION:
+            print(
+                f"note: a task's steps, outputs and logs are gone {_days(kept)} after it ends, and so are "
+                "the first steps of a run that lasts longer. To keep them longer: temporal operator "
+                f"namespace update --namespace {namespace} --retention {DEV_SERVER_RETENTION.days}d",
+                file=sys.stderr,
+            )
 
     return run_async(run)
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day{'' if days == 1 else 's'}"
 
 
 def add_server_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -21,10 +21,14 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import IO, Final, Self
 
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -61,6 +65,12 @@ DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
 DEV_SERVER_SQLITE_PRAGMAS: Final[Mapping[str, str]] = MappingProxyType(
     {"journal_mode": "wal", "synchronous": "full"}
 )
+
+# How long the server keeps a closed workflow: a finished task (its steps, outputs and logs), and the
+# earlier runs of a long task (a continue-as-new closes one; the task's pages of step records query it).
+# `start-dev` makes its namespace with 24 hours: yesterday's tasks, and the first steps of a run going
+# into its second day, would be gone. Raised at every start (a lower value set by hand is raised too).
+DEV_SERVER_RETENTION: Final = timedelta(days=30)
 
 # `start-dev --ip <a LAN address>` is broken in CLI 1.9.1: its frontend dials its own internal services at
 # 127.0.0.1, so StartWorkflowExecution and DescribeTaskQueue fail (visibility queries work). 0.0.0.0 works.
@@ -155,6 +165,24 @@ def _hostname_addresses() -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+async def namespace_retention(client: Client, namespace: str) -> timedelta:
+    """How long `namespace` keeps closed workflows (its retention)."""
+    answer = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+    return answer.config.workflow_execution_retention_ttl.ToTimedelta()
+
+
+async def ensure_retention(client: Client, namespace: str, at_least: timedelta) -> timedelta | None:
+    """Raise the retention of `namespace` to `at_least` if it is shorter; the old value if it was."""
+    current = await namespace_retention(client, namespace)
+    if current >= at_least:
+        return None
+    wanted = Duration()
+    wanted.FromTimedelta(at_least)
+    config = NamespaceConfig(workflow_execution_retention_ttl=wanted)
+    await client.workflow_service.update_namespace(UpdateNamespaceRequest(namespace=namespace, config=config))
+    return current
+
+
 @dataclass
 class DevServer:
     """One `temporal server start-dev` process; `start()` may be called again after `stop()`/`kill()`."""
@@ -164,6 +192,7 @@ class DevServer:
     ip: str = "127.0.0.1"  # the bind address (BIND_ADDRESSES); 0.0.0.0 for other PCs to reach it
     ui_port: int | None = None  # None: headless
     namespace: str = "default"
+    retention: timedelta = DEV_SERVER_RETENTION  # at least this, see DEV_SERVER_RETENTION
     extra_dynamic_config: dict[str, str] = field(default_factory=dict)  # values are JSON text: "true", '"x"'
     # PRAGMA=VALUE for the database file; ignored in memory (an in-memory database has no journal to tune)
     sqlite_pragmas: dict[str, str] = field(default_factory=lambda: dict(DEV_SERVER_SQLITE_PRAGMAS))
@@ -257,6 +286,7 @@ class DevServer:
         """Wait until the server answers in its namespace, then register missing search attributes."""
         client = await self._connect_when_ready(time.monotonic() + timeout_s)
         await ensure_search_attributes(client, self.namespace)
+        await ensure_retention(client, self.namespace, self.retention)
 
     async def _connect_when_ready(self, deadline: float) -> Client:
         while True:

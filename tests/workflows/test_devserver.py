@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from task_scheduler.devserver import DevServer, find_temporal_binary
+from task_scheduler.devserver import (
+    DEV_SERVER_RETENTION,
+    DevServer,
+    ensure_retention,
+    find_temporal_binary,
+    namespace_retention,
+)
 from task_scheduler.engine.errors import DevServerError
 from task_scheduler.workflows.search_attributes import (
     CURRENT_NODE,
@@ -70,6 +77,44 @@ async def test_devserver_registers_custom_search_attributes(temporal_client: Cli
 
     for key in CUSTOM_SEARCH_ATTRIBUTES:
         assert registered.get(key.name) == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+
+
+async def test_devserver_keeps_finished_tasks_for_30_days(temporal_client: Client) -> None:
+    # `start-dev` makes its namespace with 24 hours: yesterday's tasks would be gone.
+    assert await namespace_retention(temporal_client, temporal_client.namespace) >= timedelta(days=30)
+
+
+async def test_ensure_retention_raises_a_short_one_and_never_lowers_one(
+    start_dev_server: StartDevServer,
+) -> None:
+    server = await start_dev_server(retention=timedelta(days=1))  # as `start-dev` leaves it
+    client = await Client.connect(server.address)
+    assert await namespace_retention(client, client.namespace) == timedelta(days=1)
+
+    assert await ensure_retention(client, client.namespace, timedelta(days=30)) == timedelta(days=1)
+    assert await ensure_retention(client, client.namespace, timedelta(days=30)) is None
+    assert await ensure_retention(client, client.namespace, timedelta(days=7)) is None
+    assert await namespace_retention(client, client.namespace) == timedelta(days=30)
+
+
+def test_setup_reports_a_short_retention_and_how_to_raise_it(
+    start_dev_server: StartDevServer, tmp_path: Path
+) -> None:
+    server = asyncio.run(start_dev_server(retention=timedelta(days=1)))
+    setup = subprocess.run(
+        [sys.executable, "-c", "import sys; from task_scheduler.cli import main; sys.exit(main(['setup']))"],
+        env={**os.environ, "TEMPORAL_ADDRESS": server.address},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert setup.returncode == 0, setup.stderr
+    assert "search attributes already registered" in setup.stdout
+    assert "namespace default keeps finished tasks for 1 day\n" in setup.stdout
+    hint = f"temporal operator namespace update --namespace default --retention {DEV_SERVER_RETENTION.days}d"
+    assert hint in setup.stderr
 
 
 async def test_ensure_search_attributes_is_idempotent(temporal_client: Client) -> None:
