@@ -75,6 +75,9 @@ class StepPagePublic(BaseModel):
     total: int
     offset: int
     steps: list[StepPublic]
+    # Records of this page that are gone: the earlier run of the task that held them is past the
+    # retention of Temporal's namespace. One sentence per such run.
+    unavailable: list[str] = Field(default_factory=list)
 
 
 class ContinueBody(BaseModel):

@@ -208,9 +208,14 @@ class TaskService:
     async def steps(self, task_id: str, offset: int, limit: int) -> StepPagePublic:
         """Step records in pages, from whichever run of the task holds them."""
         async with temporal_errors(task_id):
-            page = await step_records(self.client, task_id, offset, limit)
+            page = await step_records(self.client, task_id, offset, limit, self.rpc_timeout)
         steps = [StepPublic.model_validate(s, from_attributes=True) for s in page.steps]
-        return StepPagePublic(total=page.total, offset=page.offset, steps=steps)
+        gone = [
+            f"the records of steps {a.first + 1}-{a.last + 1} were kept in run {a.run_id}, which Temporal "
+            "no longer keeps (past its namespace's retention)"
+            for a in page.unavailable
+        ]
+        return StepPagePublic(total=page.total, offset=page.offset, steps=steps, unavailable=gone)
 
     async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
         if description.status is not WorkflowExecutionStatus.COMPLETED:

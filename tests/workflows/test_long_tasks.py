@@ -8,10 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from lab_fixtures import MakeLab, unique_id
+from lab_fixtures import MakeLab, unique_id, wait_until
 from saved_histories import keep
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
@@ -90,6 +93,32 @@ async def check_long_task(client: Client, task_queue: str, make_lab: MakeLab, st
     for name, execution in (("first", ordered[0]), ("last", ordered[-1])):
         history = await client.get_workflow_handle(handle.id, run_id=execution.run_id).fetch_history()
         keep(f"task-continued-as-new-{name}-run", history)
+    async with LabWorker(client, WorkerOptions(lab=lab.config, task_queue=task_queue)):  # to answer
+        await _first_run_past_retention(client, handle.id, ordered[0].run_id, steps)
+
+
+async def _first_run_past_retention(client: Client, task_id: str, run_id: str | None, steps: int) -> None:
+    """Temporal deletes a closed run once its namespace's retention has passed (deleted here): a page of
+    records that needs it has the records of the other runs, and names the run that is gone."""
+    execution = WorkflowExecution(workflow_id=task_id, run_id=run_id or "")
+    await client.workflow_service.delete_workflow_execution(
+        DeleteWorkflowExecutionRequest(namespace=client.namespace, workflow_execution=execution)
+    )
+
+    async def deleted() -> bool:
+        try:
+            await client.get_workflow_handle(task_id, run_id=run_id).describe()
+        except RPCError as error:
+            return error.status is RPCStatusCode.NOT_FOUND
+        return False
+
+    await wait_until(deleted, timeout_s=60, what=f"run {run_id} to be deleted")
+    shown = min(steps, 1000)
+    page = await step_records(client, task_id, 0, shown)
+
+    (gone,) = page.unavailable
+    assert (gone.run_id, gone.first) == (run_id, 0)
+    assert [r.index for r in page.steps] == list(range(gone.last + 1, shown))
 
 
 async def _status_answers(handle: object) -> int:
