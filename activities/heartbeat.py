@@ -1,11 +1,12 @@
 """Heartbeats of a step: sent from the event loop, never from the driver's thread, so a busy driver
 cannot starve them and a cancellation still reaches the activity.
 
-Every heartbeat is a write on the Temporal server (the activity's state). A phase's first heartbeat
-waits FIRST_BEAT_S: a step admitted at once whose driver returns within it sends none, and costs the
-server no more writes than a plain activity. Nothing safety-related rides on the heartbeats: the node's
-ledger says whether a lost run began (see `Ledger.begin`); they show the phase, the place in line and
-who runs the step (the Temporal UI, the API), and carry a cancel back to the activity.
+Every heartbeat is a write on the Temporal server (the activity's state). "running" goes out the moment
+the driver is about to start: when the beats stop (a PC cut off, a worker killed), it is what tells the
+task that a driver may be acting, so that the run is held as cut off for an operator rather than asked
+for again (the ledger would refuse a second run all the same, but the task would first show it as
+waiting). "waiting" carries no such weight (the place in line, and a cancel in its answer): its first
+beat waits FIRST_BEAT_S, so a step admitted at once sends one heartbeat, not two.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ WAITING_INTERVAL_S = 10.0
 # A cancellation reaches the activity only in the answer to a heartbeat: while the driver runs, beat
 # often, so an operator's cancel reaches `_abort()` within about a second (the worker's throttle too).
 RUNNING_INTERVAL_S = 1.0
-FIRST_BEAT_S = 0.25
+FIRST_BEAT_S = 0.25  # before a step's first "waiting" beat
 
 
 class Heartbeat:
     """Sends the current details now and then; `set` changes them (waiting, position n / running).
-    A new phase goes out FIRST_BEAT_S after it began (if it still holds), then every interval; other
+    "running" goes out at once, "waiting" first after FIRST_BEAT_S; then each every interval. Other
     changes (the position) go with the next beat."""
 
     def __init__(self, heartbeat_timeout_s: float) -> None:
@@ -39,26 +40,33 @@ class Heartbeat:
 
     @property
     def interval_s(self) -> float:
-        cap = RUNNING_INTERVAL_S if self.details.get("phase") == "running" else WAITING_INTERVAL_S
+        cap = RUNNING_INTERVAL_S if self.running else WAITING_INTERVAL_S
         return min(cap, self.timeout_s / 3)
+
+    @property
+    def running(self) -> bool:
+        return self.details.get("phase") == "running"
 
     def set(self, **details: Any) -> None:
         new_phase = details.get("phase") != self.details.get("phase")
         self.details = details
         if new_phase:
+            if self.running:
+                activity.heartbeat(details)
             self._phase_changed.set()
 
     async def _loop(self) -> None:
-        wait_s = min(FIRST_BEAT_S, self.interval_s)
+        fresh = True  # no beat sent yet in this phase
         while True:
             self._phase_changed.clear()
+            first_wait = fresh and not self.running  # "running" went out in `set`
+            wait_s = min(FIRST_BEAT_S, self.interval_s) if first_wait else self.interval_s
             try:
                 await asyncio.wait_for(self._phase_changed.wait(), wait_s)
+                fresh = True
             except TimeoutError:
                 activity.heartbeat(self.details)
-                wait_s = self.interval_s
-            else:  # a new phase: its first beat after FIRST_BEAT_S
-                wait_s = min(FIRST_BEAT_S, self.interval_s)
+                fresh = False
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.create_task(self._loop())
