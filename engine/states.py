@@ -1,11 +1,13 @@
 """The task and node state machines (`transitions`), usable inside a Temporal workflow.
 
-Deterministic: no threads, no clocks, no I/O. A machine is rebuilt from a stored state value (after a
-continue-as-new or a replay) with no enter callbacks firing. Guards read plain attributes of the model.
+Deterministic: no threads of its own, no clocks, no I/O. A machine is rebuilt from a stored state value
+(after a continue-as-new or a replay) with no enter callbacks firing. Guards read plain attributes of
+the machine (steps done, the holder).
 """
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 from typing import Any
 
@@ -58,36 +60,36 @@ NODE_TRANSITIONS: list[dict[str, Any]] = [
 
 
 class _StateMachine:
-    """A `transitions` machine over a separate model object (trigger names such as `pause` would clash
-    with workflow methods), raising our own error for an impossible command."""
+    """A task's or a node's state, moved by a `transitions` machine, raising our own error for an
+    impossible command.
+
+    Building a `transitions` machine costs about 20 KB (its states, events and the methods it binds on
+    its model): one per cached task was 10 MB of the worker at 500 tasks. So one machine of each kind
+    per thread (workflow activations run in a thread pool) serves every instance: it is set to the
+    instance's state, fired, and read back. Its model is a scratch object whose guards read the instance
+    (trigger names such as `pause` would clash with workflow methods on a model of our own).
+    """
 
     kind = "thing"
     transitions_table: list[dict[str, Any]] = []
     states: type[StrEnum] = StrEnum
+    _shared: threading.local  # each subclass has its own
+
+    def __init_subclass__(cls) -> None:
+        cls._shared = threading.local()
 
     def __init__(self, state: str) -> None:
-        self.model = self._new_model()
-        self._machine = Machine(
-            model=self.model,
-            states=list(self.states),
-            transitions=self.transitions_table,
-            initial=self.states(state),
-            auto_transitions=False,
-            send_event=False,
-        )
-
-    def _new_model(self) -> Any:
-        return type(f"{self.kind.title()}Model", (), {})()
+        self._state = self.states(state)
 
     @property
     def state(self) -> Any:
-        return self.states(self.model.state)
+        return self._state
 
     def can(self, command: str) -> bool:
         """True if `command` is allowed now (its source state matches and its guards pass)."""
         if command not in {t["trigger"] for t in self.transitions_table}:
             return False
-        return bool(getattr(self.model, f"may_{command}")())
+        return bool(getattr(self._scratch(), f"may_{command}")())
 
     def commands(self) -> list[str]:
         return [t["trigger"] for t in self.transitions_table if self.can(t["trigger"])]
@@ -95,7 +97,38 @@ class _StateMachine:
     def trigger(self, command: str, reason: str | None = None) -> None:
         if not self.can(command):
             raise InvalidTransitionError(self.kind, self.state.value, command, reason)
-        self.model.trigger(command)
+        scratch = self._scratch()
+        scratch.trigger(command)
+        self._state = self.states(scratch.state)
+
+    def _scratch(self) -> Any:
+        """This thread's machine's model, set to this instance's state and reading its guards."""
+        shared = self._shared
+        if not hasattr(shared, "machine"):
+            shared.model = _Scratch()
+            shared.machine = Machine(
+                model=shared.model,
+                states=list(self.states),
+                transitions=self.transitions_table,
+                initial=self._state,
+                auto_transitions=False,
+                send_event=False,
+            )
+        shared.model.owner = self
+        shared.machine.set_state(self._state, model=shared.model)
+        return shared.model
+
+
+class _Scratch:
+    """The shared machine's model: its guards are the instance's (`_StateMachine._scratch`)."""
+
+    owner: Any = None
+
+    def all_steps_done(self) -> bool:
+        return bool(self.owner.steps_done >= self.owner.steps_total)
+
+    def is_free(self) -> bool:
+        return self.owner.holder is None
 
 
 class TaskMachine(_StateMachine):
@@ -107,12 +140,11 @@ class TaskMachine(_StateMachine):
 
     def __init__(self, state: str = TaskState.PENDING, steps_total: int = 0, steps_done: int = 0) -> None:
         super().__init__(state)
-        self.model.steps_total = steps_total
-        self.model.steps_done = steps_done
-        self.model.all_steps_done = lambda: self.model.steps_done >= self.model.steps_total
+        self.steps_total = steps_total
+        self.steps_done = steps_done
 
     def set_progress(self, steps_done: int) -> None:
-        self.model.steps_done = steps_done
+        self.steps_done = steps_done
 
     def continue_command(self) -> str:
         """The trigger an operator's "continue" fires in the current state."""
@@ -132,8 +164,7 @@ class NodeMachine(_StateMachine):
 
     def __init__(self, state: str = NodeState.OFFLINE, holder: Any = None) -> None:
         super().__init__(state)
-        self.model.holder = holder
-        self.model.is_free = lambda: self.model.holder is None
+        self.holder = holder
 
     def set_holder(self, holder: Any) -> None:
-        self.model.holder = holder
+        self.holder = holder

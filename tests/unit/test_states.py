@@ -128,7 +128,7 @@ def test_task_machine_rebuilt_from_stored_state_continues() -> None:
     task.trigger("start")
     task.set_progress(1)
     task.trigger("pause")
-    stored = (task.state.value, task.model.steps_total, task.model.steps_done)
+    stored = (task.state.value, task.steps_total, task.steps_done)
     assert stored == ("PAUSED", 2, 1)
 
     rebuilt = TaskMachine(*stored)
