@@ -47,7 +47,7 @@ OFFLINE_RPC_TIMEOUT = timedelta(seconds=2)
 # within a second or so, not half a minute later. Zero, not a second: the step's "running" heartbeat
 # must reach the server before the driver acts, or a worker killed in that window leaves "waiting" as
 # the last word and the crash is reconciled as lost-while-waiting (measured: 1 s throttle, kill 0.5 s
-# into a step). `Heartbeat` itself paces the beats (a phase change at once, then every 1-5 s).
+# into a step). `Heartbeat` itself paces the beats ("running" at once, then every 1 s; "waiting" every 10 s).
 HEARTBEAT_THROTTLE = timedelta(0)
 
 EMULATION_BANNER = """

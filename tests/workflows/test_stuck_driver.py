@@ -104,7 +104,7 @@ async def test_stuck_driver_closes_its_node_until_a_restart_and_no_cancelled_ste
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
     # A heartbeat timeout of 3 s: a waiting step beats every second, so B's cancel reaches it well
-    # within LATE_S (every 5 s by default: the restart below could come after A's driver returned).
+    # within LATE_S (every 10 s by default: the restart below could come after A's driver returned).
     node_a = {"type": "LateStopTestNode", "abort_grace_s": GRACE_S, "heartbeat_timeout_s": 3}
     lab = make_lab({"solo": ["a"]}, nodes={"a": node_a})
     a = lab.node("a")

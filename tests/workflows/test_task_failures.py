@@ -205,7 +205,7 @@ def _message(error: WorkflowUpdateFailedError) -> str:
 async def test_cancel_of_a_waiting_task_leaves_the_node_to_the_others(
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
-    # A waiting step learns of its cancellation at its next heartbeat: every second here, not every 5 s.
+    # A waiting step learns of its cancellation at its next heartbeat: every second here, not every 10 s.
     lab = make_lab({"one": ["a"]}, nodes={"a": {"heartbeat_timeout_s": 3}})
     a = lab.node("a")
     async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)) as worker:
