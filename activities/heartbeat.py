@@ -65,6 +65,9 @@ class Heartbeat:
                 await asyncio.wait_for(self._phase_changed.wait(), wait_s)
                 fresh = True
             except TimeoutError:
+                if self._phase_changed.is_set():  # a new phase in the same tick: its own pace
+                    fresh = True
+                    continue
                 activity.heartbeat(self.details)
                 fresh = False
 
