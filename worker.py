@@ -89,7 +89,10 @@ class LabWorker:
         hosted = options.lab.nodes_of_worker(options.name) if options.host_nodes else []
         self.node_ids = [n.id for n in hosted]
         self.host: NodeHost | None = None
-        self._stack = contextlib.AsyncExitStack()
+        self._stack = contextlib.AsyncExitStack()  # the workflows worker, metrics
+        # The node queues' workers stop first, so that the ends of the steps that finish meanwhile still
+        # reach their ledgers while this process runs the ledgers' workflows (see `stop`).
+        self._node_workers = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> LabWorker:
         await self.start()
@@ -120,8 +123,11 @@ class LabWorker:
         # Every hosted node's ledger exists before its queue is polled: a step that arrives at once
         # would otherwise find no ledger and take it for one that ended (started again, in ERROR).
         handles = {node_id: await self._start_ledger(node_id) for node_id in self.node_ids}
-        for worker in self._workers(self.host):
+        workflows, node_queues = self._workers(self.host)
+        for worker in workflows:
             await self._stack.enter_async_context(worker)
+        for worker in node_queues:
+            await self._node_workers.enter_async_context(worker)
         if self.options.run_workflows:
             await self._start_lab()
         for node_id, handle in handles.items():
@@ -132,7 +138,12 @@ class LabWorker:
         return WorkerInfo(name=self.options.name, identity=self.options.identity, host=socket.gethostname())
 
     async def stop(self) -> None:
+        """Stop taking work; let running steps finish (up to `grace_s`), hand the waiting ones back;
+        record the ends of the uses; then stop the workflows worker. The other way round, a step that
+        finished during the shutdown sent its end to a ledger no longer run here (measured: the stop
+        hung on it)."""
         stopped_identities.add(self.options.identity)
+        await self._node_workers.aclose()
         if self.host is not None:
             await self.host.settle_ends()
             await self._announce_offline()
@@ -141,14 +152,15 @@ class LabWorker:
             await self.host.shutdown()
             self.host.close()
 
-    def _workers(self, host: NodeHost) -> list[Worker]:
+    def _workers(self, host: NodeHost) -> tuple[list[Worker], list[Worker]]:
+        """The workflows worker (if this process runs workflows), and one worker per hosted node's queue."""
         common = {
             "identity": self.options.identity,
             "graceful_shutdown_timeout": timedelta(seconds=self.options.grace_s),
         }
-        workers = []
+        workflows, node_queues = [], []
         if self.options.run_workflows:
-            workers.append(
+            workflows.append(
                 Worker(
                     self.client,
                     task_queue=self.options.task_queue,
@@ -169,7 +181,7 @@ class LabWorker:
         ]
         for node_id in self.node_ids:
             # Steps waiting for the node sit in its gate and each holds a slot: allow many.
-            workers.append(
+            node_queues.append(
                 Worker(
                     self.client,
                     task_queue=node_task_queue(node_id),
@@ -179,7 +191,7 @@ class LabWorker:
                     **common,  # type: ignore[arg-type]
                 )
             )
-        return workers
+        return workflows, node_queues
 
     def _lab_activities(self) -> list[Callable[..., Any]]:
         """The LabWorkflow's: deliver notifications (the real URLs live here only), check the workers."""
