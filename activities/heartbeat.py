@@ -61,8 +61,11 @@ class Heartbeat:
             self._phase_changed.clear()
             first_wait = fresh and not self.running  # "running" went out in `set`
             wait_s = min(FIRST_BEAT_S, self.interval_s) if first_wait else self.interval_s
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as the
+            # event is set (a phase set just before the step ends), and the step's exit waited for ever.
             try:
-                await asyncio.wait_for(self._phase_changed.wait(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    await self._phase_changed.wait()
                 fresh = True
             except TimeoutError:
                 if self._phase_changed.is_set():  # a new phase in the same tick: its own pace
