@@ -13,7 +13,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..engine.tasks import StepPage, StepRecord, StepRecords
+from ..engine.tasks import StepArchive, StepPage, StepRecord, StepRecords
 from ..workflows.task import TaskWorkflow
 
 
@@ -26,6 +26,7 @@ async def step_records(
         TaskWorkflow.get_steps, page, rpc_timeout=rpc_timeout
     )
     found: dict[int, StepRecord] = {s.index: s for s in current.steps}
+    gone: list[StepArchive] = []
     for archive in current.archives:
         earlier = client.get_workflow_handle_for(TaskWorkflow.run, task_id, run_id=archive.run_id)
         wanted = StepPage(offset=max(offset, archive.first), limit=limit)
@@ -34,8 +35,8 @@ async def step_records(
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            current.unavailable.append(archive)
+            gone.append(archive)
             continue
         found.update({s.index: s for s in answer.steps if archive.first <= s.index <= archive.last})
     steps = [found[i] for i in range(offset, min(offset + limit, current.total)) if i in found]
-    return StepRecords(total=current.total, offset=offset, steps=steps, unavailable=current.unavailable)
+    return StepRecords(total=current.total, offset=offset, steps=steps, unavailable=gone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 from typing import Any
 
@@ -170,3 +171,35 @@ def test_task_is_over_only_when_finished_or_cancelled(state: TaskState) -> None:
 def test_machines_start_pending_and_offline() -> None:
     assert TaskMachine().state is TaskState.PENDING
     assert NodeMachine().state is NodeState.OFFLINE
+
+
+def test_machines_of_one_kind_keep_their_own_state_and_guards() -> None:
+    # One transitions machine per kind and thread serves every instance: nothing may leak between them.
+    short, done = TaskMachine(steps_total=1), TaskMachine(state=TaskState.ACTIVE, steps_total=2, steps_done=2)
+    short.trigger("start")
+    assert (short.state, done.state) == (TaskState.ACTIVE, TaskState.ACTIVE)
+    assert done.can("finish") and not short.can("finish")  # each its own progress
+    done.trigger("finish")
+    assert (short.state, done.state) == (TaskState.ACTIVE, TaskState.FINISHED)
+    free, held = NodeMachine(NodeState.AVAILABLE), NodeMachine(NodeState.AVAILABLE, holder="t1")
+    assert free.can("acquire") and not held.can("acquire")
+
+
+def test_machines_in_threads_at_once_each_keep_their_own_state() -> None:
+    def run(results: list[TaskState]) -> None:
+        for _ in range(2000):
+            task = TaskMachine(steps_total=1)
+            task.trigger("start")
+            task.trigger("pause")
+            task.trigger("resume")
+            task.set_progress(1)
+            task.trigger("finish")
+            results.append(task.state)
+
+    outcomes: list[list[TaskState]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=run, args=(out,)) for out in outcomes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(out == [TaskState.FINISHED] * 2000 for out in outcomes)

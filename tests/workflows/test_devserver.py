@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from task_scheduler.cli import main
 from task_scheduler.devserver import (
     DEV_SERVER_RETENTION,
     DevServer,
@@ -98,23 +98,21 @@ async def test_ensure_retention_raises_a_short_one_and_never_lowers_one(
 
 
 def test_setup_reports_a_short_retention_and_how_to_raise_it(
-    start_dev_server: StartDevServer, tmp_path: Path
+    start_dev_server: StartDevServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     server = asyncio.run(start_dev_server(retention=timedelta(days=1)))
-    setup = subprocess.run(
-        [sys.executable, "-c", "import sys; from task_scheduler.cli import main; sys.exit(main(['setup']))"],
-        env={**os.environ, "TEMPORAL_ADDRESS": server.address},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    monkeypatch.chdir(tmp_path)  # no .env of the repository
+    monkeypatch.setenv("TEMPORAL_ADDRESS", server.address)
 
-    assert setup.returncode == 0, setup.stderr
-    assert "search attributes already registered" in setup.stdout
-    assert "namespace default keeps finished tasks for 1 day\n" in setup.stdout
+    assert main(["setup"]) == 0
+    said = capsys.readouterr()
+    assert "search attributes already registered" in said.out
+    assert "namespace default keeps finished tasks for 1 day\n" in said.out
     hint = f"temporal operator namespace update --namespace default --retention {DEV_SERVER_RETENTION.days}d"
-    assert hint in setup.stderr
+    assert hint in said.err
 
 
 async def test_ensure_search_attributes_is_idempotent(temporal_client: Client) -> None:

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from lab_fixtures import MakeLab, unique_id, wait_until
+from lab_fixtures import MakeLab, TestLab, unique_id, wait_until
 from saved_histories import keep
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -18,8 +18,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
+from task_scheduler.api.service import TaskService
 from task_scheduler.client.steps import step_records
 from task_scheduler.engine.tasks import StepOutcome, make_task_spec
+from task_scheduler.settings import Settings
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.sandbox import workflow_runner
 from task_scheduler.workflows.search_attributes import LAB_WORKFLOW, TASK_STATE
@@ -94,10 +96,12 @@ async def check_long_task(client: Client, task_queue: str, make_lab: MakeLab, st
         history = await client.get_workflow_handle(handle.id, run_id=execution.run_id).fetch_history()
         keep(f"task-continued-as-new-{name}-run", history)
     async with LabWorker(client, WorkerOptions(lab=lab.config, task_queue=task_queue)):  # to answer
-        await _first_run_past_retention(client, handle.id, ordered[0].run_id, steps)
+        await _first_run_past_retention(client, lab, task_queue, handle.id, ordered[0].run_id, steps)
 
 
-async def _first_run_past_retention(client: Client, task_id: str, run_id: str | None, steps: int) -> None:
+async def _first_run_past_retention(
+    client: Client, lab: TestLab, task_queue: str, task_id: str, run_id: str | None, steps: int
+) -> None:
     """Temporal deletes a closed run once its namespace's retention has passed (deleted here): a page of
     records that needs it has the records of the other runs, and names the run that is gone."""
     execution = WorkflowExecution(workflow_id=task_id, run_id=run_id or "")
@@ -119,6 +123,12 @@ async def _first_run_past_retention(client: Client, task_id: str, run_id: str | 
     (gone,) = page.unavailable
     assert (gone.run_id, gone.first) == (run_id, 0)
     assert [r.index for r in page.steps] == list(range(gone.last + 1, shown))
+    # The API's page says which steps' records are gone, in the operator's numbering.
+    settings = Settings(temporal_address="unused", task_queue=task_queue)
+    public = await TaskService(client, settings, lab.config).steps(task_id, 0, shown)
+    assert [s.index for s in public.steps] == [r.index for r in page.steps]
+    (said,) = public.unavailable
+    assert f"steps 1-{gone.last + 1} were kept in run {run_id}" in said and "retention" in said
 
 
 async def _status_answers(handle: object) -> int:
