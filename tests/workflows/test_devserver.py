@@ -21,7 +21,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from task_scheduler.cli import main
 from task_scheduler.devserver import (
     DEV_SERVER_RETENTION,
     DevServer,
@@ -103,6 +102,9 @@ def test_setup_reports_a_short_retention_and_how_to_raise_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Imported here: this module's workflow is loaded in the sandbox, which must not run the CLI's imports.
+    from task_scheduler.cli import main
+
     server = asyncio.run(start_dev_server(retention=timedelta(days=1)))
     monkeypatch.chdir(tmp_path)  # no .env of the repository
     monkeypatch.setenv("TEMPORAL_ADDRESS", server.address)
