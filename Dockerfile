@@ -14,8 +14,13 @@ COPY *.py /src/
 COPY activities /src/activities
 COPY api /src/api
 COPY client /src/client
+COPY database /src/database
 COPY engine /src/engine
+COPY glas /src/glas
 COPY nodes /src/nodes
+COPY orchestrator /src/orchestrator
+COPY task /src/task
+COPY workflow /src/workflow
 COPY workflows /src/workflows
 
 # The runtime dependencies only, at the versions of requirements.lock (its test tools are left out).

@@ -8,8 +8,8 @@ if __package__:
     from .engine.errors import ConfigError, InvalidTransitionError, TaskSchedulerError
     from .engine.loader import load_config, load_config_dir
     from .engine.models import EmulationConfig, NextExecution, NodeRef, RetryConfig, StepResult
-    from .engine.nodes import BaseNode
     from .engine.states import NodeState, TaskState
+    from .nodes.base import BaseNode
 
 __all__ = [
     "BaseNode",

@@ -5,21 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import math
-import os
-import secrets
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
-from pydantic import SecretStr
 
 from .client.commands import (
     DEFAULT_STATE_DIR,
@@ -29,6 +24,7 @@ from .client.commands import (
     add_timeline_command,
     read_file,
 )
+from .devstack import run_async, stop_event_on_signals
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError, TokenLifetimeError
 from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
@@ -152,14 +148,6 @@ def configure_logging(verbose: bool, log_file: Path | None = None) -> None:
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
-def stop_event_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from .activities.metrics import free_loopback_port, sdk_runtime
     from .worker import WorkerOptions, run_worker
@@ -206,129 +194,30 @@ def runs_workflows(args: argparse.Namespace) -> bool:
     return args.name is None and not args.no_workflows
 
 
-def run_async(command: Callable[[], Awaitable[object]]) -> int:
-    """Run an async command, reporting our errors inside the event loop: the Temporal client (and its
-    native threads) is then released before the interpreter shuts down, which otherwise can abort."""
-
-    async def guarded() -> int:
-        try:
-            await command()
-        except TaskSchedulerError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
-        return 0
-
-    code = asyncio.run(guarded())
-    gc.collect()
-    return code
-
-
-PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `path` readable by its owner only from its first byte: a fresh file made with mode 0600
-    (whatever the umask, which can only remove bits) next to it, then renamed over `path`."""
-    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.replace(fresh, path)
-    except BaseException:
-        fresh.unlink(missing_ok=True)
-        raise
-
-
-def _dev_secret(state_dir: Path) -> str:
-    """The dev stack's token secret, made once (0600 from the start) and kept in the state directory."""
-    path = state_dir / "secret"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
-    except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            path.chmod(PRIVATE)  # made by an older version, or by hand
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_hex(32))
-    return path.read_text().strip()
-
-
 def cmd_dev(args: argparse.Namespace) -> int:
     """The whole stack on one machine: the Temporal dev server (SQLite file, UI), a worker, the API."""
     from .api.app import create_app
-    from .api.security import Role, create_token
-    from .api.serve import server_config
-    from .devhook import local_webhook, printing_webhook
-    from .devserver import DevServer
-    from .worker import WorkerOptions, run_worker
+    from .devstack import Stack, admin_token, serve
+    from .glas.app import install_seed_api
 
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.verbose, state_dir / "task-scheduler.log" if args.logs else None)
     lab = load_lab(args)
-    server = DevServer(
-        db_file=state_dir / "temporal.db",
-        port=args.temporal_port,
+    stack = Stack(
+        lab=lab,
+        state_dir=state_dir,
+        host=args.host,
+        port=args.port,
+        temporal_port=args.temporal_port,
         ui_port=args.ui_port,
-        log_file=state_dir / "temporal.log",
+        emulate=args.emulate,
     )
-    settings = Settings().model_copy(
-        update={
-            "temporal_address": server.address,
-            "temporal_namespace": "default",
-            "secret": SecretStr(os.environ.get("TASK_SCHEDULER_SECRET") or _dev_secret(state_dir)),
-            "temporal_ui_url": server.ui_url,
-            "api_host": args.host,
-            "api_port": args.port,
-        }
-    )
-    secret = settings.secret.get_secret_value() if settings.secret else ""
-    token = create_token(secret, "dev-admin", Role.admin, settings.token_lifetime_s(Role.admin.name))
-    write_private(state_dir / "token", token)
-    options = WorkerOptions(lab=lab, emulate=args.emulate, task_queue=settings.task_queue)
-
-    async def run() -> None:
-        server.start()
-        try:
-            await server.wait_ready()
-            client = await connect(settings)
-            app = create_app(settings, lab=lab, client=client)
-            stop = stop_event_on_signals()
-            api = uvicorn.Server(server_config(app, args.host, args.port))
-            api_task = asyncio.create_task(api.serve())
-            hook = local_webhook(lab.notifications)
-            print(_dev_banner(settings, server.ui_url, state_dir, token, hook), flush=True)
-            try:
-                with printing_webhook(hook[1]) if hook else contextlib.nullcontext():
-                    await run_worker(client, options, stop)
-            finally:
-                api.should_exit = True
-                await api_task
-        finally:
-            server.stop()
-
-    return run_async(run)
-
-
-def _dev_banner(
-    settings: Settings, ui_url: str | None, state_dir: Path, token: str, hook: tuple[str, int, str] | None
-) -> str:
-    api = f"http://{settings.api_host}:{settings.api_port}"
-    notifications = f"{hook[0]} (received and printed here)" if hook else "none configured"
-    return "\n".join(
-        [
-            "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
-            f"  lab page     {api}/lab   (sign in with the admin token below, or make one:"
-            " `task-scheduler token create NAME --role operator`)",
-            f"  API          {api}   (docs: {api}/docs)",
-            f"  Temporal UI  {ui_url}",
-            f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
-            f"  notifications {notifications}",
-            f"  admin token  {token}",
-            f"               (also in {state_dir}/token, which the CLI reads by itself)",
-        ]
-    )
+    settings = stack.settings(stack.server())
+    token = admin_token(settings, state_dir)
+    app = create_app(settings, lab=lab)
+    install_seed_api(app)
+    return run_async(lambda: serve(stack, settings, app, token))
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -390,11 +279,13 @@ def _server_banner(server: DevServer, state_dir: Path) -> str:
 def cmd_api(args: argparse.Namespace) -> int:
     from .api.app import create_app
     from .api.serve import server_config
+    from .glas.app import install_seed_api
 
     configure_logging(args.verbose)
     settings = settings_from(args)
     lab = load_lab(args, hosted=None) if (args.config or args.nodes) else None
     app = create_app(settings, lab=lab)
+    install_seed_api(app)
     uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     tokens_valid_after: datetime | None = None
     temporal_ui_url: str | None = None
     rpc_timeout_s: float = 10.0
+    # The role of the tokens `GET /token/{identifier}` gives callers on the API's own machine: the seed's
+    # clients (its Postman collection, lab scripts) fetch one there and start, pause, continue, restart
+    # and reload with it, which needs an operator.
+    local_token_role: Literal["viewer", "operator", "admin"] = "operator"
+    # A GLAS project's `BaseScheduler.run()`: where it keeps its state, and the ports of the Temporal dev
+    # server it starts (unless TEMPORAL_ADDRESS names a server of the lab's own).
+    state_dir: Path = Path(".task-scheduler")
+    temporal_port: int = Field(default=7233, gt=0, lt=65536)
+    temporal_ui_port: int = Field(default=8233, gt=0, lt=65536)
 
     @field_validator("authorized_ips", "trusted_proxies", mode="before")
     @classmethod

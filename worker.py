@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities import metrics
-from .activities.host import NodeHost
+from .activities.host import PROBE_EVERY_S, NodeHost, ObserverFactory
 from .activities.lab_watch import WatchActivities
 from .activities.node_ops import NodeActivities
 from .activities.notify import NotifyActivities
@@ -30,7 +30,8 @@ from .client.pollers import live_pollers, stopped_identities
 from .engine.config import LabConfig, build_node, driver_digest
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.lab_state import LabState, lab_plan
-from .engine.ledger import LedgerState, NodeCommand, WorkerInfo, step_of
+from .engine.ledger import LedgerState, NodeCommand, Reachability, WorkerInfo, step_of
+from .engine.nodes import BaseNode
 from .workflows.ids import DEFAULT_TASK_QUEUE, lab_workflow_id, node_task_queue
 from .workflows.lab import LabWorkflow
 from .workflows.node import NodeInput, NodeWorkflow
@@ -70,11 +71,16 @@ class WorkerOptions:
     node_uses_per_run: int = 500
     holder_check_s: float = 60.0
     lab_check_s: float = 10.0  # how often the LabWorkflow asks which PCs' workers are online
+    probe_every_s: float = PROBE_EVERY_S  # how often each driver's is_reachable() is asked
     # `--metrics-port`: this worker's metrics on metrics_host:metrics_port, with the SDK's (its runtime's
     # exporter on 127.0.0.1:sdk_metrics_port, activities/metrics.py) appended. None: no metrics served.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     sdk_metrics_port: int | None = None
+    # The drivers to run, by node id, when the lab built them itself (a GLAS project's orchestrator);
+    # None: each hosted node's driver is built from the configuration.
+    drivers: dict[str, BaseNode] | None = None
+    observers: ObserverFactory | None = None  # the lab's own code around each step (GLAS task hooks)
     identity: str = field(
         default_factory=lambda: f"{os.getpid()}@{socket.gethostname()}/{uuid.uuid4().hex[:6]}"
     )
@@ -108,13 +114,18 @@ class LabWorker:
             self.options.lab.check_worker(self.options.name)
         await refuse_hosted_nodes(self.client, self.node_ids)
         # Drivers are built only once the nodes are ours: a constructor may open the hardware.
-        nodes = [build_node(self.options.lab.node(node_id)) for node_id in self.node_ids]
+        given = self.options.drivers
+        nodes = [
+            given[node_id] if given is not None else build_node(self.options.lab.node(node_id))
+            for node_id in self.node_ids
+        ]
         self.host = NodeHost(
             self.client,
             {n.id: n for n in nodes},
             emulate=self.options.emulate,
             worker=self.worker_info(),
             workflow_task_queue=self.options.task_queue,
+            observers=self.options.observers,
         )
         if (port := self.options.metrics_port) is not None:
             metrics.declare_nodes(self.node_ids)
@@ -130,8 +141,12 @@ class LabWorker:
             await self._node_workers.enter_async_context(worker)
         if self.options.run_workflows:
             await self._start_lab()
-        for node_id, handle in handles.items():
-            await self._bring_online(node_id, handle)
+        reachable = {node_id: await self._bring_online(node_id, h) for node_id, h in handles.items()}
+        if not self.options.emulate and self.node_ids:
+            watch = asyncio.create_task(
+                self.host.watch_reachability(reachable, self._report_reachability, self.options.probe_every_s)
+            )
+            self._node_workers.push_async_callback(_cancelled, watch)
 
     def worker_info(self) -> WorkerInfo:
         """This process as the ledgers record it: who runs a use, who hosts a node."""
@@ -235,9 +250,28 @@ class LabWorker:
         )
         return await start_ledger(self.client, node_input, self.options.task_queue)
 
-    async def _bring_online(self, node_id: str, handle: WorkflowHandle[NodeWorkflow, None]) -> None:
+    async def _report_reachability(self, node_id: str, reachable: bool, why: str | None) -> bool:
+        """Record in the node's ledger what its driver's `is_reachable()` now says; whether it took."""
+        handle = ledger_handle(self.client, node_id)
+        try:
+            await handle.execute_update(
+                NodeWorkflow.set_reachable,
+                Reachability(node_id=node_id, reachable=reachable, reason=why),
+                rpc_timeout=OFFLINE_RPC_TIMEOUT,
+            )
+        except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
+            what = "reachable" if reachable else "not reachable"
+            log.warning("could not record that node %s is %s: %s", node_id, what, exc)
+            return False
+        if reachable:
+            log.info("node %s: its device answers again", node_id)
+        else:
+            log.warning("node %s: %s; its steps fail until it answers", node_id, why)
+        return True
+
+    async def _bring_online(self, node_id: str, handle: WorkflowHandle[NodeWorkflow, None]) -> bool:
         """Tell the node's ledger this worker hosts it, and read it first: a use that never ended is
-        reported."""
+        reported. Whether the ledger has the device as reachable."""
         try:
             # What this worker built the driver from: a reload of the configuration compares it.
             digest = driver_digest(self.options.lab.node(node_id))
@@ -255,6 +289,13 @@ class LabWorker:
             )
             assert self.host is not None
             self.host.gates[node_id].prefer(step_of(ledger.holder.key))
+        return ledger.reachable
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:
@@ -268,10 +309,18 @@ async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:
             )
 
 
-async def run_worker(client: Client, options: WorkerOptions, stop: asyncio.Event) -> None:
-    """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit."""
+async def run_worker(
+    client: Client,
+    options: WorkerOptions,
+    stop: asyncio.Event,
+    on_ready: Callable[[Client], Awaitable[None]] | None = None,
+) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit.
+    `on_ready` runs once the worker polls."""
     async with LabWorker(client, options) as worker:
         log.info("worker %s hosts nodes: %s", options.identity, ", ".join(worker.node_ids) or "none")
+        if on_ready is not None:
+            await on_ready(client)
         if not options.run_workflows:
             log.info("this worker runs no workflows: tasks progress while a worker with workflows runs")
         await stop.wait()

@@ -7,18 +7,25 @@ import contextlib
 import functools
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from temporalio.client import Client
 
 from ..engine.ledger import WorkerInfo
-from ..engine.nodes import BaseNode
+from ..engine.nodes import BaseNode, StepObserver
+from ..engine.tasks import StepRequest
 from ..workflows.ids import DEFAULT_TASK_QUEUE
 from .gate import NodeGate
 
 T = TypeVar("T")
+ObserverFactory = Callable[[StepRequest], StepObserver | None]
+# (node id, reachable, why not) -> whether the ledger recorded it (a failed report is tried again).
+ReachabilityReport = Callable[[str, bool, str | None], Awaitable[bool]]
+
+# How often a worker asks its drivers whether their devices answer (`is_reachable()`).
+PROBE_EVERY_S = 10.0
 
 # How long a starting worker lets the steps already waiting for its nodes arrive before it admits the
 # first: the server hands them over within a few hundred milliseconds, in no particular order.
@@ -76,8 +83,10 @@ class NodeHost:
         emulate: bool = False,
         worker: WorkerInfo | None = None,
         workflow_task_queue: str = DEFAULT_TASK_QUEUE,
+        observers: ObserverFactory | None = None,
     ) -> None:
         self.client = client
+        self._observers = observers  # the lab's own code around steps (a GLAS project's task hooks)
         self.workflow_task_queue = workflow_task_queue  # where a node's ledger runs
         self.nodes = nodes
         self.emulate = emulate
@@ -94,6 +103,27 @@ class NodeHost:
 
     def node(self, node_id: str) -> BaseNode:
         return self.nodes[node_id]
+
+    def observer(self, request: StepRequest) -> StepObserver | None:
+        """The lab's own code to run around this step in the node's thread, if it has any."""
+        if self._observers is None or request.hooks is None:
+            return None
+        return self._observers(request)
+
+    async def watch_reachability(
+        self, known: dict[str, bool], report: ReachabilityReport, every_s: float = PROBE_EVERY_S
+    ) -> None:
+        """Ask each driver `is_reachable()` every `every_s`, in a thread of its own (a probe never
+        waits behind a step, as the seed asked it beside running steps), and report each change from
+        `known` (what the ledgers say). A probe that raises or does not answer within `every_s` counts
+        as not reachable; a driver's probe still running is not asked again meanwhile."""
+        probing: dict[str, asyncio.Future[bool]] = {}
+        while True:
+            for node_id, node in self.nodes.items():
+                reachable, why = await _probe(node, probing, every_s)
+                if known.get(node_id, True) != reachable and await report(node_id, reachable, why):
+                    known[node_id] = reachable
+            await asyncio.sleep(every_s)
 
     def in_driver_thread(self, node_id: str, call: Callable[..., T], *args: object) -> asyncio.Future[T]:
         future = asyncio.wrap_future(self._threads[node_id].submit(functools.partial(call, *args)))
@@ -151,6 +181,24 @@ class NodeHost:
             late_end.cancel()  # the ledger accounts for that use when a worker hosts the node again
         for thread in self._threads.values():
             thread.close()
+
+
+async def _probe(
+    node: BaseNode, probing: dict[str, asyncio.Future[bool]], timeout_s: float
+) -> tuple[bool, str | None]:
+    """One `is_reachable()` of `node`: whether it answered True, and why not."""
+    future = probing.get(node.id)
+    if future is None or future.done():
+        future = probing[node.id] = asyncio.ensure_future(asyncio.to_thread(node.is_reachable))
+    done, _ = await asyncio.wait({future}, timeout=timeout_s)
+    if not done:
+        return False, f"its driver's is_reachable() has not answered for {timeout_s:g} s"
+    if future.exception() is not None:
+        error = future.exception()
+        return False, f"its driver's is_reachable() raised {type(error).__name__}: {error}"
+    if not future.result():
+        return False, "its driver's is_reachable() says the device does not answer"
+    return True, None
 
 
 def _ended(host: NodeHost, node_id: str, done: asyncio.Task[None]) -> None:

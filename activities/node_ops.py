@@ -21,12 +21,10 @@ class NodeActivities:
             node.logger.info("[emulated] restart of {}", node.name)
             return NodeCommandResult(ok=True, message="emulated restart")
         try:
-            ok = await self.host.in_driver_thread(node.id, node._restart)
+            ok, message = await self.host.in_driver_thread(node.id, node.restart_device)
         except Exception as exc:  # a driver may raise anything; the operator must see it
             return NodeCommandResult(ok=False, message=f"{type(exc).__name__}: {exc}")
-        return NodeCommandResult(
-            ok=ok is not False, message=None if ok is not False else "_restart returned False"
-        )
+        return NodeCommandResult(ok=ok, message=message)
 
     @activity.defn
     async def probe_node(self, command: NodeCommand) -> NodeCommandResult:

@@ -4,6 +4,7 @@ the node's thread, and hand the node over to the next waiter in the same ledger 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -107,10 +108,13 @@ class StepActivities:
             return str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
         _resolve(waiter.handed_close)
         waiter.handed_close = None
+        # A lost run has no report: where the operator's "next" goes is said here (the node's answer).
+        lost = {"next": _next_execution(self.host.node(node_id)).value}
         if verdict is BeginVerdict.LOST_PREVIOUS:
             raise ApplicationError(
                 f"worker lost during step {begin.key.step_index + 1}: its earlier run began on node "
                 f"{node_id} and never ended; an operator must check the node and continue the task",
+                lost,
                 type=WORKER_LOST,
                 non_retryable=True,
             )
@@ -119,6 +123,7 @@ class StepActivities:
                 f"worker lost during step {begin.key.step_index + 1}: its earlier run used node {node_id} "
                 "to the end, but its outcome never reached the task; an operator must check the step's "
                 "result and continue the task (next if it was done, retry if not)",
+                lost,
                 type=WORKER_LOST,
                 non_retryable=True,
             )
@@ -158,7 +163,15 @@ class StepActivities:
             attempt=key.attempt, started_at=(started_at := datetime.now(UTC)), waited_s=waited_s
         )
         worker = self.host.worker.label if self.host.worker else None
-        beat.set(phase="running", started_at=started_at.isoformat(), worker=worker, attempt=key.attempt)
+        # `next`: where the operator's "next" goes if this run is cut off (a lost run has no report).
+        next_step = _next_execution(node).value
+        beat.set(
+            phase="running",
+            started_at=started_at.isoformat(),
+            worker=worker,
+            attempt=key.attempt,
+            next=next_step,
+        )
         lines = CapturedLines()
         started = time.monotonic()
         result, stuck = await self._run(node, request, key, lines, started)
@@ -211,8 +224,7 @@ class StepActivities:
         call = node.new_call(request.task_id)
         grace_s = request.step.abort_grace_s
         with node.logger.capture() as captured:
-            future = self.host.in_driver_thread(
-                node.id,
+            step = functools.partial(
                 node.run_step,
                 request.src,
                 request.dst,
@@ -220,7 +232,10 @@ class StepActivities:
                 request.args,
                 self.host.emulate,
                 call,
+                workflow_name=request.workflow_name,
+                observer=self.host.observer(request),
             )
+            future = self.host.in_driver_thread(node.id, step)
             try:
                 return await asyncio.wait_for(asyncio.shield(future), timeout=request.step.timeout_s)
             except TimeoutError:
@@ -415,7 +430,7 @@ def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:
 def _next_execution(node: BaseNode) -> NextExecution:
     """Where an operator's "continue, next" goes after this step; a driver's error must not leak the use."""
     try:
-        return NextExecution(node.next_node_execution())
+        return node.next_execution()
     except Exception:  # driver code: any error means the seed's default
         node.logger.exception("next_node_execution() failed; NEXT is assumed")
         return NextExecution.NEXT

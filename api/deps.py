@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -26,7 +26,12 @@ def settings_of(request: Request) -> Settings:
 
 async def temporal_client(request: Request) -> Client:
     """Connect on first use, so the API starts (and answers /health) while Temporal is down."""
-    state = request.app.state
+    return await connected_client(request.app)
+
+
+async def connected_client(app: FastAPI) -> Client:
+    """The app's Temporal client, connected on first use."""
+    state = app.state
     if state.client is None:
         async with state.client_lock:
             if state.client is None:

@@ -63,6 +63,10 @@ class NodeService:
         if ledger is not None:
             public.state, public.holder, public.reason = ledger.state, ledger.holder, ledger.reason
             public.stats, public.restarts = ledger.stats, ledger.restarts
+            public.reachable, public.unreachable_since = ledger.reachable, ledger.unreachable_since
+            if not ledger.reachable and public.reason is None:
+                since = utc_text(ledger.unreachable_since) if ledger.unreachable_since else "its last probe"
+                public.reason = f"{ledger.unreachable_reason or 'its device does not answer'} (since {since})"
             if not live.online and ledger.state in (NodeState.AVAILABLE, NodeState.OFFLINE):
                 # Idle, and nobody to run a step: a worker killed while idle left the ledger AVAILABLE.
                 public.state = NodeState.OFFLINE

@@ -110,6 +110,12 @@ class NodePublic(BaseModel):
     )
     holder: Holder | None = None
     reason: str | None = None
+    reachable: bool = Field(
+        default=True,
+        description="its driver's is_reachable() said the device answers, at its worker's last probe "
+        "(every 10 s); a step on a node that does not answer fails without touching it",
+    )
+    unreachable_since: datetime | None = None
     waiting_tasks: list[str] = Field(default_factory=list)
     stats: NodeStats | None = None
     restarts: int = 0

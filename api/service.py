@@ -44,6 +44,7 @@ from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStat
 from ..settings import Settings
 from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
+from .intake import Intake
 from .liveness import LivenessReader
 from .paging import read_page_token, sign_page_token
 from .rpc_errors import namespace_missing, temporal_failure
@@ -119,6 +120,7 @@ class TaskService:
         self.lab = lab
         self.rpc_timeout = timedelta(seconds=settings.rpc_timeout_s)
         self.liveness = LivenessReader(client, settings)
+        self.intake = Intake(client, settings.task_queue, self.rpc_timeout)
         self._secret = settings.secret.get_secret_value() if settings.secret else ""
         # The lab's tasks are the TaskWorkflows of its workflow task queue: other labs or tests may
         # share the Temporal namespace, and a lab-wide pause must not reach their tasks.
@@ -129,10 +131,13 @@ class TaskService:
         base = self.settings.temporal_ui_url
         return f"{base}/namespaces/{self.client.namespace}/workflows/{task_id}" if base else None
 
-    async def start(self, body: TaskCreate) -> TaskPublic:
+    async def start(self, body: TaskCreate, hooks: str | None = None) -> TaskPublic:
+        """Start a task; `hooks`: the seed's Task subclass whose step hooks run around its steps."""
         spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority)
+        spec.hooks = hooks
         task_id = body.id or _new_task_id(body.workflow_name)
         async with temporal_errors(task_id):
+            await self.intake.refuse_if_stopped()
             await self.client.start_workflow(
                 TaskWorkflow.run,
                 spec,
@@ -147,7 +152,13 @@ class TaskService:
                         SearchAttributePair(LAB_WORKFLOW, spec.workflow_name),
                     ]
                 ),
-                memo={"workflow_name": spec.workflow_name, "priority": spec.priority, "args": spec.args},
+                memo={
+                    "workflow_name": spec.workflow_name,
+                    "priority": spec.priority,
+                    "args": spec.args,
+                    # The seed's integer id of the workflow: its HTTP API names a task's workflow by it.
+                    "workflow_id": self.lab.seed_workflow_id(spec.workflow_name),
+                },
                 static_summary=task_summary(spec),
                 rpc_timeout=self.rpc_timeout,
             )

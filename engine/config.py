@@ -83,12 +83,21 @@ class LabConfig(BaseModel):
     # notifications.json beside nodes.json, if there is one ("" and none configured otherwise).
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     notifications_file: str = ""
+    # The seed's integer id of each workflow, by name, where the lab's own code gave one (a GLAS
+    # project's `Workflow(_id, ...)`); the others are numbered by their place in workflows.json.
+    workflow_ids: dict[str, int] = Field(default_factory=dict)
 
     def node(self, node_id: str) -> NodeConfig:
         return next(n for n in self.nodes if n.id == node_id)
 
     def workflow(self, name: str) -> WorkflowConfig:
         return next(w for w in self.workflows if w.name == name)
+
+    def seed_workflow_id(self, name: str) -> int:
+        """The workflow's integer id in the seed's HTTP API (`workflow_id`), -1 for an unknown one."""
+        if name in self.workflow_ids:
+            return self.workflow_ids[name]
+        return next((i for i, w in enumerate(self.workflows) if w.name == name), -1)
 
     def has_node(self, node_id: str) -> bool:
         return any(n.id == node_id for n in self.nodes)

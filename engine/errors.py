@@ -233,3 +233,13 @@ class TemporalRequestError(TaskSchedulerError):
 class MetricsPortError(TaskSchedulerError):
     """The worker cannot serve its metrics on the port asked for (in use, or not allowed): give
     `--metrics-port` a free port, or stop the process that holds it."""
+
+
+class LabStoppedError(CommandRefusedError):
+    """The lab takes no new tasks: its orchestrator was stopped (the seed's `DELETE /orchestrator/stop`);
+    `POST /orchestrator/start` takes them again."""
+
+
+class LabLoaderError(TaskSchedulerError):
+    """The lab's own loader (its orchestrator's `_load_nodes` or `_load_workflows`) failed: fix the code or
+    the file it reads; the message says which and why."""

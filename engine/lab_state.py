@@ -138,6 +138,30 @@ def observe(watch: WorkerWatch, plan: WorkerPlan, seen: WorkerSeen, now: datetim
     return worker_offline_notification(plan.name, plan.nodes, since, watch.episodes)
 
 
+class TaskIntake(BaseModel):
+    """Whether the lab takes new tasks (the seed's orchestrator start and stop), and the tasks its last
+    stop paused, which the next start resumes (a task an operator paused before stays paused)."""
+
+    accepting: bool = True
+    changed_at: datetime | None = None
+    by: str | None = None
+    paused: list[str] = Field(default_factory=list)
+
+    def change(self, change: IntakeChange, now: datetime) -> TaskIntake:
+        """Apply `change`; what the intake was before. A stop's paused tasks add up until the start."""
+        before = self.model_copy(deep=True)
+        if change.accepting != self.accepting:
+            self.accepting, self.changed_at, self.by, self.paused = change.accepting, now, change.by, []
+        self.paused = sorted({*self.paused, *change.paused})
+        return before
+
+
+class IntakeChange(BaseModel):
+    accepting: bool
+    by: str | None = None
+    paused: list[str] = Field(default_factory=list)
+
+
 class LabState(BaseModel):
     """The LabWorkflow's whole state, handed on by continue-as-new."""
 
@@ -154,6 +178,7 @@ class LabState(BaseModel):
     delivery_retry_s: float = 5.0  # the first retry of a delivery; then twice as long each, 10 min at most
     delivery_deadline_s: float = 24 * 3600.0  # a delivery is retried this long, then recorded as failed
     runs: int = 0
+    intake: TaskIntake = Field(default_factory=TaskIntake)
 
     def accept(self, notification: Notification) -> bool:
         """Remember the key; False if it was seen already (a repeat is not delivered again)."""

@@ -25,6 +25,7 @@ from .ledger_models import (
     NodeCommand,
     NodeCommandResult,
     NodeStats,
+    Reachability,
     RunAccounted,
     RunOutcome,
     UseKey,
@@ -46,6 +47,7 @@ __all__ = [
     "NodeCommand",
     "NodeCommandResult",
     "NodeStats",
+    "Reachability",
     "RunAccounted",
     "RunOutcome",
     "UseKey",
@@ -323,6 +325,14 @@ class Ledger:
         if self.machine.can("go_offline"):
             self.machine.trigger("go_offline")
             self._sync()
+
+    def set_reachable(self, reachable: bool, reason: str | None, now: datetime) -> None:
+        """What the hosting worker's last probe of the device said (`is_reachable()`)."""
+        if reachable == self.state.reachable:
+            return
+        self.state.reachable = reachable
+        self.state.unreachable_since = None if reachable else now
+        self.state.unreachable_reason = None if reachable else reason
 
     def check_restart(self) -> None:
         if self.state.cut_off:

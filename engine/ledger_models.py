@@ -179,6 +179,10 @@ class LedgerState(BaseModel):
     errors_told: int = 0  # of those, how many the lab's people were told of
     offline_since: datetime | None = None  # set by a clean stop of its worker
     usage: UsageBuckets = Field(default_factory=UsageBuckets)  # windowed figures (engine/usage.py)
+    # The device as its driver's `is_reachable()` last answered in the hosting worker.
+    reachable: bool = True
+    unreachable_since: datetime | None = None
+    unreachable_reason: str | None = None
 
 
 class NodeCommand(BaseModel):
@@ -188,6 +192,14 @@ class NodeCommand(BaseModel):
     only_if_error: bool = False
     by: str | None = None
     worker: WorkerInfo | None = None  # come_online: the worker that now hosts the node
+
+
+class Reachability(BaseModel):
+    """A hosting worker's probe of a node's device changed its answer."""
+
+    node_id: str
+    reachable: bool
+    reason: str | None = None
 
 
 class NodeCommandResult(BaseModel):

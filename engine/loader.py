@@ -82,10 +82,24 @@ def load_config_dir(
     return load_config(nodes_path, workflows_path, modules, hosted=hosted)
 
 
+def load_config_texts(nodes: bytes, workflows: bytes, base: LabConfig) -> LabConfig:
+    """The configuration in two uploaded files (the seed's `PATCH /config/reload`), checked as files on
+    disk are, for a process that hosts no node (nothing is imported); `base`'s notifications are kept."""
+    nodes_path, workflows_path = Path("nodes.json (uploaded)"), Path("workflows.json (uploaded)")
+    loader = _Loader(nodes_path, workflows_path, texts={nodes_path: nodes, workflows_path: workflows})
+    fresh = loader.load([], None)
+    return fresh.model_copy(
+        update={"notifications": base.notifications, "notifications_file": base.notifications_file}
+    )
+
+
 class _Loader:
-    def __init__(self, nodes_path: Path, workflows_path: Path) -> None:
+    def __init__(
+        self, nodes_path: Path, workflows_path: Path, texts: dict[Path, bytes] | None = None
+    ) -> None:
         self.nodes_path = nodes_path
         self.workflows_path = workflows_path
+        self.texts = texts or {}  # files given whole (uploads) instead of read from disk
         self.problems: list[ConfigProblem] = []
         self._imported: dict[str, list[ImportFailure]] = {}
 
@@ -105,7 +119,7 @@ class _Loader:
         self._check_types(_select(nodes, hosted), modules, every=hosted is ALL_NODES)
         self._check_workflows(workflows, _raw_ids(workflows_file, "workflows", "name"), set(node_ids))
         notifications_path = self.nodes_path.parent / NOTIFICATIONS_FILE
-        notifications = self._notifications(notifications_path)
+        notifications = self._notifications(notifications_path) if not self.texts else None
         if self.problems:
             raise ConfigError(self.problems)
         return LabConfig(
@@ -125,9 +139,12 @@ class _Loader:
 
     def _read_json(self, file: Path) -> Any:
         try:
-            text = file.read_text(encoding="utf-8")
+            text = self.texts[file].decode() if file in self.texts else file.read_text(encoding="utf-8")
         except OSError as exc:
             self.problem(file, "", f"cannot read the file ({exc.strerror or exc}); check the path")
+            return None
+        except UnicodeDecodeError as exc:
+            self.problem(file, "", f"not a UTF-8 text file ({exc.reason} at byte {exc.start})")
             return None
         try:
             return json.loads(text)

@@ -15,6 +15,7 @@ SUCCESS = 25
 logging.addLevelName(TRACE, "TRACE")
 logging.addLevelName(SUCCESS, "SUCCESS")
 
+NODE_LOGGERS = "task_scheduler.node"  # a node's lines go to NODE_LOGGERS.<node id>
 MAX_CAPTURED_LINES = 200
 MAX_LINE_CHARS = 2000
 
@@ -55,8 +56,8 @@ def _format(message: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> s
 class NodeLogger:
     """A loguru-compatible logger for one node, writing to `logging` and to the running step's capture."""
 
-    def __init__(self, node_id: str) -> None:
-        self._logger = logging.getLogger(f"task_scheduler.node.{node_id}")
+    def __init__(self, node_id: str, logger_name: str | None = None) -> None:
+        self._logger = logging.getLogger(logger_name or f"{NODE_LOGGERS}.{node_id}")
         self._lock = threading.Lock()
         self._capture: CapturedLines | None = None
 

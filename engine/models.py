@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,11 @@ class NextExecution(StrEnum):
 
     SELF = "SELF"
     NEXT = "NEXT"
+
+    @classmethod
+    def of(cls, value: Any) -> NextExecution:
+        """A driver's `next_node_execution()` answer: ours, the seed's `NodeErrorNextStep`, or a name."""
+        return cls(value.name if isinstance(value, Enum) else value)
 
 
 class NodeRef(BaseModel):

@@ -4,16 +4,38 @@ an abort hook (asked per call: DriverCall) and emulation."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import random
 import threading
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .errors import DriverResultError, StepAbortedError, StepWithdrawnError
 from .logger import NodeLogger
 from .models import EmulationConfig, NextExecution, NodeRef, StepResult
+
+
+class StepObserver(Protocol):
+    """Code of the lab's own that runs around a step, in the node's thread (the seed's task hooks)."""
+
+    def before_step(self) -> None: ...
+
+    def after_step(self, result: StepResult) -> None: ...
+
+
+@dataclass
+class DriverStep:
+    """What a driver's hooks are given for one step (the seed's arguments)."""
+
+    task_id: str
+    workflow_name: str = ""
+    src: NodeRef | None = None
+    dst: NodeRef | None = None
+    args: dict[str, Any] | None = None
+    observer: StepObserver | None = None
 
 
 class BaseNode:
@@ -21,16 +43,18 @@ class BaseNode:
 
     registry: ClassVar[dict[str, list[type[BaseNode]]]] = {}
 
-    def __init__(self, id: str, name: str, properties: dict[str, Any] | None = None) -> None:
-        self.id = id
+    def __init__(self, _id: str, name: str, properties: dict[str, Any] | None = None) -> None:
+        self.id = _id
         self.name = name
         self.properties: dict[str, Any] = dict(properties or {})
         self.emulation = EmulationConfig()
-        self.logger = NodeLogger(id)
+        self.logger = NodeLogger(_id)
         self._call: DriverCall | None = None  # the call the node's thread runs now
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_base_class", False):
+            return  # a base for drivers (the seed's import path), not a node type
         same_name = BaseNode.registry.setdefault(cls.__name__, [])
         # A module imported twice under two names defines the "same" class twice; keep one.
         same_name[:] = [c for c in same_name if _qualified(c) != _qualified(cls)]
@@ -59,27 +83,43 @@ class BaseNode:
     ) -> tuple[int, str | None, str | None] | StepResult | Awaitable[Any]:
         raise NotImplementedError(f"{self.type} does not implement _execute")
 
-    def _pre_execution(self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: Any) -> None:
-        """Called before `_execute` (the seed's hook)."""
+    def _pre_execution(
+        self, task_id: str, wf_name: str, src: NodeRef | None, dst: NodeRef | None, args: Any = None
+    ) -> None:
+        """Called before `_execute`, with the task's lab workflow name (the seed's hook)."""
 
-    def _post_execution(self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: Any) -> None:
-        """Called after `_execute` returned (the seed's hook)."""
+    def _post_execution(
+        self,
+        status: int,
+        msg: str | None,
+        task_id: str,
+        wf_name: str,
+        src: NodeRef | None,
+        dst: NodeRef | None,
+        args: Any = None,
+    ) -> None:
+        """Called after `_execute` succeeded (status 0), never after a failure (the seed's hook)."""
 
     def is_reachable(self) -> bool:
+        """Whether the device answers: asked before each step (a step on a node that is not reachable
+        fails without touching it) and every few seconds for the node's online state. Keep it quick."""
         return True
 
-    def _restart(self) -> bool | None:
-        """Bring the device back to a known state after an error. Return False if that failed."""
+    def _restart(self) -> bool | int | None:
+        """Bring the device back to a known state after an error. Return False (or, as the seed's
+        drivers do, a non-zero status) if that failed."""
         return True
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> int | None:
         """Release the device (the worker is stopping)."""
+        return None
 
     def _abort(self) -> None:
         """Stop the running `_execute` as soon as it is safe (an operator cancelled the task)."""
 
-    def next_node_execution(self) -> NextExecution:
-        """Where an operator's "continue, next" goes after a failed step: this step again, or the next."""
+    def next_node_execution(self) -> Any:
+        """Where an operator's "continue, next" goes after a failed step: this step again (SELF), or the
+        next (NEXT); ours (`NextExecution`) or the seed's `NodeErrorNextStep`."""
         return NextExecution.NEXT
 
     # --- what the scheduler calls ------------------------------------------------------------------
@@ -89,15 +129,19 @@ class BaseNode:
         src: NodeRef | None,
         dst: NodeRef | None,
         task_id: str,
-        args: dict[str, Any],
+        args: dict[str, Any] | None,
         emulate: bool = False,
         call: DriverCall | None = None,
+        *,
+        workflow_name: str = "",
+        observer: StepObserver | None = None,
     ) -> StepResult:
         """Run one step in the calling thread (the node's own driver thread) and normalise its result.
 
         `call` is this step's call (`new_call`), which the scheduler aborts: a call aborted before it
         got here is withdrawn (StepWithdrawnError) without touching the device, and an abort of this
-        call never reaches another. `_post_execution` runs only when `_execute` returned (the seed)."""
+        call never reaches another. A node that is not reachable is not touched either: the step
+        fails. `_post_execution` runs only after a successful `_execute` (the seed)."""
         call = call or self.new_call(task_id)
         self._call = call
         try:
@@ -108,16 +152,45 @@ class BaseNode:
                 )
             if emulate:
                 return self._run_emulated(task_id, call)
-            self._pre_execution(src, dst, task_id, args)
-            raw = self._execute(src, dst, task_id, args)
-            if inspect.isawaitable(raw):
-                raw = asyncio.run(_awaited(raw))
-            result = to_step_result(raw, self.type)
-            self._post_execution(src, dst, task_id, args)
-            return result
+            if not self.is_reachable():
+                return StepResult(status=errno.EHOSTUNREACH, message=self.unreachable_text())
+            return self._run_driver(DriverStep(task_id, workflow_name, src, dst, args, observer))
         finally:
             call._end()
             self._call = None
+
+    def _run_driver(self, step: DriverStep) -> StepResult:
+        task_id, wf_name, src, dst, args = step.task_id, step.workflow_name, step.src, step.dst, step.args
+        if step.observer is not None:
+            step.observer.before_step()
+        self._pre_execution(task_id, wf_name, src, dst, args)
+        raw = self._execute(src, dst, task_id, args)
+        if inspect.isawaitable(raw):
+            raw = asyncio.run(_awaited(raw))
+        result = to_step_result(raw, self.type)
+        if step.observer is not None:
+            step.observer.after_step(result)
+        if result.succeeded:
+            self._post_execution(result.status, result.message, task_id, wf_name, src, dst, args)
+        return result
+
+    def unreachable_text(self) -> str:
+        return (
+            f"node {self.id} is not reachable (its driver's is_reachable() says so); the device was not "
+            "touched. Check it (power, cable, network), then continue the task"
+        )
+
+    def restart_device(self) -> tuple[bool, str | None]:
+        """Run `_restart()`; whether it worked. False, or a non-zero status (the seed's drivers return
+        0 for success), is a failure; None and True are success."""
+        outcome = self._restart()
+        status = isinstance(outcome, int) and not isinstance(outcome, bool)
+        failed = outcome != 0 if status else outcome is False
+        return (False, f"_restart() returned {outcome!r}") if failed else (True, None)
+
+    def next_execution(self) -> NextExecution:
+        """Where an operator's "continue, next" goes after a failed step of this node."""
+        return NextExecution.of(self.next_node_execution())
 
     def new_call(self, task_id: str = "") -> DriverCall:
         """A call of this driver, not yet begun: hand it to `run_step`, abort it with `DriverCall.abort`."""

@@ -47,6 +47,9 @@ class TaskSpec(BaseModel):
     priority: int = 0
     # What the task tells the lab's people (notifications.json when it started); None: nothing.
     notify: NotifyPolicy | None = None
+    # `module:Class` of the seed's Task subclass a GLAS project's `add_task` made for this task: its step
+    # hooks run around each step, in the worker that hosts the step's node. None: no hooks.
+    hooks: str | None = None
     # Set only by the task itself when it continues as new: its whole state, handed to the next run.
     carried: TaskMemory | None = None
 
@@ -261,6 +264,8 @@ class StepRequest(BaseModel):
     dst: NodeRef | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     lost_run: int | None = None  # see BeginUse.lost_run
+    workflow_name: str = ""  # the task's lab workflow, given to the driver's hooks
+    hooks: str | None = None  # see TaskSpec.hooks
 
 
 class StepReport(BaseModel):
@@ -338,11 +343,12 @@ def node_ref(node: NodeConfig) -> NodeRef:
 
 
 def step_args(spec: TaskSpec, index: int, previous_output: dict[str, Any] | None) -> dict[str, Any]:
-    """A step's arguments: the task's, then the step's own, then the output of the step before it
-    (one step's, bounded: the input does not grow with the number of steps)."""
+    """A step's arguments: the task's, then the step's own, then the output of the step before it if
+    it returned one (one step's, bounded: the input does not grow with the number of steps). A driver
+    written for the seed returns none, so it gets the task's arguments exactly."""
     args = {**spec.args, **spec.steps[index].args}
-    if index:
-        args["previous_output"] = dict(previous_output or {})
+    if index and previous_output:
+        args["previous_output"] = dict(previous_output)
     return args
 
 

@@ -27,3 +27,7 @@ LAB_WORKFLOW_PREFIX = "lab-"
 def lab_workflow_id(task_queue: str) -> str:
     """The id of a lab's LabWorkflow (notifications, PC liveness): one per workflow task queue."""
     return f"{LAB_WORKFLOW_PREFIX}{task_queue}"
+
+
+# The LabWorkflow's memo key saying whether the lab takes new tasks (the seed's orchestrator switch).
+INTAKE_MEMO = "accepting_tasks"

@@ -29,15 +29,17 @@ with workflow.unsafe.imports_passed_through():
         Delivery,
         DeliveryRecord,
         DeliveryResult,
+        IntakeChange,
         LabPlan,
         LabState,
         LabStatus,
+        TaskIntake,
         WorkerCheck,
         WorkersSeen,
         observe,
     )
     from ..engine.notifications import Notification, targets_for
-    from .ids import lab_workflow_id
+    from .ids import INTAKE_MEMO, lab_workflow_id
 
 MAX_RETRY_INTERVAL = timedelta(minutes=10)
 # One send: Apprise's own connect and read timeouts are seconds; a worker killed in the middle of one
@@ -78,6 +80,19 @@ class LabWorkflow:
     @workflow.query
     def status(self) -> LabStatus:
         return LabStatus.of(self.state)
+
+    @workflow.update
+    def set_intake(self, change: IntakeChange) -> TaskIntake:
+        """Stop or start taking new tasks (the seed's orchestrator stop and start); the intake before.
+        The memo says it too, for the API to read without a worker (describe)."""
+        before = self.state.intake.change(change, workflow.now())
+        if before.accepting != change.accepting:
+            workflow.upsert_memo({INTAKE_MEMO: change.accepting})
+        return before
+
+    @workflow.query
+    def intake(self) -> TaskIntake:
+        return self.state.intake
 
     # --- deliveries -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerState,
         NodeCommand,
         NodeCommandResult,
+        Reachability,
         RunAccounted,
         UseKey,
     )
@@ -121,6 +122,12 @@ class NodeWorkflow:
         """The worker hosting the node stopped cleanly."""
         self.ledger.go_offline(workflow.now())
         return self._answer()
+
+    @workflow.update
+    def set_reachable(self, reachability: Reachability) -> bool:
+        """The hosting worker's probe of the device (its driver's `is_reachable()`) changed its answer."""
+        self.ledger.set_reachable(reachability.reachable, reachability.reason, workflow.now())
+        return True
 
     @workflow.update
     def restart(self, command: NodeCommand) -> NodeCommandResult:

@@ -266,6 +266,8 @@ class TaskWorkflow:
             dst=steps[index + 1].node if index + 1 < len(steps) else None,
             args=step_args(self.spec, index, self._previous_output(index)),
             lost_run=self.memory.lost_runs.get(index),
+            workflow_name=self.spec.workflow_name,
+            hooks=self.spec.hooks,
         )
         retry = step.retry
         return await workflow.execute_activity_method(
@@ -312,9 +314,9 @@ class TaskWorkflow:
         else:
             record.outcome = StepOutcome.FAILED
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-        return await self._wait_for_operator(index, reason, report)
+        return await self._wait_for_operator(index, reason, _next_execution(cause, report))
 
-    async def _wait_for_operator(self, index: int, reason: str, report: StepReport | None) -> int:
+    async def _wait_for_operator(self, index: int, reason: str, next_execution: NextExecution) -> int:
         record = self._reach(index)
         self.status.reason = reason
         self._transition("fail")
@@ -327,7 +329,6 @@ class TaskWorkflow:
         self.status.reason = None
         self._transition("recover")
         self.memory.decision = None  # carried out: the next failure waits for a decision of its own
-        next_execution = report.next_execution if report else NextExecution.NEXT
         if decision.mode == "retry" or next_execution is NextExecution.SELF:
             return index
         record.outcome = StepOutcome.SKIPPED
@@ -539,6 +540,20 @@ def _pending(spec: TaskSpec, index: int) -> StepRecord:
 def _heartbeat_details(cause: TimeoutError) -> dict[str, Any]:
     details = cause.last_heartbeat_details
     return details[0] if details and isinstance(details[0], dict) else {}
+
+
+def _next_execution(cause: BaseException | None, report: StepReport | None) -> NextExecution:
+    """Where an operator's "next" goes after this failure: the node's answer in the step's report, or,
+    for a run lost without one, in its last heartbeat or its WorkerLost error; NEXT if none says."""
+    if report is not None:
+        return report.next_execution
+    said: dict[str, Any] = {}
+    if isinstance(cause, TimeoutError):
+        said = _heartbeat_details(cause)
+    elif isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        said = cause.details[0]
+    given = str(said.get("next"))
+    return NextExecution(given) if given in NextExecution.__members__ else NextExecution.NEXT
 
 
 def _report_of(cause: BaseException | None) -> StepReport | None:

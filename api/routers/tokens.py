@@ -1,4 +1,4 @@
-"""Tokens: the seed's `/token/{identifier}` (viewer, localhost only) and tokens of any role for admins."""
+"""Tokens: the seed's `/token/{identifier}` (localhost only) and tokens of any role for admins."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ def _issue(request: Request, name: str, role: Role) -> TokenPublic:
 
 @router.get("/token/{identifier}", responses=errors(403))
 async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
-    """A viewer token for a caller on this machine (the seed's route)."""
+    """A token for a caller on this machine (the seed's route), of TASK_SCHEDULER_LOCAL_TOKEN_ROLE's role."""
     if not is_local_caller(request):
         raise PermissionDeniedError(
             "tokens are given only to callers on the API's own machine (through a reverse proxy, only if "
             "TASK_SCHEDULER_TRUSTED_PROXIES names it and it forwards the caller's address)"
         )
-    return _issue(request, identifier, Role.viewer)
+    return _issue(request, identifier, Role[request.app.state.settings.local_token_role])
 
 
 @router.post("/tokens", responses={**GUARDED, **errors(400, 422)})

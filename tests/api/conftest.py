@@ -31,6 +31,7 @@ from temporalio.client import Client
 from task_scheduler.api.app import create_app
 from task_scheduler.devserver import DevServer
 from task_scheduler.engine.config import LabConfig
+from task_scheduler.glas.app import install_seed_api
 from task_scheduler.settings import Settings
 from task_scheduler.worker import LabWorker, WorkerOptions
 
@@ -68,6 +69,7 @@ async def api_url(
 ) -> AsyncIterator[str]:
     """The session's API: its lab, its task queue, the worker hosting the lab."""
     app = create_app(api_settings, lab=api_lab.config, client=temporal_client)
+    install_seed_api(app)
     async with serving(app) as url:
         yield url
 
@@ -91,6 +93,7 @@ async def serve_app(api_settings: Settings, api_lab: Any) -> AsyncIterator[Serve
                 client=client,
                 extra_routers=extra_routers,
             )
+            install_seed_api(app)  # as `task-scheduler api` serves it
             return await stack.enter_async_context(serving(app, host))
 
         yield serve

@@ -153,6 +153,6 @@ async def test_token_route_behind_a_trusted_local_proxy_serves_local_callers_onl
     spoofed = await proxy.get("/token/bench-pc", headers=_forwarded("127.0.0.1, 203.0.113.9"))
 
     assert local.status_code == 200, local.text
-    assert local.json()["role"] == "viewer"
+    assert local.json()["role"] == "operator"
     assert [remote.status_code, spoofed.status_code] == [403, 403]
     assert "own machine" in remote.json()["detail"]

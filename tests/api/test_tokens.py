@@ -98,7 +98,7 @@ async def test_tokens_given_by_the_api_live_their_roles_lifetime(
     }
     local = (await anonymous.get("/token/bench-pc")).json()
 
-    for role, given in [*made.items(), ("viewer", local)]:
+    for role, given in [*made.items(), ("operator", local)]:
         lifetime_s = api_settings.token_lifetime_s(role)
         claims = jwt.decode(given["token"], SECRET, algorithms=["HS256"])
         assert given["expires_in_s"] == lifetime_s

@@ -45,7 +45,11 @@ CHECKS = [
 ]
 # Schema-valid requests the API may still refuse as bad input (422): a page token it did not sign, a
 # since / until of the timeline or the stats that is no time (or a window that ends before it starts).
-SEMANTIC_422 = ["GET /tasks", "GET /timeline", "GET /timeline.svg", "GET /stats"]
+# The seed's config reload too: the uploaded files' contents are checked as a configuration.
+SEMANTIC_422 = ["GET /tasks", "GET /timeline", "GET /timeline.svg", "GET /stats", "PATCH /config/reload"]
+# The seed's routes answer with statuses of its own: 418 for a task while its orchestrator is stopped
+# (the generator stops it too), 410 for that orchestrator's status.
+SEED_STATUSES = {"POST /task/": "418", "GET /orchestrator/status": "410"}
 ACCEPTED = ["2xx", "401", "403", "404", "409", "503"]
 KNOWN_PARAMETERS = {
     "path.task_id": ("tasks", 0.5),
@@ -131,6 +135,13 @@ def schemathesis_config(stack: DevStack, known: dict[str, list[str]]) -> str:
         f"include-name = {_toml(SEMANTIC_422)}",
         f"checks.positive_data_acceptance.expected-statuses = {_toml([*ACCEPTED, '422'])}",
     ]
+    for operation, status in SEED_STATUSES.items():
+        lines += [
+            "",
+            "[[operations]]",
+            f"include-name = {_toml([operation])}",
+            f"checks.positive_data_acceptance.expected-statuses = {_toml([*ACCEPTED, status])}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@ lab's drivers."""
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import threading
@@ -21,6 +22,7 @@ from task_scheduler.engine.errors import DriverResultError, StepAbortedError, St
 from task_scheduler.engine.logger import MAX_CAPTURED_LINES, NodeLogger
 from task_scheduler.engine.nodes import CallState
 from task_scheduler.engine.registry import resolve_node_type
+from task_scheduler.nodes.enums import NodeErrorNextStep, NodeState
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-lab"
 PROMPTLY_S = 2.0  # an aborted step must end well within this
@@ -52,15 +54,18 @@ class NodesTestHookNode(BaseNode):
         super().__init__(id, name, properties)
         self.calls: list[str] = []
 
-    def _pre_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
-        self.calls.append(f"pre {task_id}")
+    def _pre_execution(self, task_id: str, wf_name: str, src: Any, dst: Any, args: Any = None) -> None:
+        self.calls.append(f"pre {task_id} {wf_name}")
 
-    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, None, None]:
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, str | None, None]:
         self.calls.append(f"execute {task_id}")
-        return 0, None, None
+        failing = bool((args or {}).get("fail"))
+        return (4, "jammed", None) if failing else (0, None, None)
 
-    def _post_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
-        self.calls.append(f"post {task_id}")
+    def _post_execution(
+        self, status: int, msg: Any, task_id: str, wf_name: str, src: Any, dst: Any, args: Any = None
+    ) -> None:
+        self.calls.append(f"post {status} {task_id} {wf_name}")
 
 
 class NodesTestGarbageNode(BaseNode):
@@ -150,11 +155,36 @@ def test_run_step_async_driver_is_awaited() -> None:
     assert not result.succeeded
 
 
-def test_run_step_calls_hooks_in_order() -> None:
+def test_run_step_calls_hooks_in_order_with_the_seeds_arguments() -> None:
     node = NodesTestHookNode("n4", "Node four")
-    node.run_step(None, None, "t1", {})
+    node.run_step(None, None, "t1", {}, workflow_name="assay")
     node.run_step(None, None, "t2", {})
-    assert node.calls == ["pre t1", "execute t1", "post t1", "pre t2", "execute t2", "post t2"]
+    assert node.calls == [
+        "pre t1 assay",
+        "execute t1",
+        "post 0 t1 assay",
+        "pre t2 ",
+        "execute t2",
+        "post 0 t2 ",
+    ]
+
+
+def test_run_step_calls_post_execution_only_after_a_success_as_the_seed() -> None:
+    node = NodesTestHookNode("n4", "Node four")
+    result = node.run_step(None, None, "t1", {"fail": True}, workflow_name="assay")
+    assert (result.status, result.message) == (4, "jammed")
+    assert node.calls == ["pre t1 assay", "execute t1"]
+    assert node.state is NodeState.ERROR  # the seed's node object says so until it is restarted
+    assert node.restart() == 0 and node.state is NodeState.AVAILABLE
+
+
+def test_run_step_on_a_node_that_does_not_answer_fails_without_touching_it() -> None:
+    node = NodesTestHookNode("n4", "Node four")
+    node.is_reachable = lambda: False  # type: ignore[method-assign]
+    result = node.run_step(None, None, "t1", {})
+    assert result.status == errno.EHOSTUNREACH
+    assert "is not reachable" in (result.message or "") and "not touched" in (result.message or "")
+    assert node.calls == []
 
 
 @pytest.mark.parametrize(
@@ -169,11 +199,32 @@ def test_run_step_garbage_result_raises_driver_result_error(returned: Any) -> No
     assert "must return (status, message, endpoint) or a StepResult" in caught.value.message
 
 
-def test_seed_import_path_is_the_engine_base_node() -> None:
+def test_seed_import_path_is_the_one_node_class() -> None:
     from task_scheduler.nodes.base import BaseNode as SeedBaseNode
 
-    assert SeedBaseNode is engine_nodes.BaseNode is BaseNode
+    assert SeedBaseNode is BaseNode and issubclass(BaseNode, engine_nodes.BaseNode)
     assert resolve_node_type("NodesTestTupleNode") is NodesTestTupleNode
+    assert "BaseNode" not in engine_nodes.BaseNode.registry  # a base, not a node type
+
+
+@pytest.mark.parametrize(
+    ("returned", "ok"), [(None, True), (True, True), (0, True), (False, False), (1, False), (-5, False)]
+)
+def test_restart_result_means_what_it_meant_to_the_seed_and_to_us(returned: Any, ok: bool) -> None:
+    node = NodesTestHookNode("n4", "Node four")
+    node._restart = lambda: returned  # type: ignore[method-assign]
+    assert node.restart_device()[0] is ok
+
+
+def test_next_node_execution_takes_the_seeds_enum_and_ours() -> None:
+    node = NodesTestHookNode("n4", "Node four")
+    for given, meant in [
+        (NodeErrorNextStep.SELF, "SELF"),
+        (NodeErrorNextStep.NEXT, "NEXT"),
+        ("SELF", "SELF"),
+    ]:
+        node.next_node_execution = lambda g=given: g  # type: ignore[method-assign]
+        assert node.next_execution().value == meant
 
 
 # --- the logger -----------------------------------------------------------------------------------
@@ -313,7 +364,7 @@ class NodesTestAbortableNode(BaseNode):
         self.calls: list[str] = []
         self.aborted_during: list[str | None] = []
 
-    def _pre_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:
+    def _pre_execution(self, task_id: str, wf_name: str, src: Any, dst: Any, args: Any = None) -> None:
         self.calls.append(f"pre {task_id}")
 
     def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, str, None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from task_scheduler.cli import _dev_secret, write_private
+from task_scheduler.devstack import dev_secret, write_private
 
 
 @pytest.fixture
@@ -49,11 +49,11 @@ def test_write_private_replaces_a_world_readable_file_by_a_private_one(
 
 
 def test_dev_secret_is_made_once_and_private(tmp_path: Path, open_umask: None) -> None:
-    first = _dev_secret(tmp_path)
+    first = dev_secret(tmp_path)
 
     assert _mode(tmp_path / "secret") == 0o600
     assert len(first) == 64
-    assert _dev_secret(tmp_path) == first
+    assert dev_secret(tmp_path) == first
 
 
 def test_dev_secret_left_world_readable_by_an_older_version_is_made_private(tmp_path: Path) -> None:
@@ -61,5 +61,5 @@ def test_dev_secret_left_world_readable_by_an_older_version_is_made_private(tmp_
     secret.write_text("s" * 64 + "\n")
     secret.chmod(0o644)
 
-    assert _dev_secret(tmp_path) == "s" * 64
+    assert dev_secret(tmp_path) == "s" * 64
     assert _mode(secret) == 0o600

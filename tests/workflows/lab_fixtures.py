@@ -55,6 +55,7 @@ class Journal:
         self.shutdowns: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._holds: dict[str, threading.Event] = {}
+        self.unreachable: set[str] = set()  # nodes whose is_reachable() says False
 
     def runs(self, node_id: str | None = None, task_id: str | None = None) -> list[DriverRun]:
         with self._lock:
@@ -154,6 +155,9 @@ class WorkflowTestNode(BaseNode):
     def _restart(self) -> bool:
         JOURNAL._count(JOURNAL.restarts, self.id)
         return True
+
+    def is_reachable(self) -> bool:
+        return self.id not in JOURNAL.unreachable
 
     def _shutdown(self) -> None:
         JOURNAL._count(JOURNAL.shutdowns, self.id)

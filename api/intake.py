@@ -1,0 +1,62 @@
+"""Whether the lab takes new tasks: a durable switch in its LabWorkflow (the seed's orchestrator stop
+and start), read from the workflow's memo (no worker needed) and changed by an update."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ..engine.errors import LabStoppedError, SchedulerUnavailableError
+from ..engine.lab_state import IntakeChange, TaskIntake
+from ..workflows.ids import INTAKE_MEMO, lab_workflow_id
+from ..workflows.lab import LabWorkflow
+
+
+class Intake:
+    def __init__(self, client: Client, task_queue: str, rpc_timeout: timedelta) -> None:
+        self.handle = client.get_workflow_handle_for(LabWorkflow.run, lab_workflow_id(task_queue))
+        self.rpc_timeout = rpc_timeout
+
+    async def accepting(self) -> bool:
+        """True unless a stop is in force; a lab whose LabWorkflow never ran takes tasks."""
+        try:
+            description = await self.handle.describe(rpc_timeout=self.rpc_timeout)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return True
+            raise
+        return bool(await description.memo_value(INTAKE_MEMO, True))
+
+    async def refuse_if_stopped(self) -> None:
+        if not await self.accepting():
+            state = await self.state()
+            who = f" by {state.by}" if state.by else ""
+            when = f" at {state.changed_at:%Y-%m-%d %H:%M:%S %Z}" if state.changed_at else ""
+            raise LabStoppedError(
+                f"the lab takes no new tasks: its orchestrator was stopped{who}{when}; POST "
+                "/orchestrator/start takes them again (the tasks it paused resume then)"
+            )
+
+    async def state(self) -> TaskIntake:
+        try:
+            return await self.handle.query(LabWorkflow.intake, rpc_timeout=self.rpc_timeout)
+        except (RPCError, RPCTimeoutOrCancelledError) as exc:
+            raise self._unavailable(exc) from exc
+
+    async def change(self, accepting: bool, by: str | None, paused: list[str] | None = None) -> TaskIntake:
+        """Stop (False) or start (True) taking tasks; the intake as it was before."""
+        change = IntakeChange(accepting=accepting, by=by, paused=paused or [])
+        try:
+            return await self.handle.execute_update(
+                LabWorkflow.set_intake, change, rpc_timeout=self.rpc_timeout
+            )
+        except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> SchedulerUnavailableError:
+        return SchedulerUnavailableError(
+            f"the lab's LabWorkflow ({self.handle.id}) does not answer ({exc}): it runs while a worker "
+            "runs the workflows (`task-scheduler dev`, or a `task-scheduler worker` without --name)"
+        )

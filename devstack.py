@@ -1,0 +1,213 @@
+"""The whole stack in one process: the Temporal dev server (unless the lab names a server of its own), a
+worker hosting every node, and the API, with the banner that says where each is; Ctrl-C (or SIGTERM)
+stops everything in order. `task-scheduler dev` runs it, and so does a GLAS project's
+`BaseScheduler.run()` (its own nodes and routes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from .activities.host import ObserverFactory
+from .api.security import Role, create_token
+from .api.serve import server_config
+from .devhook import local_webhook, printing_webhook
+from .devserver import DevServer
+from .engine.config import LabConfig
+from .engine.errors import TaskSchedulerError
+from .engine.nodes import BaseNode
+from .settings import Settings, connect
+from .worker import WorkerOptions, run_worker
+
+PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
+
+
+@dataclass
+class Stack:
+    """What runs, and where."""
+
+    lab: LabConfig
+    state_dir: Path
+    host: str = "127.0.0.1"  # the API's bind address
+    port: int = 8000
+    temporal_port: int = 7233  # the embedded dev server's
+    ui_port: int = 8233
+    temporal_address: str | None = None  # a Temporal server of the lab's own: none is started
+    emulate: bool = False
+    drivers: dict[str, BaseNode] | None = None  # the lab's own node objects (else built from the config)
+    observers: ObserverFactory | None = None
+
+    def server(self) -> DevServer | None:
+        if self.temporal_address is not None:
+            return None
+        return DevServer(
+            db_file=self.state_dir / "temporal.db",
+            port=self.temporal_port,
+            ui_port=self.ui_port,
+            log_file=self.state_dir / "temporal.log",
+        )
+
+    def settings(self, server: DevServer | None, base: Settings | None = None) -> Settings:
+        """The settings of this stack's API and worker: `base` (the environment's) with its addresses, and
+        the token secret: the environment's (TASK_SCHEDULER_SECRET) if set, else one kept in the state
+        directory."""
+        base = base or Settings()
+        address = server.address if server is not None else self.temporal_address
+        secret = base.secret or SecretStr(dev_secret(self.state_dir))
+        update = {
+            "temporal_address": address,
+            "secret": secret,
+            "temporal_ui_url": server.ui_url if server is not None else base.temporal_ui_url,
+            "api_host": self.host,
+            "api_port": self.port,
+        }
+        if server is not None:
+            update["temporal_namespace"] = "default"
+        return base.model_copy(update=update)
+
+
+def admin_token(settings: Settings, state_dir: Path, name: str = "dev-admin") -> str:
+    """An admin token for the person at the keyboard, also written (0600) to STATE_DIR/token for the CLI."""
+    secret = settings.secret.get_secret_value() if settings.secret else ""
+    token = create_token(secret, name, Role.admin, settings.token_lifetime_s(Role.admin.name))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_private(state_dir / "token", token)
+    return token
+
+
+async def serve(
+    stack: Stack,
+    settings: Settings,
+    app: FastAPI,
+    token: str,
+    on_ready: Callable[[Client], Awaitable[None]] | None = None,
+    on_exit: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGINT or SIGTERM: the server (if this stack starts one), the API on `app`, a worker.
+    `on_ready` runs once everything serves; `on_exit` when the stop begins."""
+    server = stack.server()
+    if server is not None:
+        server.start()
+    try:
+        if server is not None:
+            await server.wait_ready()
+        client = await connect(settings)
+        app.state.client = client
+        stop = stop_event_on_signals()
+        api = uvicorn.Server(server_config(app, stack.host, stack.port))
+        api_task = asyncio.create_task(api.serve())
+        hook = local_webhook(stack.lab.notifications)
+        ui_url = server.ui_url if server is not None else settings.temporal_ui_url
+        print(banner(settings, ui_url, stack.state_dir, token, hook), flush=True)
+        options = WorkerOptions(
+            lab=stack.lab,
+            emulate=stack.emulate,
+            task_queue=settings.task_queue,
+            drivers=stack.drivers,
+            observers=stack.observers,
+        )
+        try:
+            with printing_webhook(hook[1]) if hook else contextlib.nullcontext():
+                await run_worker(client, options, stop, on_ready=on_ready)
+        finally:
+            if on_exit is not None:
+                on_exit()
+            api.should_exit = True
+            await api_task
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def banner(
+    settings: Settings, ui_url: str | None, state_dir: Path, token: str, hook: tuple[str, int, str] | None
+) -> str:
+    api = f"http://{_shown_host(settings.api_host)}:{settings.api_port}"
+    notifications = f"{hook[0]} (received and printed here)" if hook else "none configured"
+    lines = [
+        "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
+        f"  lab page     {api}/lab   (sign in with the admin token below, or make one:"
+        " `task-scheduler token create NAME --role operator`)",
+        f"  API          {api}   (docs: {api}/docs)",
+        f"  Temporal UI  {ui_url}",
+        f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
+        f"  notifications {notifications}",
+        f"  admin token  {token}",
+        f"               (also in {state_dir}/token, which the CLI reads by itself)",
+    ]
+    if settings.api_host == "0.0.0.0":
+        lines.insert(
+            3, "               (on every interface: TASK_SCHEDULER_AUTHORIZED_IPS says who may call)"
+        )
+    return "\n".join(lines)
+
+
+def _shown_host(host: str) -> str:
+    return "127.0.0.1" if host == "0.0.0.0" else host
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only from its first byte: a fresh file made with mode 0600
+    (whatever the umask, which can only remove bits) next to it, then renamed over `path`."""
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(fresh, path)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
+
+
+def dev_secret(state_dir: Path) -> str:
+    """The stack's token secret, made once (0600 from the start) and kept in the state directory."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE)  # made by an older version, or by hand
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def run_async(command: Callable[[], Awaitable[object]]) -> int:
+    """Run an async command, reporting our errors inside the event loop: the Temporal client (and its
+    native threads) is then released before the interpreter shuts down, which otherwise can abort."""
+
+    async def guarded() -> int:
+        try:
+            await command()
+        except TaskSchedulerError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        return 0
+
+    code = asyncio.run(guarded())
+    gc.collect()
+    return code

@@ -1,0 +1,386 @@
+"""The seed's `BaseOrchestrator`: a GLAS project subclasses it and builds its lab in its own code
+(`_load_nodes`, `_load_workflows`). What the loaders build becomes our configuration (checked like
+nodes.json, every problem located, engine/objects.py); the worker drives those very node objects; and
+its methods act on the durable lab: tasks are Temporal workflows, not threads of this process.
+
+What stays the seed's: the loaders get open files (the files of `-n`/`-w`, or a reload's uploads), the
+start and stop callbacks are called, the error codes are the seed's. What differs, on purpose: a load
+that fails changes nothing (the seed left the lab half loaded); `stop()` stops taking new tasks and
+pauses the running ones after their step (the seed killed them), and `start()` takes tasks again and
+resumes what the stop paused; both are durable (every API process sees them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, BinaryIO, TypeVar
+
+from ..engine.config import LabConfig
+from ..engine.errors import ConfigError, ConfigProblem, TaskSchedulerError
+from ..engine.nodes import StepObserver
+from ..engine.objects import LabObjects, lab_from_objects
+from ..engine.seed import DBWorkflowModel, OrchestratorErrorCodes, OrchestratorState
+from ..engine.tasks import StepRequest
+from . import runtime
+from .database import DatabaseConnector, DBStep, DBWorkflow
+from .log import LoggingManager
+from .nodes import BaseNode
+from .task import Task, _as_uuid
+from .workflow import Workflow
+
+T = TypeVar("T")
+Codes = OrchestratorErrorCodes
+log = logging.getLogger("task_scheduler.app.Orchestrator")
+
+EMULATION_BANNER = """
++------------------------------------------------------------------------------+
+|  EMULATION MODE: the orchestrator was started with --emulate. The lab's own  |
+|  node code decides what that means; nothing else changes.                   |
++------------------------------------------------------------------------------+
+"""
+
+
+class LoaderConfigError(ConfigError):
+    """A lab loader's problems, with the seed's code that says which kind."""
+
+    def __init__(self, problems: list[ConfigProblem], code: Codes) -> None:
+        super().__init__(problems)
+        self.code = code
+
+
+class BaseOrchestrator(ABC):
+    def __init__(
+        self, nodes_path: str, workflows_path: str, *flags: bool, emulate: bool | None = None
+    ) -> None:
+        # The seed's signature is (nodes, workflows, emulate); its README's run.py passes (nodes,
+        # workflows, verbose, emulate): the last flag is `emulate` either way.
+        self.logger = LoggingManager.get_logger("orchestrator", app="Orchestrator")
+        self._emulate = bool(flags[-1] if flags else False) if emulate is None else emulate
+        self._state = OrchestratorState.STOPPED
+        if self._emulate:
+            print(EMULATION_BANNER, flush=True)
+        self._nodes_path = nodes_path
+        self._workflows_path = workflows_path
+        self._nodes: list[Any] = []
+        self._workflows: list[Any] = []
+        self._terminate_event = threading.Event()
+        self._running_mutex = threading.Lock()
+        self._running_tasks: list[tuple[Any, Task]] = []
+        self._stop_callback: Callable[[], None] = lambda: None
+        self._start_callback: Callable[[], None] = lambda: None
+        self.lab_config: LabConfig | None = None  # our configuration of what the loaders built
+        self.problems: TaskSchedulerError | None = None  # why the last load failed
+        self._driven: dict[str, Any] | None = None  # the node objects the worker drives, once it runs
+        self._why = threading.local()  # per thread (route): why the lab refused its last command
+        self._seed: runtime.SeedRuntime | None = None  # the runtime of the scheduler serving it
+
+    @abstractmethod
+    def _load_workflows(self, file: IO[bytes]) -> OrchestratorErrorCodes:
+        """Append the lab's `Workflow`s to `self._workflows`, reading `file` (open, binary)."""
+
+    @abstractmethod
+    def _load_nodes(self, file: IO[bytes]) -> OrchestratorErrorCodes:
+        """Append the lab's node objects to `self._nodes`, reading `file` (open, binary)."""
+
+    def register_stop_callback(self, callback: Callable[[], None]) -> None:
+        self._stop_callback = callback
+
+    def register_start_callback(self, callback: Callable[[], None]) -> None:
+        self._start_callback = callback
+
+    @property
+    def nodes(self) -> list[Any]:
+        return self._nodes
+
+    @property
+    def workflows(self) -> list[Any]:
+        return self._workflows
+
+    @property
+    def state(self) -> OrchestratorState:
+        """RUNNING while the lab takes tasks (the durable switch, once the scheduler serves)."""
+        if self._state is OrchestratorState.ERROR:
+            return self._state
+        accepting = self._durable(lambda ops: ops.accepting(), None)
+        if accepting is None:
+            return self._state
+        return OrchestratorState.RUNNING if accepting else OrchestratorState.STOPPED
+
+    def is_running(self) -> bool:
+        accepting = self._durable(lambda ops: ops.accepting(), None)
+        return not self._terminate_event.is_set() if accepting is None else bool(accepting)
+
+    @property
+    def running_tasks(self) -> list[tuple[Any, Task]]:
+        """Every unfinished task of the lab (paused and failed ones too): `(None, task)`, as the seed's
+        `(thread, task)` pairs; no thread runs a task here."""
+        statuses = self._call(lambda ops: ops.unfinished())
+        return [(None, self._task_view(status)) for status in statuses]
+
+    @classmethod
+    def get_all_db_workflows(cls) -> list[DBWorkflowModel]:
+        return DBWorkflow.get_all(DatabaseConnector())
+
+    @classmethod
+    def get_steps(cls, workflow_id: int) -> list[dict[str, Any]]:
+        return DBStep.get_all_for_workflow(DatabaseConnector(), workflow_id)
+
+    def _remove_finished_task(self, task_thread: Any, task: Task) -> None:
+        with self._running_mutex:
+            if (task_thread, task) in self._running_tasks:
+                self._running_tasks.remove((task_thread, task))
+
+    def get_task_by_id(self, task_id: str) -> Task | None:
+        """An unfinished task of the lab (the seed knew only its running ones)."""
+        status = self._call(lambda ops: ops.find(task_id))
+        if status is None or status.closed_at is not None:
+            return None
+        return self._task_view(status)
+
+    def get_node_by_id(self, node_id: str) -> Any | None:
+        return next((node for node in self._nodes if node.id == node_id), None)
+
+    def get_workflow_by_name(self, name: str) -> Any | None:
+        return next((w for w in self._workflows if w.name == name), None)
+
+    def _set_error(self, message: str | None = None) -> None:
+        self._state = OrchestratorState.ERROR
+        if message is not None:
+            self.logger.error(message)
+
+    # --- configuration -----------------------------------------------------------------------------
+
+    def load_config(
+        self, nodes_config: BinaryIO | None = None, workflows_config: BinaryIO | None = None
+    ) -> OrchestratorErrorCodes:
+        """Run the lab's loaders on the files of `-n`/`-w` (or the uploads given), check what they built
+        and take it as the lab's configuration. On any problem nothing changes: the code says which
+        kind, `self.problems` every problem, located."""
+        self.problems = None
+        before = (list(self._nodes), list(self._workflows))
+        try:
+            lab = self._read(nodes_config, workflows_config)
+            self._take(lab)
+        except TaskSchedulerError as exc:
+            self._nodes[:], self._workflows[:] = before
+            self.problems = exc
+            self.logger.error("the configuration was not loaded: {}", exc.message)
+            return exc.code if isinstance(exc, LoaderConfigError) else Codes.COULD_NOT_PARSE_CONFIGURATION
+        self.logger.success(f"loaded {len(self.nodes)} nodes and {len(self.workflows)} workflows")
+        return Codes.OK
+
+    def _read(self, nodes_config: BinaryIO | None, workflows_config: BinaryIO | None) -> LabConfig:
+        nodes_file, nodes_name = _opened(nodes_config, self._nodes_path, "nodes.json (uploaded)")
+        workflows_file, workflows_name = _opened(
+            workflows_config, self._workflows_path, "workflows.json (uploaded)"
+        )
+        try:
+            nodes_data, workflows_data = _json(nodes_file), _json(workflows_file)
+            self._nodes.clear()
+            self._run_loader(self._load_nodes, nodes_file, nodes_name)
+            self._workflows.clear()
+            self._run_loader(self._load_workflows, workflows_file, workflows_name)
+        finally:
+            nodes_file.close()
+            workflows_file.close()
+        objects = LabObjects(
+            nodes=list(self._nodes),
+            workflows=list(self._workflows),
+            loader=type(self).__name__,
+            nodes_file=nodes_name,
+            workflows_file=workflows_name,
+            nodes_data=nodes_data,
+            workflows_data=workflows_data,
+        )
+        return lab_from_objects(objects, base=self.lab_config)
+
+    def _run_loader(self, loader: Callable[[IO[bytes]], Any], file: IO[bytes], name: str) -> None:
+        where = f"{type(self).__name__}.{loader.__name__}"
+        try:
+            code = loader(file)
+        except Exception as exc:  # the lab's code: any error is a problem of its configuration
+            log.exception("%s raised", where)
+            message = f"{where} raised {type(exc).__name__}: {exc} (the traceback is in the log)"
+            problem = ConfigProblem(name, "", message)
+            raise LoaderConfigError([problem], Codes.COULD_NOT_PARSE_CONFIGURATION) from exc
+        if isinstance(code, Codes) and code is not Codes.OK:
+            message = f"{where} returned {code.name}"
+            raise LoaderConfigError([ConfigProblem(name, "", message)], code)
+
+    def _take(self, lab: LabConfig) -> None:
+        """Serve `lab` (once the scheduler runs: refused if the running worker cannot apply it); the
+        workflows then name the node objects the worker drives."""
+        if self._driven is not None:
+            driven = set(self._driven)
+            self._call(lambda ops: ops.serve_lab(lab, driven))
+            self._nodes[:] = list(self._driven.values())
+            for workflow in self._workflows:
+                workflow.steps = [self._driven.get(step.id, step) for step in workflow.steps]
+                workflow.source, workflow.destination = workflow.steps[0], workflow.steps[-1]
+        self.lab_config = lab
+
+    def drive(self) -> dict[str, Any]:
+        """The node objects the worker is to drive (those the loaders built at start), by node id."""
+        self._driven = {node.id: node for node in self._nodes}
+        return self._driven
+
+    # --- start and stop ----------------------------------------------------------------------------
+
+    def start(self) -> OrchestratorErrorCodes:
+        """Load the configuration from the files (again), and take tasks; CANCELLED if taking them."""
+        if self.state is OrchestratorState.RUNNING:
+            return Codes.CANCELLED
+        self._terminate_event.clear()
+        code = self.load_config()
+        if code is not Codes.OK:
+            self._state = OrchestratorState.ERROR
+            return code
+        if self._serving() and not self._call(lambda ops: ops.start_intake(runtime.caller.get())):
+            return Codes.CANCELLED
+        self._state = OrchestratorState.RUNNING
+        self._start_callback()
+        return Codes.OK
+
+    def stop(self) -> OrchestratorErrorCodes:
+        """Take no new tasks and pause the running ones after their step; CANCELLED if stopped."""
+        if self.state is OrchestratorState.STOPPED:
+            return Codes.CANCELLED
+        self._stop_callback()
+        self._terminate_event.set()
+        if self._serving():
+            self._call(lambda ops: ops.stop_intake(runtime.caller.get()))
+        self._state = OrchestratorState.STOPPED
+        return Codes.OK
+
+    def stopped_with_process(self) -> None:
+        """The scheduler's process stops: the stop callback runs; the lab's switch stays as it is."""
+        self._state = OrchestratorState.STOPPED
+        self._stop_callback()
+
+    # --- tasks and nodes ---------------------------------------------------------------------------
+
+    def add_task(self, workflow: Any, args: dict[str, Any] | None = None) -> Task:
+        """Start a task of `workflow` (durable from the moment this returns). A project's override may
+        build a Task subclass of its own (its step hooks then run around the task's steps)."""
+        task = Task(workflow, args)
+        seed = self._runtime()
+        seed.remember(task.task_id, task)
+        seed.call(lambda: seed.operations.start_task(task.task_id, workflow.name, args, task.hooks()))
+        return task
+
+    def pause_task(self, uuid: str) -> OrchestratorErrorCodes:
+        return self._command(lambda ops: ops.pause(uuid, runtime.caller.get()))
+
+    def continue_task(self, uuid: str) -> OrchestratorErrorCodes:
+        return self._command(lambda ops: ops.proceed(uuid, runtime.caller.get()))
+
+    def restart_node(self, node_id: str) -> OrchestratorErrorCodes:
+        return self._command(lambda ops: ops.restart(node_id, runtime.caller.get()))
+
+    def refusal(self) -> str | None:
+        """Why the lab refused the last command this thread sent (a route's answer says it)."""
+        return getattr(self._why, "text", None)
+
+    def _command(self, operation: Callable[[Any], Any]) -> OrchestratorErrorCodes:
+        outcome = self._call(operation)
+        self._why.text = outcome.why
+        code: Codes = outcome.code
+        return code
+
+    def step_hooks(self, request: StepRequest) -> StepObserver | None:
+        """The task's own step hooks around this step (its Task object, made again after a restart)."""
+        task = self._runtime().tasks.get(request.task_id) or self._restored(request)
+        if task is None:
+            return None
+        src = self.get_node_by_id(request.src.id) if request.src else None
+        dst = self.get_node_by_id(request.dst.id) if request.dst else None
+        return _TaskHooks(task, request.step.index, self.get_node_by_id(request.step.node.id), src, dst)
+
+    def _restored(self, request: StepRequest) -> Task | None:
+        module, _, name = (request.hooks or "").partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+            args = {k: v for k, v in request.args.items() if k != "previous_output"}
+            task: Task = cls(self.get_workflow_by_name(request.workflow_name), args)
+        except Exception:  # the lab's code: its hooks are skipped, the step runs
+            log.exception("task %s: its class %s could not be made again", request.task_id, request.hooks)
+            return None
+        task._uuid = _as_uuid(request.task_id)
+        self._runtime().remember(request.task_id, task)
+        return task
+
+    def _task_view(self, status: Any) -> Task:
+        known = self._runtime().tasks.get(status.task_id)
+        if known is not None:
+            return known.follow(status)
+        workflow = self.get_workflow_by_name(status.workflow_name or "")
+        if workflow is None:
+            steps = [self.get_node_by_id(s.node) or BaseNode(s.node, s.node) for s in status.steps]
+            workflow = Workflow.of(-1, status.workflow_name or "", steps)
+        return Task(workflow, status.args).follow(status)
+
+    # --- the durable lab ---------------------------------------------------------------------------
+
+    def _serving(self) -> bool:
+        return self.lab_config is not None and self._seed is not None and self._seed.loop is not None
+
+    def attach(self, seed: runtime.SeedRuntime) -> None:
+        """The runtime of the scheduler that serves this orchestrator's routes."""
+        self._seed = seed
+
+    def _runtime(self) -> runtime.SeedRuntime:
+        return self._seed or runtime.current()
+
+    def _call(self, operation: Callable[[Any], Any]) -> Any:
+        seed = self._runtime()
+        return seed.call(lambda: operation(seed.operations))
+
+    def _durable(self, operation: Callable[[Any], Any], fallback: T) -> Any:
+        """The durable answer, or `fallback` before the scheduler serves (or on its event loop)."""
+        if not self._serving():
+            return fallback
+        try:
+            return self._call(operation)
+        except RuntimeError:  # called on the event loop: the seed's objects answer from their own state
+            return fallback
+
+
+class _TaskHooks:
+    def __init__(self, task: Task, index: int, node: Any, src: Any, dst: Any) -> None:
+        self.task, self.index, self.node, self.src, self.dst = task, index, node, src, dst
+
+    def before_step(self) -> None:
+        self.task._current_step = self.index
+        self.task._pre_step_execution(self.node, self.src, self.dst)
+
+    def after_step(self, result: Any) -> None:
+        self.task._post_step_execution(result.status, result.message, self.node, self.src, self.dst)
+
+
+def _opened(given: BinaryIO | None, path: str, upload_name: str) -> tuple[IO[bytes], str]:
+    if given is not None:
+        return given, upload_name
+    try:
+        file = io.BytesIO(Path(path).read_bytes())
+    except OSError as exc:
+        problem = ConfigProblem(path, "", f"cannot read the file ({exc.strerror or exc}); check -n and -w")
+        raise LoaderConfigError([problem], Codes.COULD_NOT_FIND_CONFIGURATION) from exc
+    file.name = path  # as an open file's
+    return file, path
+
+
+def _json(file: IO[bytes]) -> Any:
+    """The file as JSON if it is (to locate problems), read and rewound for the lab's loader."""
+    try:
+        return json.loads(file.read())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    finally:
+        file.seek(0)

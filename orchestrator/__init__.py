@@ -1,0 +1,1 @@
+"""The seed's import path `task_scheduler.orchestrator` (glas/orchestrator.py)."""
