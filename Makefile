@@ -50,7 +50,7 @@ bench: $(STAMP)
 MYPY_TARGETS := -p task_scheduler.engine -p task_scheduler.activities -p task_scheduler.workflows \
 	-p task_scheduler.api -p task_scheduler.client -p task_scheduler.glas -m task_scheduler.worker \
 	-m task_scheduler.settings -m task_scheduler.cli -m task_scheduler.devserver -m task_scheduler.devhook \
-	-m task_scheduler.devstack
+	-m task_scheduler.devstack -m task_scheduler.lifecycle
 
 typecheck: $(STAMP)
 	mkdir -p $(VENV)/typecheck && ln -sfn ../.. $(VENV)/typecheck/task_scheduler

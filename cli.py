@@ -24,10 +24,10 @@ from .client.commands import (
     add_timeline_command,
     read_file,
 )
-from .devstack import run_async, stop_event_on_signals
 from .engine.config import LabConfig
 from .engine.errors import ConfigError, TaskSchedulerError, TokenLifetimeError
 from .engine.loader import ALL_NODES, Hosted, NodesOfWorker, load_config, load_config_dir
+from .lifecycle import run_async, stop_event_on_signals
 from .settings import DAY_S, Settings, connect
 
 if TYPE_CHECKING:

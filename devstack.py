@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import secrets
-import signal
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +24,8 @@ from .api.serve import server_config
 from .devhook import local_webhook, printing_webhook
 from .devserver import DevServer
 from .engine.config import LabConfig
-from .engine.errors import TaskSchedulerError
 from .engine.nodes import BaseNode
+from .lifecycle import stop_event_on_signals
 from .settings import Settings, connect
 from .worker import WorkerOptions, run_worker
 
@@ -159,14 +156,6 @@ def _shown_host(host: str) -> str:
     return "127.0.0.1" if host == "0.0.0.0" else host
 
 
-def stop_event_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 def write_private(path: Path, text: str) -> None:
     """Write `path` readable by its owner only from its first byte: a fresh file made with mode 0600
     (whatever the umask, which can only remove bits) next to it, then renamed over `path`."""
@@ -194,20 +183,3 @@ def dev_secret(state_dir: Path) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(secrets.token_hex(32))
     return path.read_text().strip()
-
-
-def run_async(command: Callable[[], Awaitable[object]]) -> int:
-    """Run an async command, reporting our errors inside the event loop: the Temporal client (and its
-    native threads) is then released before the interpreter shuts down, which otherwise can abort."""
-
-    async def guarded() -> int:
-        try:
-            await command()
-        except TaskSchedulerError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
-        return 0
-
-    code = asyncio.run(guarded())
-    gc.collect()
-    return code

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..api.deps import connected_client
+from ..api.intake import STOP_SETTLE_S
 from ..api.node_service import NodeService
 from ..api.routers.lab import refuse_changed_drivers
 from ..api.schemas import TASK_ID_PATTERN, TaskCreate, TaskPublic
@@ -181,6 +182,7 @@ class SeedOperations:
         before = await tasks.intake.change(False, by)
         if not before.accepting:
             return False
+        await asyncio.sleep(STOP_SETTLE_S)  # a start another API process let through meanwhile is paused too
         paused = await nodes.pause_lab(by)
         await tasks.intake.change(False, by, paused=paused.done)
         shown = ", ".join(paused.done) or "none"

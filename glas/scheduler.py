@@ -25,9 +25,10 @@ from temporalio.client import Client
 
 from ..api.app import MIN_SECRET_BYTES, create_app
 from ..api.serve import server_config
-from ..devstack import Stack, admin_token, dev_secret, run_async, serve
+from ..devstack import Stack, admin_token, dev_secret, serve
 from ..engine.config import LabConfig
 from ..engine.seed import OrchestratorErrorCodes
+from ..lifecycle import run_async
 from ..settings import Settings
 from . import runtime
 from .log import LoggingManager
