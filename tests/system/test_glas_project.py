@@ -132,8 +132,13 @@ def test_glas_project_killed_mid_run_finishes_every_task_when_started_again(proj
         wait_until(all_finished, "every task to finish", 90, interval_s=0.5)
     project.interrupt()
 
+    journal = project.journal()
     for task_id in tasks:
         runs = Counter(_runs(project, task_id))
         for node in ("hotel", "dispenser", "reader"):
             assert runs[node] <= 1 + continued[(task_id, node)], (task_id, node, runs, continued)
+        # The project's own Task class ran its hook before every run, those after the restart too (one
+        # more if the kill fell between the hook and the driver).
+        hooked = Counter(e["node"] for e in journal if e["hook"] == "task-pre" and e["task_id"] == task_id)
+        assert all(hooked[node] >= count for node, count in runs.items()), (task_id, hooked, runs)
     assert sum(continued.values()) >= 1  # the kill did cut steps off
