@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine.models import NodeRef, StepResult
 from ..engine.nodes import BaseNode as ContractNode
-from ..engine.nodes import DriverCall, StepObserver
+from ..engine.nodes import DriverStep
 from ..engine.seed import BaseNodeModel, NodeState
 
 
@@ -32,25 +32,12 @@ class BaseNode(ContractNode):
     def __repr__(self) -> str:
         return self.name
 
-    def run_step(
-        self,
-        src: NodeRef | None,
-        dst: NodeRef | None,
-        task_id: str,
-        args: dict[str, Any] | None,
-        emulate: bool = False,
-        call: DriverCall | None = None,
-        *,
-        workflow_name: str = "",
-        observer: StepObserver | None = None,
-    ) -> StepResult:
+    def _run_driver(self, step: DriverStep) -> StepResult:
         with self.mu:
-            self.state, self._task_id = NodeState.IN_USE, task_id
+            self.state, self._task_id = NodeState.IN_USE, step.task_id
             result = None
             try:
-                result = super().run_step(
-                    src, dst, task_id, args, emulate, call, workflow_name=workflow_name, observer=observer
-                )
+                result = super()._run_driver(step)
                 return result
             finally:
                 self.state = NodeState.AVAILABLE if result and result.succeeded else NodeState.ERROR

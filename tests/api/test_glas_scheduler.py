@@ -12,35 +12,15 @@ from typing import Any
 
 import pytest
 from fastapi import APIRouter
+from glas_lab import JsonOrchestrator
 
 from task_scheduler.base import BaseScheduler
-from task_scheduler.nodes.base import BaseNode
-from task_scheduler.orchestrator.base import BaseOrchestrator
 from task_scheduler.orchestrator.enums import OrchestratorErrorCodes
-from task_scheduler.workflow.core import Workflow
 
 STRONG = "a-secret-of-the-lab-long-enough-to-sign-0123456789"
 
 
-class SchedulerTestNode(BaseNode):
-    def _execute(self, src, dst, task_id, args=None):  # the seed's untyped signature
-        return 0, None, None
-
-
-class LabOrchestrator(BaseOrchestrator):
-    def _load_nodes(self, file: Any) -> OrchestratorErrorCodes:
-        for node in json.load(file)["nodes"]:
-            self._nodes.append(SchedulerTestNode(node["id"], node["name"]))
-        return OrchestratorErrorCodes.OK
-
-    def _load_workflows(self, file: Any) -> OrchestratorErrorCodes:
-        for workflow in json.load(file)["workflows"]:
-            steps = [self.get_node_by_id(node_id) for node_id in workflow["steps"]]
-            self._workflows.append(Workflow(len(self._workflows), workflow["name"], steps))
-        return OrchestratorErrorCodes.OK
-
-
-class BrokenOrchestrator(LabOrchestrator):
+class BrokenOrchestrator(JsonOrchestrator):
     def _load_nodes(self, file: Any) -> OrchestratorErrorCodes:
         return json.load(file)["machines"]  # type: ignore[no-any-return]
 
@@ -66,7 +46,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)  # no .env of the repository; the state directory lands here
     config = tmp_path / "config"
     config.mkdir()
-    nodes = {"nodes": [{"id": "hotel", "name": "Hotel", "type": "SchedulerTestNode"}]}
+    nodes = {"nodes": [{"id": "hotel", "name": "Hotel", "type": "GlasLabNode"}]}
     (config / "nodes.json").write_text(json.dumps(nodes))
     (config / "workflows.json").write_text(
         json.dumps({"workflows": [{"name": "w", "steps": ["hotel", "hotel"]}]})
@@ -74,7 +54,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _orchestrator(kind: type[LabOrchestrator] = LabOrchestrator) -> LabOrchestrator:
+def _orchestrator(kind: type[JsonOrchestrator] = JsonOrchestrator) -> JsonOrchestrator:
     return kind("config/nodes.json", "config/workflows.json")
 
 

@@ -101,11 +101,11 @@ def command_line(pid: int) -> str:
 
 
 @dataclass
-class DevStack:
-    """One `task-scheduler dev` process and what it serves."""
+class StackProcess:
+    """A command that runs the whole stack (a Temporal dev server among its children), started in a
+    process group of its own as a terminal runs it, on free ports; killed by its pid and group, and the
+    Temporal servers it started by their pids if they outlive it."""
 
-    config: Path
-    state_dir: Path
     port: int = field(default_factory=free_port)
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -116,6 +116,76 @@ class DevStack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        raise NotImplementedError
+
+    def launch(self, command: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+        """Start `command` and wait until `_ready`; remember the Temporal servers it started."""
+        self.runs += 1
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until(self._ready, f"{what} to be ready", READY_TIMEOUT_S, interval_s=0.2)
+        finally:
+            self.server_pids += self.servers()
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def servers(self) -> list[int]:
+        """The Temporal dev servers among the command's children (and theirs: a shell script's)."""
+        assert self.process is not None
+        found, parents = [], [self.process.pid]
+        while parents:
+            children = [c for parent in parents for c in child_pids(parent)]
+            found += [c for c in children if "start-dev" in command_line(c)]
+            parents = [c for c in children if "start-dev" not in command_line(c)]
+        return found
+
+    def exited(self, what: str) -> None:
+        """Fail at once, with its output, if the command has exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"{what} exited with {self.process.returncode}:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else "(no output)"
+
+    def servers_gone(self) -> bool:
+        return not any(is_alive(pid) for pid in self.server_pids)
+
+    def cleanup(self) -> None:
+        """Teardown: kill the command's group, and any Temporal server of it that outlived it, by pid."""
+        self.kill()
+        for pid in self.server_pids:
+            if is_alive(pid) and "start-dev" in command_line(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash or `kill -9 -PGID` would."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
+        self.process.wait()
+
+
+@dataclass
+class DevStack(StackProcess):
+    """One `task-scheduler dev` process and what it serves."""
+
+    config: Path = Path()
+    state_dir: Path = Path()
 
     @property
     def log(self) -> Path:
@@ -135,29 +205,13 @@ class DevStack:
         ]
 
     def start(self) -> None:
-        """Start `dev` in a process group of its own (as a terminal would run it), and wait until its
-        API answers, its worker polls and hosts every node."""
-        self.runs += 1
+        """Start `dev` and wait until its API answers, its worker polls and hosts every node."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.state_dir.parent,  # no .env of the repository is read
-                env=clean_environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_until(self._ready, "the dev stack to be ready", READY_TIMEOUT_S, interval_s=0.2)
-        finally:
-            self.server_pids += [p for p in child_pids(self.process.pid) if "start-dev" in command_line(p)]
+        # cwd: no .env of the repository is read
+        self.launch(self.command(), self.state_dir.parent, clean_environment(), "the dev stack")
 
     def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"`dev` exited with {self.process.returncode}:\n{self.output()}")
+        self.exited("`dev`")
         try:
             response = httpx.get(f"{self.url}/health", timeout=5)
         except httpx.HTTPError:
@@ -165,33 +219,14 @@ class DevStack:
         health = response.json() if response.status_code == 200 else {}
         return bool(health.get("workflow_worker") and health["nodes"] and all(health["nodes"].values()))
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else "(no output)"
-
     def temporal_server_pid(self) -> int:
         """The pid of the Temporal dev server this `dev` started."""
-        assert self.process is not None
-        servers = [p for p in child_pids(self.process.pid) if "start-dev" in command_line(p)]
+        servers = self.servers()
         assert len(servers) == 1, f"expected one Temporal dev server child, found {servers}"
         return servers[0]
 
-    def cleanup(self) -> None:
-        """Teardown: kill `dev`'s group, and any Temporal server of it that outlived it, by pid."""
-        self.kill()
-        for pid in self.server_pids:
-            if is_alive(pid) and "start-dev" in command_line(pid):
-                os.kill(pid, signal.SIGKILL)
-
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group of `dev`, as a crash or `kill -9 -PGID` would."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: its pgid is its pid
-        self.process.wait()
 
     def interrupt(self, timeout_s: float = 30.0) -> int:
         """Ctrl-C: SIGINT to `dev` alone; its exit code (SIGKILL if it does not stop in time)."""

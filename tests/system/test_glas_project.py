@@ -5,6 +5,7 @@ with this package at src/task_scheduler, run with `./exec.sh PORT` and driven th
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,14 @@ def _state_id(http: httpx.Client, task_id: str) -> int:
 
 def _reaches(http: httpx.Client, task_id: str, state_id: int, timeout_s: float = 30) -> None:
     wait_until(lambda: _state_id(http, task_id) == state_id, f"task {task_id} at {state_id}", timeout_s)
+
+
+def _mid_step(project: GlasProject) -> bool:
+    """Two steps have ended and a driver is in the middle of its run (it started under 0.5 s ago)."""
+    journal = project.journal()
+    ended = {(e["task_id"], e["node"]) for e in journal if e["hook"] == "end"}
+    running = [e for e in journal if e["hook"] == "start" and (e["task_id"], e["node"]) not in ended]
+    return len(ended) >= 2 and any(time.time() - e["at"] < 0.5 for e in running)
 
 
 def _runs(project: GlasProject, task_id: str) -> list[str]:
@@ -112,8 +121,8 @@ def test_glas_project_runs_unchanged_with_its_hooks_routes_and_continue_semantic
 def test_glas_project_killed_mid_run_finishes_every_task_when_started_again(project: GlasProject) -> None:
     project.start()
     with project.client() as http:
-        tasks = [_add(http, "long", {"step_s": 0.8}) for _ in range(4)]
-        wait_until(lambda: sum(e["hook"] == "end" for e in project.journal()) >= 2, "two steps done", 30)
+        tasks = [_add(http, "long", {"step_s": 1.5}) for _ in range(4)]
+        wait_until(lambda: _mid_step(project), "a step in the middle of its run, after two ended", 30)
     project.kill()
     wait_until(project.servers_gone, "the Temporal server to stop with its parent", 30)
 

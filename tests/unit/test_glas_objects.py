@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from glas_lab import JsonOrchestrator
 
 from task_scheduler.database import DatabaseConnector, DBNode, DBStep, DBWorkflow
 from task_scheduler.engine.errors import ConfigError
@@ -95,21 +96,6 @@ def test_a_bad_extension_in_nodes_json_is_located_at_its_key() -> None:
     ]
 
 
-class FileOrchestrator(BaseOrchestrator):
-    """A lab's orchestrator as the seed's README shows it, reading the files it is given."""
-
-    def _load_nodes(self, file: Any) -> OrchestratorErrorCodes:
-        for node in json.load(file)["nodes"]:
-            self._nodes.append(ObjectsHotel(node["id"], node["name"]))
-        return OrchestratorErrorCodes.OK
-
-    def _load_workflows(self, file: Any) -> OrchestratorErrorCodes:
-        for workflow in json.load(file)["workflows"]:
-            steps = [self.get_node_by_id(node_id) for node_id in workflow["steps"]]
-            self._workflows.append(Workflow(len(self._workflows), workflow["name"], steps))
-        return OrchestratorErrorCodes.OK
-
-
 def _files(folder: Path, nodes: Any = NODES, workflows: Any = WORKFLOWS) -> tuple[str, str]:
     (folder / "nodes.json").write_text(json.dumps(nodes))
     (folder / "workflows.json").write_text(json.dumps(workflows))
@@ -117,7 +103,7 @@ def _files(folder: Path, nodes: Any = NODES, workflows: Any = WORKFLOWS) -> tupl
 
 
 def test_orchestrator_loads_the_files_through_the_labs_loaders(tmp_path: Path) -> None:
-    orchestrator = FileOrchestrator(*_files(tmp_path))
+    orchestrator = JsonOrchestrator(*_files(tmp_path))
 
     assert orchestrator.load_config() is OrchestratorErrorCodes.OK
     assert orchestrator.lab_config is not None
@@ -126,7 +112,7 @@ def test_orchestrator_loads_the_files_through_the_labs_loaders(tmp_path: Path) -
 
 
 def test_a_load_that_fails_changes_nothing_and_says_where(tmp_path: Path) -> None:
-    orchestrator = FileOrchestrator(*_files(tmp_path))
+    orchestrator = JsonOrchestrator(*_files(tmp_path))
     assert orchestrator.load_config() is OrchestratorErrorCodes.OK
     loaded = (list(orchestrator.nodes), list(orchestrator.workflows), orchestrator.lab_config)
     broken = {"workflows": [{"name": "store", "steps": ["hotel", "nowhere"]}]}
@@ -145,7 +131,7 @@ def test_a_load_that_fails_changes_nothing_and_says_where(tmp_path: Path) -> Non
 
 
 def test_a_missing_file_is_the_seeds_could_not_find_configuration(tmp_path: Path) -> None:
-    orchestrator = FileOrchestrator(str(tmp_path / "none.json"), str(tmp_path / "none.json"))
+    orchestrator = JsonOrchestrator(str(tmp_path / "none.json"), str(tmp_path / "none.json"))
 
     assert orchestrator.load_config() is OrchestratorErrorCodes.COULD_NOT_FIND_CONFIGURATION
     assert orchestrator.problems is not None and "cannot read the file" in orchestrator.problems.message
@@ -153,11 +139,11 @@ def test_a_missing_file_is_the_seeds_could_not_find_configuration(tmp_path: Path
 
 def test_readme_and_seed_constructor_signatures_both_set_emulate(tmp_path: Path) -> None:
     nodes, workflows = _files(tmp_path)
-    assert FileOrchestrator(nodes, workflows, True)._emulate is True  # the seed's (nodes, workflows, emulate)
+    assert JsonOrchestrator(nodes, workflows, True)._emulate is True  # the seed's (nodes, workflows, emulate)
     assert (
-        FileOrchestrator(nodes, workflows, True, False)._emulate is False
+        JsonOrchestrator(nodes, workflows, True, False)._emulate is False
     )  # README's (..., verbose, emulate)
-    assert FileOrchestrator(nodes, workflows)._emulate is False
+    assert JsonOrchestrator(nodes, workflows)._emulate is False
 
 
 def test_workflow_of_the_seed_needs_two_steps() -> None:
@@ -212,12 +198,12 @@ def test_our_task_states_are_the_seeds_task_state_ids(
     assert [s.value for s in SeedTaskState] == [1, 2, 3, 4, 5]
 
 
-class RaisingOrchestrator(FileOrchestrator):
+class RaisingOrchestrator(JsonOrchestrator):
     def _load_nodes(self, file: Any) -> OrchestratorErrorCodes:
         return {"nodes": []}["missing"]  # type: ignore[no-any-return]
 
 
-class RefusingOrchestrator(FileOrchestrator):
+class RefusingOrchestrator(JsonOrchestrator):
     def _load_workflows(self, file: Any) -> OrchestratorErrorCodes:
         return OrchestratorErrorCodes.COULD_NOT_FIND_CONFIGURATION
 
