@@ -59,8 +59,11 @@ async def test_a_failed_step_then_restart_and_continue_goes_to_the_next_step(see
     assert (restarted.status_code, restarted.json()) == (200, None)
     assert (continued.status_code, continued.json()) == (200, None)
     await seed.reaches(task["uuid"], 4)
-    steps = (await seed.http.get(f"/tasks/{task['uuid']}")).json()["steps"]
+    ours = (await seed.http.get(f"/tasks/{task['uuid']}")).json()
+    steps = ours["steps"]
     assert [s["outcome"] for s in steps] == ["SKIPPED", "SUCCEEDED"]  # NEXT, the seed's default
+    decision = ours["decisions"][-1]
+    assert (decision["command"], decision["mode"], decision["by"]) == ("continue", "next", "lab-script")
     assert steps[0]["message"] and "failed on purpose" in steps[0]["message"]
 
 
