@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from .lifecycle import stop_event_on_signals
 from .settings import Settings, connect
 from .worker import WorkerOptions, run_worker
 
+log = logging.getLogger("task_scheduler.dev")
 PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
 
 
@@ -94,7 +96,8 @@ async def serve(
     on_exit: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM: the server (if this stack starts one), the API on `app`, a worker.
-    `on_ready` runs once everything serves; `on_exit` when the stop begins."""
+    `on_ready` runs once everything serves; `on_exit` when the stop begins, in a thread of its own while
+    everything still serves (it may be the lab's code, which may ask the lab something)."""
     server = stack.server()
     if server is not None:
         server.start()
@@ -103,7 +106,8 @@ async def serve(
             await server.wait_ready()
         client = await connect(settings)
         app.state.client = client
-        stop = stop_event_on_signals()
+        stop = asyncio.Event()
+        stopping = asyncio.create_task(_stop_on_signals(stop, on_exit))
         api = uvicorn.Server(server_config(app, stack.host, stack.port))
         api_task = asyncio.create_task(api.serve())
         hook = local_webhook(stack.lab.notifications)
@@ -120,13 +124,25 @@ async def serve(
             with printing_webhook(hook[1]) if hook else contextlib.nullcontext():
                 await run_worker(client, options, stop, on_ready=on_ready)
         finally:
-            if on_exit is not None:
-                on_exit()
+            stopping.cancel()
             api.should_exit = True
             await api_task
     finally:
         if server is not None:
             server.stop()
+
+
+async def _stop_on_signals(stop: asyncio.Event, on_exit: Callable[[], None] | None) -> None:
+    """At SIGINT or SIGTERM, run `on_exit` (a failure of it is logged, never stops the stop), then set
+    `stop`."""
+    signalled = stop_event_on_signals()
+    await signalled.wait()
+    if on_exit is not None:
+        try:
+            await asyncio.to_thread(on_exit)
+        except Exception:  # the lab's own stop callback, maybe: the stop goes on
+            log.exception("the stop callback failed")
+    stop.set()
 
 
 def banner(

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from temporalio.client import Client
 
 from ..engine.ledger import WorkerInfo
+from ..engine.models import StepResult
 from ..engine.nodes import BaseNode, StepObserver
 from ..engine.tasks import StepRequest
 from ..workflows.ids import DEFAULT_TASK_QUEUE
@@ -44,12 +45,26 @@ class DriverThread:
     def __init__(self, name: str) -> None:
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._unfinished = 0  # calls submitted and not over (read from the event loop: `idle`)
+        self._counting = threading.Lock()  # submitted on the loop, over in this thread
         self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """No driver call runs or waits here now."""
+        return self._unfinished == 0
 
     def submit(self, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
+        with self._counting:
+            self._unfinished += 1
+        future.add_done_callback(self._over)
         self._queue.put((future, call))
         return future
+
+    def _over(self, _: Future[Any]) -> None:
+        with self._counting:
+            self._unfinished -= 1
 
     def close(self) -> None:
         """Cancel the calls not begun yet; the thread ends after the one it runs (if any)."""
@@ -105,21 +120,27 @@ class NodeHost:
         return self.nodes[node_id]
 
     def observer(self, request: StepRequest) -> StepObserver | None:
-        """The lab's own code to run around this step in the node's thread, if it has any."""
-        if self._observers is None or request.hooks is None:
+        """The lab's own code to run around this step in the node's thread, if it has any; made there
+        too (the lab's code may import, build, or wait on a lock: never on the event loop)."""
+        factory = self._observers
+        if factory is None or request.hooks is None:
             return None
-        return self._observers(request)
+        return _MadeInThread(lambda: factory(request))
 
     async def watch_reachability(
         self, known: dict[str, bool], report: ReachabilityReport, every_s: float = PROBE_EVERY_S
     ) -> None:
-        """Ask each driver `is_reachable()` every `every_s`, in a thread of its own (a probe never
-        waits behind a step, as the seed asked it beside running steps), and report each change from
-        `known` (what the ledgers say). A probe that raises or does not answer within `every_s` counts
-        as not reachable; a driver's probe still running is not asked again meanwhile."""
+        """Ask each idle driver `is_reachable()` every `every_s`, and report each change from `known`
+        (what the ledgers say); a step asks it itself before its driver runs. Idle only: a driver's
+        calls are never made concurrently by us. In a daemon thread of its own, not the node's: a probe
+        that hangs (a device switched off) must not hold the node's steps, nor the worker's exit. A
+        probe that raises or does not answer within `every_s` counts as not reachable; a driver whose
+        probe still runs is not asked again meanwhile."""
         probing: dict[str, asyncio.Future[bool]] = {}
         while True:
             for node_id, node in self.nodes.items():
+                if not self._threads[node_id].idle:
+                    continue
                 reachable, why = await _probe(node, probing, every_s)
                 if known.get(node_id, True) != reachable and await report(node_id, reachable, why):
                     known[node_id] = reachable
@@ -189,7 +210,7 @@ async def _probe(
     """One `is_reachable()` of `node`: whether it answered True, and why not."""
     future = probing.get(node.id)
     if future is None or future.done():
-        future = probing[node.id] = asyncio.ensure_future(asyncio.to_thread(node.is_reachable))
+        future = probing[node.id] = _in_daemon_thread(node.is_reachable, f"probe-{node.id}")
     done, _ = await asyncio.wait({future}, timeout=timeout_s)
     if not done:
         return False, f"its driver's is_reachable() has not answered for {timeout_s:g} s"
@@ -199,6 +220,44 @@ async def _probe(
     if not future.result():
         return False, "its driver's is_reachable() says the device does not answer"
     return True, None
+
+
+class _MadeInThread:
+    """A step observer made by its first call, in the thread that runs the step."""
+
+    def __init__(self, make: Callable[[], StepObserver | None]) -> None:
+        self._make = make
+        self._made: StepObserver | None = None
+
+    def before_step(self) -> None:
+        self._made = self._make()
+        if self._made is not None:
+            self._made.before_step()
+
+    def after_step(self, result: StepResult) -> None:
+        if self._made is not None:
+            self._made.after_step(result)
+
+
+def _in_daemon_thread(call: Callable[[], T], name: str) -> asyncio.Future[T]:
+    """`call()` in a daemon thread of its own (asyncio's default executor is waited for at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            outcome = functools.partial(future.set_result, call())
+        except Exception as exc:  # the driver's: handed to the caller
+            outcome = functools.partial(future.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped meanwhile
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _ended(host: NodeHost, node_id: str, done: asyncio.Task[None]) -> None:

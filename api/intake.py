@@ -4,15 +4,19 @@ and start), read from the workflow's memo (no worker needed) and changed by an u
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..engine.errors import LabStoppedError, SchedulerUnavailableError
-from ..engine.lab_state import IntakeChange, TaskIntake
+from ..engine.lab_state import IntakeAnswer, IntakeChange, PausedByStop, TaskIntake
 from ..workflows.ids import INTAKE_MEMO, lab_workflow_id
 from ..workflows.lab import LabWorkflow
+
+T = TypeVar("T")
 
 # A start asks whether the lab takes tasks: a describe of its LabWorkflow, one more round trip per start
 # (W3's starts per second measured 17 % fewer). An API process keeps the answer this long; a stop that
@@ -44,7 +48,9 @@ class Intake:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return True
-            raise
+            raise self._unavailable(exc) from exc
+        except RPCTimeoutOrCancelledError as exc:
+            raise self._unavailable(exc) from exc
         return bool(await description.memo_value(INTAKE_MEMO, True))
 
     async def refuse_if_stopped(self) -> None:
@@ -58,22 +64,28 @@ class Intake:
             )
 
     async def state(self) -> TaskIntake:
-        try:
-            return await self.handle.query(LabWorkflow.intake, rpc_timeout=self.rpc_timeout)
-        except (RPCError, RPCTimeoutOrCancelledError) as exc:
-            raise self._unavailable(exc) from exc
+        return await self._asked(self.handle.query(LabWorkflow.intake, rpc_timeout=self.rpc_timeout))
 
-    async def change(self, accepting: bool, by: str | None, paused: list[str] | None = None) -> TaskIntake:
-        """Stop (False) or start (True) taking tasks; the intake as it was before."""
-        change = IntakeChange(accepting=accepting, by=by, paused=paused or [])
+    async def change(self, accepting: bool, by: str | None) -> IntakeAnswer:
+        """Stop (False) or start (True) taking tasks; the intake as it was before, and when this took."""
+        change = IntakeChange(accepting=accepting, by=by)
+        update = self.handle.execute_update(LabWorkflow.set_intake, change, rpc_timeout=self.rpc_timeout)
+        answer = await self._asked(update)
+        _answers[self._key] = (time.monotonic(), accepting)
+        return answer
+
+    async def note_paused(self, task_ids: list[str], changed_at: datetime | None) -> bool:
+        """Keep the tasks the stop of `changed_at` paused, for the next start; False if a start came."""
+        paused = PausedByStop(task_ids=task_ids, changed_at=changed_at)
+        return await self._asked(
+            self.handle.execute_update(LabWorkflow.note_paused, paused, rpc_timeout=self.rpc_timeout)
+        )
+
+    async def _asked(self, call: Awaitable[T]) -> T:
         try:
-            before = await self.handle.execute_update(
-                LabWorkflow.set_intake, change, rpc_timeout=self.rpc_timeout
-            )
+            return await call
         except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
             raise self._unavailable(exc) from exc
-        _answers[self._key] = (time.monotonic(), accepting)
-        return before
 
     def _unavailable(self, exc: Exception) -> SchedulerUnavailableError:
         return SchedulerUnavailableError(

@@ -147,19 +147,35 @@ class TaskIntake(BaseModel):
     by: str | None = None
     paused: list[str] = Field(default_factory=list)
 
-    def change(self, change: IntakeChange, now: datetime) -> TaskIntake:
-        """Apply `change`; what the intake was before. A stop's paused tasks add up until the start."""
+    def change(self, change: IntakeChange, now: datetime) -> IntakeAnswer:
+        """Stop or start taking tasks; the intake before, and when this change took effect."""
         before = self.model_copy(deep=True)
         if change.accepting != self.accepting:
             self.accepting, self.changed_at, self.by, self.paused = change.accepting, now, change.by, []
-        self.paused = sorted({*self.paused, *change.paused})
-        return before
+        return IntakeAnswer(before=before, changed_at=self.changed_at)
+
+    def note_paused(self, paused: PausedByStop) -> bool:
+        """Keep the tasks a stop paused, for the next start; False if a start came meanwhile (then the
+        stop must resume them itself)."""
+        if self.accepting or self.changed_at != paused.changed_at:
+            return False
+        self.paused = sorted({*self.paused, *paused.task_ids})
+        return True
 
 
 class IntakeChange(BaseModel):
     accepting: bool
     by: str | None = None
-    paused: list[str] = Field(default_factory=list)
+
+
+class IntakeAnswer(BaseModel):
+    before: TaskIntake
+    changed_at: datetime | None = None
+
+
+class PausedByStop(BaseModel):
+    task_ids: list[str]
+    changed_at: datetime | None = None  # the stop's (IntakeAnswer.changed_at)
 
 
 class LabState(BaseModel):

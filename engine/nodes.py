@@ -167,11 +167,34 @@ class BaseNode:
         raw = self._execute(src, dst, task_id, args)
         if inspect.isawaitable(raw):
             raw = asyncio.run(_awaited(raw))
-        result = to_step_result(raw, self.type)
-        if step.observer is not None:
-            step.observer.after_step(result)
-        if result.succeeded:
-            self._post_execution(result.status, result.message, task_id, wf_name, src, dst, args)
+        return self._after_driver(step, to_step_result(raw, self.type))
+
+    def _after_driver(self, step: DriverStep, result: StepResult) -> StepResult:
+        """The hooks after `_execute` returned; one that raises fails the step, saying the device acted
+        (the operator decides; no retry of its own)."""
+        try:
+            if step.observer is not None:
+                step.observer.after_step(result)
+            if result.succeeded:
+                self._post_execution(
+                    result.status,
+                    result.message,
+                    step.task_id,
+                    step.workflow_name,
+                    step.src,
+                    step.dst,
+                    step.args,
+                )
+        except Exception as exc:  # the lab's code
+            self.logger.exception("a hook after _execute failed")
+            said = f"{result.status} ({result.message or 'no message'})"
+            return StepResult(
+                status=-1,
+                message=f"_execute returned {said}, then a hook after it raised {type(exc).__name__}: {exc}. "
+                "The device did act: continue with next unless the step must run again",
+                endpoint=result.endpoint,
+                retryable=False,
+            )
         return result
 
     def unreachable_text(self) -> str:
@@ -217,6 +240,33 @@ class BaseNode:
             self.logger.error("[emulated] {} failed (failure rate {})", self.name, spec.failure_rate)
             return StepResult(status=1, message=f"emulated failure of {self.id}")
         return StepResult(status=0, message=f"emulated {self.id}")
+
+
+# The seed's hook signatures: a driver's override must take these arguments (after self).
+SEED_HOOKS = {
+    "_pre_execution": ("task_id", "wf_name", "src", "dst", "args"),
+    "_post_execution": ("status", "msg", "task_id", "wf_name", "src", "dst", "args"),
+}
+
+
+def hook_problems(cls: type[BaseNode]) -> list[str]:
+    """The hooks of a node class that cannot take the seed's arguments (written for the signatures
+    this package had before: `(src, dst, task_id, args)`), each with what it must take."""
+    problems = []
+    for name, arguments in SEED_HOOKS.items():
+        hook = getattr(cls, name)
+        if hook is getattr(BaseNode, name):
+            continue
+        signature = inspect.signature(hook)
+        try:
+            signature.bind(None, *arguments)
+        except TypeError:
+            given, wanted = ", ".join(signature.parameters), ", ".join(arguments)
+            problems.append(
+                f"{cls.__name__}.{name}({given}) cannot take the seed's arguments: make it "
+                f"{name}(self, {wanted}) (the hooks take the seed's arguments since 2026-12)"
+            )
+    return problems
 
 
 class CallState(StrEnum):

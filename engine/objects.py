@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .config import LabConfig, NodeConfig, StepConfig, WorkflowConfig
 from .errors import ConfigError, ConfigProblem
-from .nodes import BaseNode
+from .nodes import BaseNode, hook_problems
 
 # The keys of a node's entry in nodes.json that apply to a node the lab's code built (the others are
 # the loader's own: its id, name and type, and whatever else the lab keeps there).
@@ -113,6 +113,9 @@ def _node(check: _Check, index: int, node: Any, entry: tuple[int, Any] | None) -
             "(from task_scheduler.nodes.base import BaseNode)"
         )
         check.problem("nodes", index, where, "", message)
+        return None
+    for problem in hook_problems(type(node)):
+        check.problem("nodes", index, where, "", f"node {node.id!r}: {problem}")
         return None
     if not (isinstance(node.id, str) and node.id) or not isinstance(node.name, str):
         message = f"node {node.id!r} ({node.type}): its id must be a non-empty string and its name a string"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeTypeError
-from .nodes import BaseNode
+from .nodes import BaseNode, hook_problems
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,16 @@ def known_types() -> list[str]:
 
 
 def resolve_node_type(type_name: str) -> type[BaseNode]:
-    """`package.module:Class`, or a class name registered by importing the lab's node modules."""
+    """`package.module:Class`, or a class name registered by importing the lab's node modules; a class
+    whose hooks cannot take the seed's arguments is refused (see `hook_problems`)."""
+    cls = _resolve(type_name)
+    problems = hook_problems(cls)
+    if problems:
+        raise NodeTypeError(f"node type {type_name!r}: " + "; ".join(problems))
+    return cls
+
+
+def _resolve(type_name: str) -> type[BaseNode]:
     if ":" in type_name:
         return _resolve_dotted(type_name)
     candidates = BaseNode.registry.get(type_name, [])

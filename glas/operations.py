@@ -15,19 +15,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ..api.deps import connected_client
 from ..api.intake import STOP_SETTLE_S
 from ..api.node_service import NodeService
 from ..api.routers.lab import refuse_changed_drivers
 from ..api.schemas import TASK_ID_PATTERN, TaskCreate, TaskPublic
-from ..api.service import TaskService
+from ..api.service import TaskService, temporal_errors
 from ..client.handles import ledger_handle
 from ..engine.config import LabConfig
 from ..engine.errors import (
     CommandRefusedError,
     DriverSettingsChangedError,
     InvalidTransitionError,
+    SchedulerUnavailableError,
     TaskExistsError,
     UnknownTaskError,
 )
@@ -149,8 +152,11 @@ class SeedOperations:
         if not self.lab.has_node(node_id):
             return Outcome(Codes.CONTENT_NOT_FOUND)
         _, nodes = await self.services()
-        before = await self._ledger(nodes, node_id)
         what = f"restart of node {node_id}"
+        try:
+            before = await self._ledger(nodes, node_id)
+        except CommandRefusedError as exc:
+            return Outcome(Codes.RESTART_NODE_FAILED, exc.message)
         asked = await _refused_as(Codes.RESTART_NODE_FAILED, what, nodes.restart(node_id, by))
         if asked.code is not Codes.OK:
             return asked
@@ -163,12 +169,22 @@ class SeedOperations:
                     return Outcome(Codes.RESTART_NODE_FAILED, ledger.reason)
                 return Outcome(Codes.OK)
             await asyncio.sleep(0.2)
-        log.warning("restart of node %s still runs after %s s", node_id, RESTART_WAIT_S)
-        return Outcome(Codes.OK)
+        why = f"it did not finish within {RESTART_WAIT_S:g} s (is the node's worker online?); it goes on"
+        log.warning("restart of node %s: %s", node_id, why)
+        return Outcome(Codes.RESTART_NODE_FAILED, why)
 
     async def _ledger(self, nodes: NodeService, node_id: str) -> LedgerState:
         handle = ledger_handle(nodes.client, node_id)
-        return await handle.query(NodeWorkflow.status, rpc_timeout=nodes.rpc_timeout)
+        try:
+            return await handle.query(NodeWorkflow.status, rpc_timeout=nodes.rpc_timeout)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise CommandRefusedError(
+                    f"node {node_id} has no ledger yet: no worker has hosted it"
+                ) from exc
+            raise SchedulerUnavailableError(f"node {node_id}: its ledger does not answer ({exc})") from exc
+        except (WorkflowQueryFailedError, RPCTimeoutOrCancelledError) as exc:
+            raise SchedulerUnavailableError(f"node {node_id}: its ledger does not answer ({exc})") from exc
 
     # --- the lab -----------------------------------------------------------------------------------
 
@@ -179,28 +195,33 @@ class SeedOperations:
     async def stop_intake(self, by: str | None) -> bool:
         """Take no new task, and pause the running ones after their step; False if stopped already."""
         tasks, nodes = await self.services()
-        before = await tasks.intake.change(False, by)
-        if not before.accepting:
+        answer = await tasks.intake.change(False, by)
+        if not answer.before.accepting:
             return False
         await asyncio.sleep(STOP_SETTLE_S)  # a start another API process let through meanwhile is paused too
-        paused = await nodes.pause_lab(by)
-        await tasks.intake.change(False, by, paused=paused.done)
-        shown = ", ".join(paused.done) or "none"
+        paused = (await nodes.pause_lab(by)).done
+        if not await tasks.intake.note_paused(paused, answer.changed_at):
+            await self._resume(tasks, paused, by)  # a start came meanwhile: it did not know these
+        shown = ", ".join(paused) or "none"
         log.warning("the lab takes no new tasks (stopped by %s); paused: %s", by, shown)
         return True
 
     async def start_intake(self, by: str | None) -> bool:
         """Take tasks again, and resume the tasks the stop paused; False if it took them already."""
         tasks, _ = await self.services()
-        before = await tasks.intake.change(True, by)
-        if before.accepting:
+        answer = await tasks.intake.change(True, by)
+        if answer.before.accepting:
             return False
-        for task in await self._shown(before.paused):
+        await self._resume(tasks, answer.before.paused, by)
+        log.info("the lab takes tasks again (started by %s)", by)
+        return True
+
+    async def _resume(self, tasks: TaskService, task_ids: list[str], by: str | None) -> None:
+        """Continue those of the tasks a stop paused that are still paused (not those that failed since)."""
+        for task in await self._shown(task_ids):
             if task is not None and (task.state is TaskState.PAUSED or task.pause_requested):
                 resume = tasks.proceed(task.task_id, "retry", by)
                 await _refused_as(Codes.CANCELLED, f"resume of task {task.task_id}", resume)
-        log.info("the lab takes tasks again (started by %s)", by)
-        return True
 
     async def serve_lab(self, fresh: LabConfig, driven: set[str] | None = None) -> None:
         """Serve a reloaded configuration: refused (nothing changes) if a running worker drives other
@@ -222,7 +243,8 @@ class SeedOperations:
         since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
         query = f'{tasks.tasks_query} AND StartTime > "{since}"'
         listing = tasks.client.list_workflows(query, limit=LOG_TASKS, rpc_timeout=tasks.rpc_timeout)
-        ids = [e.id async for e in listing]
+        async with temporal_errors():
+            ids = [e.id async for e in listing]
         return [t for t in await self._shown(ids) if t is not None]
 
     async def logs(self) -> list[DBLogsModel]:

@@ -79,6 +79,7 @@ class BaseOrchestrator(ABC):
         self.problems: TaskSchedulerError | None = None  # why the last load failed
         self._driven: dict[str, Any] | None = None  # the node objects the worker drives, once it runs
         self._why = threading.local()  # per thread (route): why the lab refused its last command
+        self._loading = threading.RLock()  # held by a load (its loaders may read the lab, in its thread)
         self._seed: runtime.SeedRuntime | None = None  # the runtime of the scheduler serving it
 
     @abstractmethod
@@ -145,10 +146,17 @@ class BaseOrchestrator(ABC):
         return self._task_view(status)
 
     def get_node_by_id(self, node_id: str) -> Any | None:
-        return next((node for node in self._nodes if node.id == node_id), None)
+        with self._loading:
+            return next((node for node in self._nodes if node.id == node_id), None)
 
     def get_workflow_by_name(self, name: str) -> Any | None:
-        return next((w for w in self._workflows if w.name == name), None)
+        with self._loading:
+            return next((w for w in self._workflows if w.name == name), None)
+
+    def loaded(self) -> tuple[list[Any], list[Any]]:
+        """The nodes and workflows as the last load left them (never in the middle of a load)."""
+        with self._loading:
+            return list(self.nodes), list(self.workflows)
 
     def _set_error(self, message: str | None = None) -> None:
         self._state = OrchestratorState.ERROR
@@ -163,16 +171,18 @@ class BaseOrchestrator(ABC):
         """Run the lab's loaders on the files of `-n`/`-w` (or the uploads given), check what they built
         and take it as the lab's configuration. On any problem nothing changes: the code says which
         kind, `self.problems` every problem, located."""
-        self.problems = None
-        before = (list(self._nodes), list(self._workflows))
-        try:
-            lab = self._read(nodes_config, workflows_config)
-            self._take(lab)
-        except TaskSchedulerError as exc:
-            self._nodes[:], self._workflows[:] = before
-            self.problems = exc
-            self.logger.error("the configuration was not loaded: {}", exc.message)
-            return exc.code if isinstance(exc, LoaderConfigError) else Codes.COULD_NOT_PARSE_CONFIGURATION
+        with self._loading:  # readers (routes, step hooks) never see a half-loaded lab
+            self.problems = None
+            before = (list(self._nodes), list(self._workflows))
+            try:
+                self._take(self._read(nodes_config, workflows_config))
+            except BaseException as exc:
+                self._nodes[:], self._workflows[:] = before
+                if not isinstance(exc, TaskSchedulerError):
+                    raise
+                self.problems = exc
+                self.logger.error("the configuration was not loaded: {}", exc.message)
+                return exc.code if isinstance(exc, LoaderConfigError) else Codes.COULD_NOT_PARSE_CONFIGURATION
         self.logger.success(f"loaded {len(self.nodes)} nodes and {len(self.workflows)} workflows")
         return Codes.OK
 
@@ -220,7 +230,7 @@ class BaseOrchestrator(ABC):
         if self._driven is not None:
             driven = set(self._driven)
             self._call(lambda ops: ops.serve_lab(lab, driven))
-            self._nodes[:] = list(self._driven.values())
+            self._nodes[:] = [self._driven[node.id] for node in lab.nodes]
             for workflow in self._workflows:
                 workflow.steps = [self._driven.get(step.id, step) for step in workflow.steps]
                 workflow.source, workflow.destination = workflow.steps[0], workflow.steps[-1]

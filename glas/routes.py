@@ -96,8 +96,8 @@ class SeedRouter(APIRouter):
         self._guard = guard
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
-        methods = set(options.get("methods") or ["GET"])
-        role = Role.viewer if methods <= set(READS) else Role.operator
+        """`role=Role.operator` for a GET that acts (the seed's collection continues a task by GET)."""
+        role = options.pop("role", None) or _role_of(options.get("methods"))
         guard = Security(self._guard(role), scopes=[role.name])
         options["dependencies"] = [*(options.get("dependencies") or []), guard]
         super().add_api_route(path, endpoint, **options)
@@ -119,7 +119,7 @@ class SeedRoutes:
         self.token_router = APIRouter(prefix="/token", tags=["GLAS tokens"])
         self.init_routes()
 
-    def _router(self, prefix: str, what: str) -> APIRouter:
+    def _router(self, prefix: str, what: str) -> SeedRouter:
         return SeedRouter(self._guard, prefix=prefix, tags=[f"GLAS {what}"])
 
     def routers(self) -> list[APIRouter]:
@@ -159,8 +159,8 @@ class SeedRoutes:
         self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> str:
         """The seed's guard, for a GLAS project's own routers (`dependencies=[Security(self._verify_token)]`):
-        any valid token of ours; the name it was given to."""
-        identity = await self._guard(Role.viewer)(request, credentials)
+        a viewer's token to read (GET), an operator's to act; the name it was given to."""
+        identity = await self._guard(_role_of([request.method]))(request, credentials)
         return identity.name
 
     def _verify_localhost(self, request: Request) -> None:
@@ -242,13 +242,14 @@ class SeedRoutes:
         )
         continued = {**_task_missing(), 409: _text("the task could not be continued: why")}
         add("/continue/{task_id}", self.continue_task, methods=["PATCH"], responses=continued)
-        # GET too: the collection the seed shipped sends its continue as a GET.
+        # GET too: the collection the seed shipped sends its continue as a GET (an act: an operator's).
         add(
             "/continue/{task_id}",
             self.continue_task,
             methods=["GET"],
             responses=continued,
             name="continue_get",
+            role=Role.operator,
         )
         add(
             "/{task_id}",
@@ -328,10 +329,14 @@ class SeedRoutes:
             response.status_code = status.HTTP_404_NOT_FOUND
             return data
         try:
-            return self.orchestrator.add_task(workflow, data.args).serialize()
+            task = self.orchestrator.add_task(workflow, data.args)
+            # A project's add_task may start it later, in a thread of its own (the seed's way): the
+            # answer waits until the task is durable, so the client's next request finds it.
+            self.seed.call(lambda: self.seed.operations.ensure_started(task))
         except LabStoppedError:  # stopped since the check
             response.status_code = status.HTTP_418_IM_A_TEAPOT
             return {}
+        return task.serialize()
 
     def get_running(self) -> Any:
         """Every unfinished task: running, paused, or waiting for its operator after a failure."""
@@ -365,15 +370,15 @@ class SeedRoutes:
             )
         if self.orchestrator.load_config(files[0].file, files[1].file) is not Codes.OK:
             raise self.orchestrator.problems or InvalidRequestError("the configuration was not loaded")
-        return LoadedCounts(
-            loaded_workflows=len(self.orchestrator.workflows), loaded_nodes=len(self.orchestrator.nodes)
-        )
+        nodes, workflows = self.orchestrator.loaded()
+        return LoadedCounts(loaded_workflows=len(workflows), loaded_nodes=len(nodes))
 
     def get_workflows(self) -> Any:
         """Every workflow by name, with its steps (`position` from 0, and the node's name)."""
+        _, workflows = self.orchestrator.loaded()
         return {
             workflow.name: [{"position": i, "name": step.name} for i, step in enumerate(workflow.steps)]
-            for workflow in self.orchestrator.workflows
+            for workflow in workflows
         }
 
     def _logs(self) -> Any:
@@ -392,6 +397,11 @@ class SeedRoutes:
             text = f"{refused}: {why}" if why else refused
             return PlainTextResponse(text, status_code=status.HTTP_409_CONFLICT)
         return None
+
+
+def _role_of(methods: Any) -> Role:
+    """A viewer may read (GET, HEAD), an operator act (any other method)."""
+    return Role.viewer if set(methods or ["GET"]) <= set(READS) else Role.operator
 
 
 def _task_missing() -> dict[int | str, dict[str, Any]]:

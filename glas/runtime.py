@@ -81,6 +81,9 @@ class SeedRuntime:
         self._calls.add(call)
         try:
             return call.result(timeout_s)
+        except concurrent.futures.TimeoutError as exc:
+            call.cancel()
+            raise SchedulerUnavailableError(f"the scheduler did not answer within {timeout_s:g} s") from exc
         finally:
             self._calls.discard(call)
 

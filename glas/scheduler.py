@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ class BaseScheduler(SeedRoutes):
         self.port = port
         self.settings = project_settings(port)
         self.api = create_app(self.settings, lab=LabConfig(nodes=[], workflows=[]))
-        # The seed let any web page call it (a lab's dashboard on another host); tokens are bearer
-        # headers, never cookies, so no other site can act with a user's credentials.
+        # The seed let any web page call it (a lab's dashboard on another host). Tokens are bearer
+        # headers, never cookies, and /token/{identifier} refuses a web page (api/routers/tokens.py):
+        # a page can only act with a token its user gave it.
         self.api.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
         seed = runtime.SeedRuntime(SeedOperations(self.api))
         runtime.install(seed)
@@ -67,7 +69,8 @@ class BaseScheduler(SeedRoutes):
             self.api.include_router(router)
 
     def full_stop(self) -> None:
-        self.server.should_exit = True
+        """Stop the whole scheduler, as Ctrl-C does (the seed's, for a project's own code)."""
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def run(self) -> None:
         """Load the project's lab, serve it until Ctrl-C (or SIGTERM). A lab that does not load is

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from ..api.schemas import TaskPublic
-from ..engine.errors import SchedulerUnavailableError
+from ..engine.errors import SchedulerUnavailableError, TaskSchedulerError
+from ..engine.logger import NodeLogger
 from ..engine.seed import OrchestratorErrorCodes, TaskModel, TaskState, seed_task_state
 from ..engine.states import TaskState as OurTaskState
 from . import runtime
@@ -35,8 +36,20 @@ class Task:
         self._current_step = -1
         self._pause_event = threading.Event()
         self._pause_condition = threading.Condition()
-        app = f"Task {self._uuid}: {workflow.name}"
-        self.logger = LoggingManager.get_logger(f"task-{self._uuid}", app=app)
+        self._logger: NodeLogger | None = None
+
+    @property
+    def logger(self) -> NodeLogger:
+        """The task's logger (the seed's `self.logger`), made when first used: a view of a task made
+        for a listing logs nothing and keeps none."""
+        if self._logger is None:
+            app = f"Task {self._uuid}: {self._workflow.name}"
+            self._logger = LoggingManager.get_logger(f"task-{self._uuid}", app=app)
+        return self._logger
+
+    @logger.setter
+    def logger(self, logger: NodeLogger) -> None:
+        self._logger = logger
 
     @property
     def uuid(self) -> uuid.UUID | str:
@@ -154,6 +167,9 @@ class Task:
                 pass
         except (SchedulerUnavailableError, concurrent.futures.CancelledError):
             return errno.EINTR
+        except TaskSchedulerError as exc:  # e.g. the lab stopped taking tasks before it started
+            self.logger.error("the task could not run: {}", exc.message)
+            return 1
         if callback is not None:
             callback(threading.current_thread(), self)
         return 0 if self._state is TaskState.FINISHED else 1

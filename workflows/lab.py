@@ -29,10 +29,12 @@ with workflow.unsafe.imports_passed_through():
         Delivery,
         DeliveryRecord,
         DeliveryResult,
+        IntakeAnswer,
         IntakeChange,
         LabPlan,
         LabState,
         LabStatus,
+        PausedByStop,
         TaskIntake,
         WorkerCheck,
         WorkersSeen,
@@ -82,13 +84,18 @@ class LabWorkflow:
         return LabStatus.of(self.state)
 
     @workflow.update
-    def set_intake(self, change: IntakeChange) -> TaskIntake:
+    def set_intake(self, change: IntakeChange) -> IntakeAnswer:
         """Stop or start taking new tasks (the seed's orchestrator stop and start); the intake before.
         The memo says it too, for the API to read without a worker (describe)."""
-        before = self.state.intake.change(change, workflow.now())
-        if before.accepting != change.accepting:
+        answer = self.state.intake.change(change, workflow.now())
+        if answer.before.accepting != change.accepting:
             workflow.upsert_memo({INTAKE_MEMO: change.accepting})
-        return before
+        return answer
+
+    @workflow.update
+    def note_paused(self, paused: PausedByStop) -> bool:
+        """The tasks a stop paused, for the next start to resume; False if a start came meanwhile."""
+        return self.state.intake.note_paused(paused)
 
     @workflow.query
     def intake(self) -> TaskIntake:

@@ -23,6 +23,13 @@ def _issue(request: Request, name: str, role: Role) -> TokenPublic:
 @router.get("/token/{identifier}", responses=errors(403))
 async def token_for_localhost(identifier: str, request: Request) -> TokenPublic:
     """A token for a caller on this machine (the seed's route), of TASK_SCHEDULER_LOCAL_TOKEN_ROLE's role."""
+    if "origin" in request.headers:
+        # A web page in a browser on this machine sends an Origin: where an API allows any origin (a
+        # GLAS project's, as the seed did), it could read the token and act with it.
+        raise PermissionDeniedError(
+            "tokens are not given to web pages (the request has an Origin header); make one with "
+            "`task-scheduler token create NAME --role operator`"
+        )
     if not is_local_caller(request):
         raise PermissionDeniedError(
             "tokens are given only to callers on the API's own machine (through a reverse proxy, only if "

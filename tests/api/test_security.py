@@ -330,3 +330,12 @@ async def test_access_log_has_a_line_for_a_request_that_crashed(
     assert _access_lines(caplog) == [
         "client=127.0.0.1 identity=test-viewer(viewer) method=GET path=/crash status=500 allowed"
     ]
+
+
+async def test_token_route_refuses_a_web_page(anonymous: httpx.AsyncClient) -> None:
+    """A page in a browser on the API's machine sends an Origin; where an API lets any origin read its
+    answers (a GLAS project's, as the seed did), the page could take a token and act with it."""
+    response = await anonymous.get("/token/bench-pc", headers={"Origin": "http://pages.example"})
+
+    assert response.status_code == 403
+    assert "not given to web pages" in response.json()["detail"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from glas_lab import JsonOrchestrator
 
 from task_scheduler.database import DatabaseConnector, DBNode, DBStep, DBWorkflow
 from task_scheduler.engine.errors import ConfigError
+from task_scheduler.engine.lab_state import IntakeChange, PausedByStop, TaskIntake
 from task_scheduler.engine.objects import LabObjects, lab_from_objects
 from task_scheduler.engine.seed import TaskState as SeedTaskState
 from task_scheduler.engine.seed import seed_task_state
@@ -222,3 +224,19 @@ def test_a_loader_that_raises_or_refuses_is_a_located_problem_not_a_traceback(tm
         in refusing.problems.message
     )
     assert raising.lab_config is refusing.lab_config is None
+
+
+def test_a_stop_remembers_what_it_paused_unless_a_start_came_first() -> None:
+    t0 = datetime(2026, 12, 7, tzinfo=UTC)
+    intake = TaskIntake()
+    stop = intake.change(IntakeChange(accepting=False, by="ana"), t0)
+    assert stop.before.accepting and stop.changed_at == t0
+    assert intake.note_paused(PausedByStop(task_ids=["t1"], changed_at=t0))
+    start = intake.change(IntakeChange(accepting=True, by="ben"), t0 + timedelta(seconds=1))
+    assert start.before.paused == ["t1"] and intake.accepting and intake.paused == []
+
+    again = intake.change(IntakeChange(accepting=False), t0 + timedelta(seconds=2))
+    intake.change(IntakeChange(accepting=True), t0 + timedelta(seconds=3))  # a start before the pauses
+    late = PausedByStop(task_ids=["t2"], changed_at=again.changed_at)
+    assert not intake.note_paused(late)  # the stop then resumes t2 itself
+    assert intake.accepting and intake.paused == []

@@ -18,7 +18,12 @@ import pytest
 
 from task_scheduler import BaseNode, EmulationConfig, NodeRef, StepResult, build_node, load_config_dir
 from task_scheduler.engine import nodes as engine_nodes
-from task_scheduler.engine.errors import DriverResultError, StepAbortedError, StepWithdrawnError
+from task_scheduler.engine.errors import (
+    DriverResultError,
+    NodeTypeError,
+    StepAbortedError,
+    StepWithdrawnError,
+)
 from task_scheduler.engine.logger import MAX_CAPTURED_LINES, NodeLogger
 from task_scheduler.engine.nodes import CallState
 from task_scheduler.engine.registry import resolve_node_type
@@ -578,3 +583,42 @@ def test_demo_lab_restart_and_reachability(demo_node: Callable[..., BaseNode], n
     node.properties["online"] = False
     assert not node.is_reachable()
     assert node._restart() is False
+
+
+class NodesTestOldHooksNode(BaseNode):
+    """Hooks in the signature this package had before it took the seed's: refused, never misfed."""
+
+    def _pre_execution(self, src: Any, dst: Any, task_id: str, args: Any) -> None:  # type: ignore[override]
+        pass
+
+    def _execute(self, src: Any, dst: Any, task_id: str, args: Any = None) -> tuple[int, None, None]:
+        return 0, None, None
+
+
+class NodesTestFailingPostNode(NodesTestHookNode):
+    def _post_execution(
+        self, status: int, msg: Any, task_id: str, wf_name: str, src: Any, dst: Any, args: Any = None
+    ) -> None:
+        raise KeyError("sample")
+
+
+def test_a_node_whose_hooks_take_the_old_arguments_is_refused_saying_how_to_fix_it() -> None:
+    with pytest.raises(NodeTypeError) as refused:
+        resolve_node_type("NodesTestOldHooksNode")
+
+    assert "NodesTestOldHooksNode._pre_execution(self, src, dst, task_id, args) cannot take the seed's" in (
+        refused.value.message
+    )
+    assert "make it _pre_execution(self, task_id, wf_name, src, dst, args)" in refused.value.message
+
+
+def test_a_hook_that_raises_after_the_driver_acted_fails_the_step_saying_so_without_retries() -> None:
+    node = NodesTestFailingPostNode("n4", "Node four")
+
+    result = node.run_step(None, None, "t1", {}, workflow_name="assay")
+
+    assert (result.status, result.retryable) == (-1, False)
+    assert "_execute returned 0 (no message), then a hook after it raised KeyError: 'sample'" in (
+        result.message or ""
+    )
+    assert "The device did act" in (result.message or "")
