@@ -162,9 +162,7 @@ def banner(
         f"               (also in {state_dir}/token, which the CLI reads by itself)",
     ]
     if settings.api_host == "0.0.0.0":
-        lines.insert(
-            3, "               (on every interface: TASK_SCHEDULER_AUTHORIZED_IPS says who may call)"
-        )
+        lines.insert(3, "               (on every interface: the address allowlist says who may call)")
     return "\n".join(lines)
 
 
