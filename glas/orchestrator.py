@@ -12,27 +12,24 @@ resumes what the stop paused; both are durable (every API process sees them).
 
 from __future__ import annotations
 
-import importlib
-import io
-import json
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
 from ..engine.config import LabConfig
-from ..engine.errors import ConfigError, ConfigProblem, TaskSchedulerError
+from ..engine.errors import TaskSchedulerError
 from ..engine.nodes import StepObserver
-from ..engine.objects import LabObjects, lab_from_objects
 from ..engine.seed import DBWorkflowModel, OrchestratorErrorCodes, OrchestratorState
 from ..engine.tasks import StepRequest
 from . import runtime
 from .database import DatabaseConnector, DBStep, DBWorkflow
+from .hooks import task_hooks
+from .loading import LoaderConfigError, read_lab
 from .log import LoggingManager
 from .nodes import BaseNode
-from .task import Task, _as_uuid
+from .task import Task
 from .workflow import Workflow
 
 T = TypeVar("T")
@@ -45,14 +42,6 @@ EMULATION_BANNER = """
 |  node code decides what that means; nothing else changes.                   |
 +------------------------------------------------------------------------------+
 """
-
-
-class LoaderConfigError(ConfigError):
-    """A lab loader's problems, with the seed's code that says which kind."""
-
-    def __init__(self, problems: list[ConfigProblem], code: Codes) -> None:
-        super().__init__(problems)
-        self.code = code
 
 
 class BaseOrchestrator(ABC):
@@ -187,42 +176,7 @@ class BaseOrchestrator(ABC):
         return Codes.OK
 
     def _read(self, nodes_config: BinaryIO | None, workflows_config: BinaryIO | None) -> LabConfig:
-        nodes_file, nodes_name = _opened(nodes_config, self._nodes_path, "nodes.json (uploaded)")
-        workflows_file, workflows_name = _opened(
-            workflows_config, self._workflows_path, "workflows.json (uploaded)"
-        )
-        try:
-            nodes_data, workflows_data = _json(nodes_file), _json(workflows_file)
-            self._nodes.clear()
-            self._run_loader(self._load_nodes, nodes_file, nodes_name)
-            self._workflows.clear()
-            self._run_loader(self._load_workflows, workflows_file, workflows_name)
-        finally:
-            nodes_file.close()
-            workflows_file.close()
-        objects = LabObjects(
-            nodes=list(self._nodes),
-            workflows=list(self._workflows),
-            loader=type(self).__name__,
-            nodes_file=nodes_name,
-            workflows_file=workflows_name,
-            nodes_data=nodes_data,
-            workflows_data=workflows_data,
-        )
-        return lab_from_objects(objects, base=self.lab_config)
-
-    def _run_loader(self, loader: Callable[[IO[bytes]], Any], file: IO[bytes], name: str) -> None:
-        where = f"{type(self).__name__}.{loader.__name__}"
-        try:
-            code = loader(file)
-        except Exception as exc:  # the lab's code: any error is a problem of its configuration
-            log.exception("%s raised", where)
-            message = f"{where} raised {type(exc).__name__}: {exc} (the traceback is in the log)"
-            problem = ConfigProblem(name, "", message)
-            raise LoaderConfigError([problem], Codes.COULD_NOT_PARSE_CONFIGURATION) from exc
-        if isinstance(code, Codes) and code is not Codes.OK:
-            message = f"{where} returned {code.name}"
-            raise LoaderConfigError([ConfigProblem(name, "", message)], code)
+        return read_lab(self, nodes_config, workflows_config)
 
     def _take(self, lab: LabConfig) -> None:
         """Serve `lab` (once the scheduler runs: refused if the running worker cannot apply it); the
@@ -306,25 +260,7 @@ class BaseOrchestrator(ABC):
 
     def step_hooks(self, request: StepRequest) -> StepObserver | None:
         """The task's own step hooks around this step (its Task object, made again after a restart)."""
-        task = self._runtime().tasks.get(request.task_id) or self._restored(request)
-        if task is None:
-            return None
-        src = self.get_node_by_id(request.src.id) if request.src else None
-        dst = self.get_node_by_id(request.dst.id) if request.dst else None
-        return _TaskHooks(task, request.step.index, self.get_node_by_id(request.step.node.id), src, dst)
-
-    def _restored(self, request: StepRequest) -> Task | None:
-        module, _, name = (request.hooks or "").partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-            args = {k: v for k, v in request.args.items() if k != "previous_output"}
-            task: Task = cls(self.get_workflow_by_name(request.workflow_name), args)
-        except Exception:  # the lab's code: its hooks are skipped, the step runs
-            log.exception("task %s: its class %s could not be made again", request.task_id, request.hooks)
-            return None
-        task._uuid = _as_uuid(request.task_id)
-        self._runtime().remember(request.task_id, task)
-        return task
+        return task_hooks(self, self._runtime(), request)
 
     def _task_view(self, status: Any) -> Task:
         known = self._runtime().tasks.get(status.task_id)
@@ -360,37 +296,3 @@ class BaseOrchestrator(ABC):
             return self._call(operation)
         except RuntimeError:  # called on the event loop: the seed's objects answer from their own state
             return fallback
-
-
-class _TaskHooks:
-    def __init__(self, task: Task, index: int, node: Any, src: Any, dst: Any) -> None:
-        self.task, self.index, self.node, self.src, self.dst = task, index, node, src, dst
-
-    def before_step(self) -> None:
-        self.task._current_step = self.index
-        self.task._pre_step_execution(self.node, self.src, self.dst)
-
-    def after_step(self, result: Any) -> None:
-        self.task._post_step_execution(result.status, result.message, self.node, self.src, self.dst)
-
-
-def _opened(given: BinaryIO | None, path: str, upload_name: str) -> tuple[IO[bytes], str]:
-    if given is not None:
-        return given, upload_name
-    try:
-        file = io.BytesIO(Path(path).read_bytes())
-    except OSError as exc:
-        problem = ConfigProblem(path, "", f"cannot read the file ({exc.strerror or exc}); check -n and -w")
-        raise LoaderConfigError([problem], Codes.COULD_NOT_FIND_CONFIGURATION) from exc
-    file.name = path  # as an open file's
-    return file, path
-
-
-def _json(file: IO[bytes]) -> Any:
-    """The file as JSON if it is (to locate problems), read and rewound for the lab's loader."""
-    try:
-        return json.loads(file.read())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    finally:
-        file.seek(0)

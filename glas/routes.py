@@ -11,25 +11,22 @@ whose methods reach the durable lab through our services.
 Where the seed had a bug its clients cannot rely on, this does the sensible thing (README, "Moving from
 the seed"): GET /task/{unknown} is a plain 204; a refused command is a 409 saying why (the seed: 500, or
 200 for a failed restart); a reload that fails changes nothing and says why (422 or 409; the seed: 201
-and a half-loaded lab); `DELETE /orchestrator/stop` pauses the running tasks and answers at once.
+and a half-loaded lab); `DELETE /orchestrator/stop` pauses the running tasks and answers in seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, Security, UploadFile, status
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Request, Response, UploadFile, status
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from ..api.deps import bearer, require
+from ..api.deps import bearer
 from ..api.responses import errors
-from ..api.security import Identity, Role
+from ..api.security import Identity, Role, is_local_caller
 from ..engine.errors import (
-    AuthenticationError,
     InvalidRequestError,
     LabStoppedError,
     PermissionDeniedError,
@@ -44,63 +41,10 @@ from ..engine.seed import (
     TaskRow,
 )
 from . import runtime
+from .guard import NULL, SeedRouter, role_of, seed_guard, text_answer
 from .log import LoggingManager
 
 Codes = OrchestratorErrorCodes
-READS = ("GET", "HEAD")
-TEXT = {"text/plain": {"schema": {"type": "string"}}}
-NULL = {"application/json": {"schema": {"type": "null"}}}
-
-
-def _text(description: str) -> dict[str, Any]:
-    return {"description": description, "content": TEXT}
-
-
-# A refused token: the seed's bare JSON string; a refused address: our `{"detail": ...}`.
-REFUSED: dict[int | str, dict[str, Any]] = {
-    401: {
-        "description": "no token, or an invalid one",
-        "content": {"application/json": {"schema": {"type": "string"}}},
-    },
-    403: {
-        "description": "the token's role is too low, or the address is not allowed",
-        "content": {"application/json": {"schema": {}}},
-    },
-}
-
-
-class SeedRoute(APIRoute):
-    """A route of the seed's API: a refused token answers as the seed's did (a bare JSON string, not
-    `{"detail": ...}`); every other error as our API's (api/errors.py)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AuthenticationError as exc:
-                return JSONResponse(exc.message, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            except PermissionDeniedError as exc:
-                return JSONResponse(exc.message, status_code=403)
-
-        return route
-
-
-class SeedRouter(APIRouter):
-    """A router of the seed's API. Every route on it, a GLAS project's own too, takes our bearer token:
-    a viewer's to read (GET), an operator's to act (as the seed let any token do anything)."""
-
-    def __init__(self, guard: Callable[[Role], Any], **options: Any) -> None:
-        super().__init__(route_class=SeedRoute, responses=REFUSED, **options)
-        self._guard = guard
-
-    def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
-        """`role=Role.operator` for a GET that acts (the seed's collection continues a task by GET)."""
-        role = options.pop("role", None) or _role_of(options.get("methods"))
-        guard = Security(self._guard(role), scopes=[role.name])
-        options["dependencies"] = [*(options.get("dependencies") or []), guard]
-        super().add_api_route(path, endpoint, **options)
 
 
 class SeedRoutes:
@@ -136,37 +80,18 @@ class SeedRoutes:
     # --- the guard ---------------------------------------------------------------------------------
 
     def _guard(self, role: Role) -> Callable[..., Coroutine[Any, Any, Identity]]:
-        """Our token check for `role`, refusing in the seed's words; it also binds the seed's objects to
-        the API's loop and names the caller to the operations the route leads to."""
-        check = require(role)
-
-        async def guard(
-            request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-        ) -> Identity:
-            self.seed.bind(asyncio.get_running_loop())
-            try:
-                identity = await check(request, credentials)
-            except AuthenticationError as exc:
-                if credentials is None:
-                    raise AuthenticationError("Not authenticated") from exc
-                raise AuthenticationError(f"Could not validate credentials: {exc.message}") from exc
-            runtime.caller.set(identity.name)
-            return identity
-
-        return guard
+        return seed_guard(role, self.seed)
 
     async def _verify_token(
         self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> str:
         """The seed's guard, for a GLAS project's own routers (`dependencies=[Security(self._verify_token)]`):
         a viewer's token to read (GET), an operator's to act; the name it was given to."""
-        identity = await self._guard(_role_of([request.method]))(request, credentials)
+        identity = await self._guard(role_of([request.method]))(request, credentials)
         return identity.name
 
     def _verify_localhost(self, request: Request) -> None:
         """The seed's guard of `/token/{identifier}`, for a project's own routes."""
-        from ..api.security import is_local_caller
-
         if not is_local_caller(request):
             raise PermissionDeniedError("Only localhost is allowed")
 
@@ -238,9 +163,9 @@ class SeedRoutes:
             "/pause/{task_id}",
             self.pause_task,
             methods=["PATCH"],
-            responses={**_task_missing(), 409: _text("the task could not be paused: why")},
+            responses={**_task_missing(), 409: text_answer("the task could not be paused: why")},
         )
-        continued = {**_task_missing(), 409: _text("the task could not be continued: why")}
+        continued = {**_task_missing(), 409: text_answer("the task could not be continued: why")}
         add("/continue/{task_id}", self.continue_task, methods=["PATCH"], responses=continued)
         # GET too: the collection the seed shipped sends its continue as a GET (an act: an operator's).
         add(
@@ -265,8 +190,10 @@ class SeedRoutes:
             self.restart_node,
             methods=["PATCH"],
             responses={
-                404: _text("no node of that id"),
-                409: _text("the node could not be restarted (a step runs on it, or its restart failed): why"),
+                404: text_answer("no node of that id"),
+                409: text_answer(
+                    "the node could not be restarted (a step runs on it, or its restart failed): why"
+                ),
             },
         )
 
@@ -399,10 +326,5 @@ class SeedRoutes:
         return None
 
 
-def _role_of(methods: Any) -> Role:
-    """A viewer may read (GET, HEAD), an operator act (any other method)."""
-    return Role.viewer if set(methods or ["GET"]) <= set(READS) else Role.operator
-
-
 def _task_missing() -> dict[int | str, dict[str, Any]]:
-    return {404: _text("no unfinished task of that id")}
+    return {404: text_answer("no unfinished task of that id")}
