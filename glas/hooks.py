@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..engine.models import StepResult
 from ..engine.nodes import StepObserver
@@ -15,15 +15,18 @@ from ..engine.tasks import StepRequest
 from .runtime import SeedRuntime
 from .task import Task, _as_uuid
 
-if TYPE_CHECKING:
-    from .orchestrator import BaseOrchestrator
-
 log = logging.getLogger("task_scheduler.app.Orchestrator")
 
 
-def task_hooks(
-    orchestrator: BaseOrchestrator, seed: SeedRuntime, request: StepRequest
-) -> StepObserver | None:
+class Lab(Protocol):
+    """What of an orchestrator the hooks use (glas/orchestrator.py's BaseOrchestrator)."""
+
+    def get_node_by_id(self, node_id: str) -> Any | None: ...
+
+    def get_workflow_by_name(self, name: str) -> Any | None: ...
+
+
+def task_hooks(orchestrator: Lab, seed: SeedRuntime, request: StepRequest) -> StepObserver | None:
     task = seed.tasks.get(request.task_id) or _made_again(orchestrator, seed, request)
     if task is None:
         return None
@@ -33,7 +36,7 @@ def task_hooks(
     return _TaskHooks(task, request.step.index, node, src, dst)
 
 
-def _made_again(orchestrator: BaseOrchestrator, seed: SeedRuntime, request: StepRequest) -> Task | None:
+def _made_again(orchestrator: Lab, seed: SeedRuntime, request: StepRequest) -> Task | None:
     module, _, name = (request.hooks or "").partition(":")
     try:
         cls = getattr(importlib.import_module(module), name)

@@ -10,18 +10,29 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 from ..engine.config import LabConfig
 from ..engine.errors import ConfigError, ConfigProblem
 from ..engine.objects import LabObjects, lab_from_objects
 from ..engine.seed import OrchestratorErrorCodes
 
-if TYPE_CHECKING:
-    from .orchestrator import BaseOrchestrator
-
 Codes = OrchestratorErrorCodes
 log = logging.getLogger("task_scheduler.app.Orchestrator")
+
+
+class Loaders(Protocol):
+    """What of an orchestrator its loaders' run uses (glas/orchestrator.py's BaseOrchestrator)."""
+
+    _nodes_path: str
+    _workflows_path: str
+    _nodes: list[Any]
+    _workflows: list[Any]
+    lab_config: LabConfig | None
+
+    def _load_nodes(self, file: IO[bytes]) -> OrchestratorErrorCodes: ...
+
+    def _load_workflows(self, file: IO[bytes]) -> OrchestratorErrorCodes: ...
 
 
 class LoaderConfigError(ConfigError):
@@ -33,7 +44,7 @@ class LoaderConfigError(ConfigError):
 
 
 def read_lab(
-    orchestrator: BaseOrchestrator, nodes_config: BinaryIO | None, workflows_config: BinaryIO | None
+    orchestrator: Loaders, nodes_config: BinaryIO | None, workflows_config: BinaryIO | None
 ) -> LabConfig:
     """Run the orchestrator's loaders (they fill its `_nodes` and `_workflows`) and check what they built."""
     nodes_file, nodes_name = _opened(nodes_config, orchestrator._nodes_path, "nodes.json (uploaded)")
@@ -62,7 +73,7 @@ def read_lab(
 
 
 def _run_loader(
-    orchestrator: BaseOrchestrator, loader: Callable[[IO[bytes]], Any], file: IO[bytes], name: str
+    orchestrator: Loaders, loader: Callable[[IO[bytes]], Any], file: IO[bytes], name: str
 ) -> None:
     where = f"{type(orchestrator).__name__}.{loader.__name__}"
     try:
