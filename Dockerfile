@@ -19,6 +19,7 @@ COPY engine /src/engine
 COPY glas /src/glas
 COPY nodes /src/nodes
 COPY orchestrator /src/orchestrator
+COPY readers /src/readers
 COPY task /src/task
 COPY workflow /src/workflow
 COPY workflows /src/workflows

@@ -14,7 +14,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
-from .workflows.ids import DEFAULT_TASK_QUEUE
+from .engine.contracts import DEFAULT_TASK_QUEUE
 
 DAY_S = 24 * 3600.0
 Networks = Annotated[list[IPv4Network | IPv6Network], NoDecode]

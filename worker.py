@@ -26,15 +26,15 @@ from .activities.notify import NotifyActivities
 from .activities.recovery import close_if_ended
 from .activities.steps import StepActivities
 from .client.handles import ledger_handle, start_ledger
-from .client.pollers import live_pollers, stopped_identities
 from .engine.config import LabConfig, build_node, driver_digest
+from .engine.contracts import DEFAULT_TASK_QUEUE, NodeInput, lab_workflow_id, node_task_queue
 from .engine.errors import NodeAlreadyHostedError, TaskSchedulerError
 from .engine.lab_state import LabState, lab_plan
 from .engine.ledger import LedgerState, NodeCommand, Reachability, WorkerInfo, step_of
 from .engine.nodes import BaseNode
-from .workflows.ids import DEFAULT_TASK_QUEUE, lab_workflow_id, node_task_queue
+from .readers.pollers import live_pollers, stopped_identities
 from .workflows.lab import LabWorkflow
-from .workflows.node import NodeInput, NodeWorkflow
+from .workflows.node import NodeWorkflow
 from .workflows.sandbox import workflow_runner
 from .workflows.task import TaskWorkflow
 

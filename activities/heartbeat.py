@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import Any
 
 from temporalio import activity
+
+from ..engine.contracts import StepBeat
 
 # A waiting step beats only to show its place in line and to hear of a cancel: 50 steps queued for hours
 # would otherwise keep the server writing (W3 of bench/: -9 % server CPU per step from 5 s to 10 s).
@@ -28,13 +29,13 @@ FIRST_BEAT_S = 0.25  # before a step's first "waiting" beat
 
 
 class Heartbeat:
-    """Sends the current details now and then; `set` changes them (waiting, position n / running).
-    "running" goes out at once, "waiting" first after FIRST_BEAT_S; then each every interval. Other
-    changes (the position) go with the next beat."""
+    """Sends the current beat now and then; `set` changes it (waiting, position n / running). "running"
+    goes out at once, "waiting" first after FIRST_BEAT_S; then each every interval. Other changes (the
+    position) go with the next beat."""
 
     def __init__(self, heartbeat_timeout_s: float) -> None:
         self.timeout_s = heartbeat_timeout_s
-        self.details: dict[str, Any] = {"phase": "waiting"}
+        self.beat = StepBeat()
         self._phase_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -45,14 +46,14 @@ class Heartbeat:
 
     @property
     def running(self) -> bool:
-        return self.details.get("phase") == "running"
+        return self.beat.running
 
-    def set(self, **details: Any) -> None:
-        new_phase = details.get("phase") != self.details.get("phase")
-        self.details = details
+    def set(self, beat: StepBeat) -> None:
+        new_phase = beat.phase != self.beat.phase
+        self.beat = beat
         if new_phase:
             if self.running:
-                activity.heartbeat(details)
+                activity.heartbeat(beat.sent())
             self._phase_changed.set()
 
     async def _loop(self) -> None:
@@ -71,7 +72,7 @@ class Heartbeat:
                 if self._phase_changed.is_set():  # a new phase in the same tick: its own pace
                     fresh = True
                     continue
-                activity.heartbeat(self.details)
+                activity.heartbeat(self.beat.sent())
                 fresh = False
 
     async def __aenter__(self) -> Heartbeat:

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client
 
+from ..engine.contracts import DEFAULT_TASK_QUEUE
 from ..engine.ledger import WorkerInfo
 from ..engine.models import StepResult
 from ..engine.nodes import BaseNode, StepObserver
 from ..engine.tasks import StepRequest
-from ..workflows.ids import DEFAULT_TASK_QUEUE
 from .gate import NodeGate
 
 T = TypeVar("T")

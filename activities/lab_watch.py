@@ -1,13 +1,14 @@
-"""Which PCs' workers are online, for the LabWorkflow: the API's liveness rules (api/liveness.py), read
-from the server's poller lists and the nodes' ledgers."""
+"""Which PCs' workers are online, for the LabWorkflow: the API's liveness rules (readers/liveness.py),
+read from the server's poller lists and the nodes' ledgers."""
 
 from __future__ import annotations
 
 from temporalio import activity
 from temporalio.client import Client
 
-from ..api.liveness import LabLiveness, LivenessReader
-from ..engine.lab_state import CHECK_WORKERS_ACTIVITY, WorkerCheck, WorkerPlan, WorkerSeen, WorkersSeen
+from ..engine.contracts import CHECK_WORKERS_ACTIVITY
+from ..engine.lab_state import WorkerCheck, WorkerPlan, WorkerSeen, WorkersSeen
+from ..readers.liveness import LabLiveness, LivenessReader
 from ..settings import Settings
 
 RPC_TIMEOUT_S = 5.0  # a check is repeated every few seconds: never wait long for one answer

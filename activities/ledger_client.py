@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..client.handles import ledger_handle, start_ledger
+from ..engine.contracts import NODE_WORKFLOW_TYPE, NodeInput, node_workflow_id
 from ..engine.ledger import LedgerState
 from ..engine.states import NodeState
-from ..workflows.node import NodeInput
 from .metrics import ledger_call
+
+T = TypeVar("T")
 
 LEDGER_RPC_TIMEOUT = timedelta(seconds=20)
 LEDGER_RETRY_S = 1.0
@@ -35,14 +37,18 @@ class LedgerClient:
         self.client = client
         self.workflow_task_queue = workflow_task_queue
 
-    async def update(self, node_id: str, update: Any, argument: Any, persist: bool = False) -> Any:
-        """Send a ledger update until it is answered. A cancel of the step stops the retries, unless
-        the update must arrive whatever happens (`persist`: the end of a use)."""
+    async def update(
+        self, node_id: str, update: str, argument: Any, answer: type[T], persist: bool = False
+    ) -> T:
+        """Send the ledger's update `update` (by name) until it is answered. A cancel of the step stops
+        the retries, unless the update must arrive whatever happens (`persist`: the end of a use)."""
+        handle = self.client.get_workflow_handle(node_workflow_id(node_id))
         while True:
-            handle = ledger_handle(self.client, node_id)
             try:
-                with ledger_call(update.__name__):
-                    return await handle.execute_update(update, argument, rpc_timeout=LEDGER_RPC_TIMEOUT)
+                with ledger_call(update):
+                    return await handle.execute_update(
+                        update, argument, result_type=answer, rpc_timeout=LEDGER_RPC_TIMEOUT
+                    )
             except WorkflowUpdateFailedError:
                 raise
             except (RPCError, RPCTimeoutOrCancelledError) as exc:
@@ -57,7 +63,13 @@ class LedgerClient:
     async def start_again(self, node_id: str) -> None:
         activity.logger.error("node %s: %s", node_id, RESTARTED_LEDGER_REASON)
         ledger = LedgerState(node_id=node_id, state=NodeState.ERROR, reason=RESTARTED_LEDGER_REASON)
-        await start_ledger(self.client, NodeInput(ledger=ledger), self.workflow_task_queue)
+        await self.client.start_workflow(
+            NODE_WORKFLOW_TYPE,
+            NodeInput(ledger=ledger),
+            id=node_workflow_id(node_id),
+            task_queue=self.workflow_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
 
 
 def _ledger_gone(exc: Exception) -> bool:

@@ -6,15 +6,17 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..engine.contracts import CHECK_HOLDER, PROBE_NODE, RESTART_NODE, SHUTDOWN_NODE
 from ..engine.ledger import HolderAnswer, HolderCheck, NodeCommand, NodeCommandResult
 from .host import NodeHost
+from .recovery import ended_use
 
 
 class NodeActivities:
     def __init__(self, host: NodeHost) -> None:
         self.host = host
 
-    @activity.defn
+    @activity.defn(name=RESTART_NODE)
     async def restart_node(self, command: NodeCommand) -> NodeCommandResult:
         node = self.host.node(command.node_id)
         if self.host.emulate:
@@ -26,7 +28,7 @@ class NodeActivities:
             return NodeCommandResult(ok=False, message=f"{type(exc).__name__}: {exc}")
         return NodeCommandResult(ok=ok, message=message)
 
-    @activity.defn
+    @activity.defn(name=PROBE_NODE)
     async def probe_node(self, command: NodeCommand) -> NodeCommandResult:
         node = self.host.node(command.node_id)
         if self.host.emulate:
@@ -37,20 +39,17 @@ class NodeActivities:
             return NodeCommandResult(ok=False, message=f"{type(exc).__name__}: {exc}")
         return NodeCommandResult(ok=bool(reachable), message=None if reachable else "not reachable")
 
-    @activity.defn
+    @activity.defn(name=SHUTDOWN_NODE)
     async def shutdown_node(self, command: NodeCommand) -> NodeCommandResult:
         node = self.host.node(command.node_id)
         if not self.host.emulate:
             await self.host.in_driver_thread(node.id, node._shutdown)
         return NodeCommandResult(ok=True)
 
-    @activity.defn
+    @activity.defn(name=CHECK_HOLDER)
     async def check_holder(self, check: HolderCheck) -> HolderAnswer:
         """Whether the task holding a node still runs (a terminated task never releases it), and whether
         it recorded the held use as ended (its end was lost with its worker)."""
-        # Here, not at the top: the ledger's workflow module imports this one, recovery the task's.
-        from .recovery import ended_use
-
         ended = await ended_use(self.host.client, check.holder) if check.holder else None
         if ended is not None:
             return HolderAnswer(running=False, status="ENDED", ended=ended)

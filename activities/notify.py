@@ -15,8 +15,9 @@ from urllib.parse import quote
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ..engine.contracts import DELIVER_ACTIVITY, DELIVERY_FAILED, TARGET_UNKNOWN
 from ..engine.errors import ConfigError, ConfigProblem
-from ..engine.lab_state import DELIVER_ACTIVITY, DELIVERY_FAILED, TARGET_UNKNOWN, Delivery, DeliveryResult
+from ..engine.lab_state import Delivery, DeliveryResult
 from ..engine.notifications import Event, Notification, NotificationsConfig, masked
 
 log = logging.getLogger("task_scheduler.notify")

@@ -12,13 +12,13 @@ import asyncio
 import logging
 from typing import Any
 
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from ..client.steps import step_records
+from ..engine.contracts import END_USE
 from ..engine.ledger import EndUse, Holder
 from ..engine.tasks import StepOutcome
-from ..workflows.node import NodeWorkflow
+from ..readers.records import step_records
 
 log = logging.getLogger("task_scheduler.recovery")
 
@@ -53,11 +53,11 @@ async def ended_use(client: Client, holder: Holder) -> EndUse | None:
     )
 
 
-async def close_if_ended(client: Client, ledger: Any, holder: Holder) -> bool:
-    """Record the end of the holder's use in `ledger` (a NodeWorkflow handle) if its task proves it ended."""
+async def close_if_ended(client: Client, ledger: WorkflowHandle[Any, Any], holder: Holder) -> bool:
+    """Record the end of the holder's use in `ledger` (a node's) if its task proves it ended."""
     end = await ended_use(client, holder)
     if end is None:
         return False
-    await ledger.execute_update(NodeWorkflow.end_use, end)
+    await ledger.execute_update(END_USE, end, result_type=bool)
     log.warning("the use by %s had ended (its task recorded it); its end is now recorded", holder.key)
     return True

@@ -14,23 +14,29 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from ..engine.contracts import (
+    BEGIN_USE,
+    END_USE,
+    EXECUTE_STEP,
+    LEDGER_REFUSAL,
+    RUNNING,
+    STEP_FAILED,
+    WAITING,
+    WAITING_INTERRUPTED,
+    WORKER_LOST,
+    StepBeat,
+)
 from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError, StepTimeoutError
 from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode, CallState, DriverCall
 from ..engine.tasks import StepReport, StepRequest
-from ..workflows.ids import LEDGER_REFUSAL
-from ..workflows.node import NodeWorkflow
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost
 from .ledger_client import LedgerClient
 from .metrics import observe_step
-
-STEP_FAILED = "StepFailed"
-WORKER_LOST = "WorkerLost"
-WAITING_INTERRUPTED = "WaitingInterrupted"
 
 REFUSED_RETRY_S = 1.0
 
@@ -40,7 +46,7 @@ class StepActivities:
         self.host = host
         self.ledgers = LedgerClient(host.client, host.workflow_task_queue)
 
-    @activity.defn
+    @activity.defn(name=EXECUTE_STEP)
     async def execute_step(self, request: StepRequest) -> StepReport:
         node = self.host.node(request.step.node.id)
         key = UseKey(
@@ -74,7 +80,7 @@ class StepActivities:
                 refusal = await self._begin(node_id, gate, waiter, begin)
                 if refusal is None:
                     return begin.waited_s
-                beat.set(phase="waiting", position=gate.position(waiter), reason=refusal)
+                beat.set(_waiting_beat(gate, waiter, refusal))
                 await asyncio.sleep(REFUSED_RETRY_S)
                 gate.readmit()
         except BaseException:
@@ -84,9 +90,8 @@ class StepActivities:
     async def _wait_turn(
         self, gate: NodeGate, waiter: Waiter, beat: Heartbeat, refusal: str | None
     ) -> EndUse | None:
-        why = {"reason": refusal} if refusal else {}
         while not waiter.turn.done():
-            beat.set(phase="waiting", position=gate.position(waiter), waiting=len(gate.waiting), **why)
+            beat.set(_waiting_beat(gate, waiter, refusal))
             if activity.is_worker_shutdown():
                 raise ApplicationError(
                     "the worker hosting the node is shutting down",
@@ -99,7 +104,7 @@ class StepActivities:
     async def _begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
         """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
         try:
-            verdict = await self.ledgers.update(node_id, NodeWorkflow.begin_use, begin)
+            verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
         except WorkflowUpdateFailedError as exc:
             if not _is_refusal(exc):
                 raise
@@ -162,16 +167,7 @@ class StepActivities:
         report = StepReport(
             attempt=key.attempt, started_at=(started_at := datetime.now(UTC)), waited_s=waited_s
         )
-        worker = self.host.worker.label if self.host.worker else None
-        # `next`: where the operator's "next" goes if this run is cut off (a lost run has no report).
-        next_step = _next_execution(node).value
-        beat.set(
-            phase="running",
-            started_at=started_at.isoformat(),
-            worker=worker,
-            attempt=key.attempt,
-            next=next_step,
-        )
+        beat.set(self._running_beat(node, key, started_at))
         lines = CapturedLines()
         started = time.monotonic()
         result, stuck = await self._run(node, request, key, lines, started)
@@ -195,6 +191,17 @@ class StepActivities:
                 non_retryable=not result.retryable,
             )
         return report
+
+    def _running_beat(self, node: BaseNode, key: UseKey, started_at: datetime) -> StepBeat:
+        """Says a driver may be acting, should the beats stop; `next`: where the operator's "next" goes
+        if this run is cut off (a lost run has no report)."""
+        return StepBeat(
+            phase=RUNNING,
+            started_at=started_at,
+            worker=self.host.worker.label if self.host.worker else None,
+            attempt=key.attempt,
+            next=_next_execution(node).value,
+        )
 
     async def _run(
         self, node: BaseNode, request: StepRequest, key: UseKey, lines: CapturedLines, started: float
@@ -328,7 +335,7 @@ class StepActivities:
     async def _end(self, node_id: str, end: EndUse) -> None:
         """The end of a use is the record that lets the node be used again (or, for a run given up as
         cut off, what the operator decides on): it is sent until it arrives, even after a cancel."""
-        await self.ledgers.update(node_id, NodeWorkflow.end_use, end, persist=True)
+        await self.ledgers.update(node_id, END_USE, end, bool, persist=True)
 
 
 def _within_output_limit(node: BaseNode, request: StepRequest, result: StepResult) -> StepResult:
@@ -434,6 +441,11 @@ def _next_execution(node: BaseNode) -> NextExecution:
     except Exception:  # driver code: any error means the seed's default
         node.logger.exception("next_node_execution() failed; NEXT is assumed")
         return NextExecution.NEXT
+
+
+def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBeat:
+    """The step's place in its node's line, and the ledger's last refusal if it was refused."""
+    return StepBeat(phase=WAITING, position=gate.position(waiter), waiting=len(gate.waiting), reason=refusal)
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:

@@ -11,9 +11,9 @@ from typing import TypeVar
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..engine.contracts import INTAKE_MEMO, lab_workflow_id
 from ..engine.errors import LabStoppedError, SchedulerUnavailableError
 from ..engine.lab_state import IntakeAnswer, IntakeChange, PausedByStop, TaskIntake
-from ..workflows.ids import INTAKE_MEMO, lab_workflow_id
 from ..workflows.lab import LabWorkflow
 
 T = TypeVar("T")

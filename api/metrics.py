@@ -22,10 +22,10 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..client.handles import task_handle
+from ..engine.contracts import lab_workflow_id
 from ..engine.errors import SchedulerUnavailableError
 from ..engine.states import NodeState, TaskState
 from ..engine.tasks import TaskStatus
-from ..workflows.ids import lab_workflow_id
 from ..workflows.lab import LabWorkflow
 from ..workflows.search_attributes import LAB_WORKFLOW
 from ..workflows.task import TaskWorkflow

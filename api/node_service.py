@@ -13,9 +13,10 @@ from ..engine.config import LabConfig, NodeConfig
 from ..engine.errors import SchedulerUnavailableError, TaskSchedulerError, UnknownNodeError
 from ..engine.ledger import NodeCommand
 from ..engine.states import NodeState, TaskState
+from ..readers.liveness import LabLiveness, NodeLiveness
 from ..settings import Settings
 from ..workflows.node import NodeWorkflow
-from .liveness import LabLiveness, NodeLiveness, health_workers, utc_text, workers
+from .liveness import health_workers, utc_text, workers
 from .schemas import HealthPublic, LabCommandPublic, NodePublic, WorkerPublic
 from .service import TaskService, temporal_errors
 

@@ -26,7 +26,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..client.handles import task_handle
-from ..client.steps import step_records
 from ..engine.config import LabConfig
 from ..engine.errors import (
     CommandRefusedError,
@@ -41,11 +40,12 @@ from ..engine.errors import (
 from ..engine.explain import task_summary
 from ..engine.states import TaskState
 from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
+from ..readers.liveness import LivenessReader
+from ..readers.records import step_records
 from ..settings import Settings
 from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 from ..workflows.task import TaskWorkflow
 from .intake import Intake
-from .liveness import LivenessReader
 from .paging import read_page_token, sign_page_token
 from .rpc_errors import namespace_missing, temporal_failure
 from .schemas import StepPagePublic, StepPublic, TaskCreate, TaskPage, TaskPublic, TaskSummary

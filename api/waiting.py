@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionDescription
 
-from ..activities.steps import StepActivities
 from ..engine.config import LabConfig, NodeConfig
+from ..engine.contracts import EXECUTE_STEP, StepBeat
 from ..engine.ledger import LedgerState
 from ..engine.states import TaskState
 from ..engine.tasks import StepOutcome
-from .liveness import LivenessReader, NodeLiveness, utc_text
+from ..readers.liveness import LivenessReader, NodeLiveness
+from .liveness import utc_text
 from .schemas import StepPublic, TaskPublic
 
-STEP_ACTIVITY = StepActivities.execute_step.__name__
 DEFAULT_OFFLINE_AFTER_S = NodeConfig.model_fields["offline_after_s"].default
 
 
@@ -31,27 +30,27 @@ class PendingStep:
     """The step activity as the server has it: taken by a worker (started) or not, its last heartbeat."""
 
     started: bool
-    heartbeat: dict[str, Any] = field(default_factory=dict)
+    heartbeat: StepBeat = field(default_factory=StepBeat)
 
     @property
     def running(self) -> bool:
-        return self.started and self.heartbeat.get("phase") == "running"
+        return self.started and self.heartbeat.running
 
     @property
     def position(self) -> int | None:
-        position = self.heartbeat.get("position")
-        return position if isinstance(position, int) and position > 0 else None
+        position = self.heartbeat.position
+        return position if position is not None and position > 0 else None
 
 
 async def pending_step(client: Client, description: WorkflowExecutionDescription) -> PendingStep | None:
     for activity in description.raw_description.pending_activities:
-        if activity.activity_type.name != STEP_ACTIVITY:
+        if activity.activity_type.name != EXECUTE_STEP:
             continue
         started = activity.state != PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
-        details: Any = {}
+        details = None
         if activity.heartbeat_details.payloads:
             details = (await client.data_converter.decode(activity.heartbeat_details.payloads))[0]
-        return PendingStep(started, details if isinstance(details, dict) else {})
+        return PendingStep(started, StepBeat.of(details))
     return None
 
 
@@ -69,7 +68,7 @@ async def explain_wait(
     if pending.running:
         # The task's record learns when its step started only at the end: a driver running for hours
         # shows since when from its heartbeat.
-        step.started_at = step.started_at or _parsed(pending.heartbeat.get("started_at"))
+        step.started_at = step.started_at or pending.heartbeat.started_at
         return
     node = await reader.node(step.node)
     if node.online:
@@ -87,8 +86,8 @@ async def explain_wait(
 def in_line_reason(node_id: str, pending: PendingStep, ledger: LedgerState | None) -> str:
     """Why a step in its node's line waits: the ledger refused it (the node in ERROR, say: its heartbeat
     says so), or the step ahead holds the node."""
-    refusal = pending.heartbeat.get("reason")
-    if isinstance(refusal, str) and refusal:
+    refusal = pending.heartbeat.reason
+    if refusal:
         return f"waiting for node {node_id}: {refusal}"
     place = f"number {pending.position} in its line" if pending.position else "in its line"
     holder = ledger.holder if ledger else None
@@ -96,13 +95,6 @@ def in_line_reason(node_id: str, pending: PendingStep, ledger: LedgerState | Non
         since = utc_text(holder.since)
         return f"waiting for node {node_id} ({place}): it is in use by {holder.key} since {since}"
     return f"waiting for node {node_id} ({place})"
-
-
-def _parsed(moment: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(moment) if isinstance(moment, str) else None
-    except ValueError:
-        return None
 
 
 def _current_step(task: TaskPublic) -> StepPublic | None:

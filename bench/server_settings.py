@@ -32,8 +32,8 @@ from stack import BENCH, Proc, clean_environment, cpu_s
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from task_scheduler.client.pollers import live_pollers
 from task_scheduler.devserver import DevServer
+from task_scheduler.readers.pollers import live_pollers
 
 T = TypeVar("T")
 STEPS = len(baseline.NODES)

@@ -21,8 +21,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from task_scheduler.api.security import Role, create_token
-from task_scheduler.client.pollers import live_pollers
 from task_scheduler.devserver import DevServer, free_port
+from task_scheduler.readers.pollers import live_pollers
 
 BENCH = Path(__file__).resolve().parent
 LAB = BENCH / "lab"

@@ -1,8 +1,4 @@
-"""Handles of our workflows, spelled once: a task by its id, a node's ledger by the node's id.
-
-No import of TaskWorkflow here: the step activities use these handles, and the task workflow's module
-imports the step activities.
-"""
+"""Handles of our workflows, spelled once: a task by its id, a node's ledger by the node's id."""
 
 from __future__ import annotations
 
@@ -11,9 +7,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from ..engine.contracts import NodeInput, node_workflow_id
 from ..engine.tasks import TaskResult
-from ..workflows.ids import node_workflow_id
-from ..workflows.node import NodeInput, NodeWorkflow
+from ..workflows.node import NodeWorkflow
 
 
 def task_handle(client: Client, task_id: str) -> WorkflowHandle[Any, TaskResult]:

@@ -18,11 +18,6 @@ from .notifications import (
     worker_online_notification,
 )
 
-# Activity names, so that the workflow module imports no activity module (and none of theirs).
-DELIVER_ACTIVITY = "deliver_notification"
-CHECK_WORKERS_ACTIVITY = "check_workers"
-DELIVERY_FAILED = "NotificationNotDelivered"  # a failed send: retried
-TARGET_UNKNOWN = "NotificationTargetUnknown"  # the delivering worker has no such target: retried too
 RECENT = 50  # deliveries kept in the state for the `status` query
 FAILURES = 50
 KEYS_KEPT = 1000  # notification keys remembered to drop a repeat

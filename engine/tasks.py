@@ -186,7 +186,7 @@ class StepRecords(BaseModel):
     # Where the records this run no longer holds are: the API asks those runs for them.
     archives: list[StepArchive] = Field(default_factory=list)
     # Archived runs asked for this page that Temporal no longer keeps (past its namespace's retention):
-    # their records are gone; filled in by the client (client/steps.py), never by the workflow.
+    # their records are gone; filled in by its reader (readers/records.py), never by the workflow.
     unavailable: list[StepArchive] = Field(default_factory=list)
 
 

@@ -23,9 +23,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ..engine.lab_state import (
+    from ..engine.contracts import (
         CHECK_WORKERS_ACTIVITY,
         DELIVER_ACTIVITY,
+        INTAKE_MEMO,
+        LAB_WORKFLOW_TYPE,
+        lab_workflow_id,
+    )
+    from ..engine.lab_state import (
         Delivery,
         DeliveryRecord,
         DeliveryResult,
@@ -41,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         observe,
     )
     from ..engine.notifications import Notification, targets_for
-    from .ids import INTAKE_MEMO, lab_workflow_id
 
 MAX_RETRY_INTERVAL = timedelta(minutes=10)
 # One send: Apprise's own connect and read timeouts are seconds; a worker killed in the middle of one
@@ -50,7 +54,7 @@ DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=60)
 CHECK_TIMEOUT = timedelta(seconds=30)
 
 
-@workflow.defn
+@workflow.defn(name=LAB_WORKFLOW_TYPE)
 class LabWorkflow:
     @workflow.init
     def __init__(self, state: LabState) -> None:

@@ -11,17 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from ..activities.node_ops import NodeActivities
+    from ..engine.contracts import (
+        BEGIN_USE,
+        CHECK_HOLDER,
+        END_USE,
+        LEDGER_REFUSAL,
+        LEDGER_STATUS,
+        NODE_WORKFLOW_TYPE,
+        RESTART_NODE,
+        RUN_ACCOUNTED_SIGNAL,
+        NodeInput,
+        node_task_queue,
+    )
     from ..engine.ledger import (
         BeginUse,
         BeginVerdict,
         EndUse,
+        HolderAnswer,
         HolderCheck,
         Ledger,
         LedgerRefusal,
@@ -35,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.notifications import node_error_notification
     from ..engine.states import NodeState
     from ..engine.usage import NodeUsage, UsageBuckets, UsageWindow
-    from .ids import LEDGER_REFUSAL, RUN_ACCOUNTED_SIGNAL, node_task_queue
     from .lab import tell_lab
 
 RESTART_TIMEOUT = timedelta(minutes=10)
@@ -43,14 +53,7 @@ TELL_NODE_ERRORS = "tell-node-errors"
 HOLDER_CHECK_TIMEOUT = timedelta(seconds=30)
 
 
-class NodeInput(BaseModel):
-    ledger: LedgerState
-    # Updates are capped at 2000 per run (server default) and each use costs one or two.
-    uses_per_run: int = 500
-    holder_check_s: float = 60.0
-
-
-@workflow.defn
+@workflow.defn(name=NODE_WORKFLOW_TYPE)
 class NodeWorkflow:
     @workflow.init
     def __init__(self, input: NodeInput) -> None:
@@ -97,7 +100,7 @@ class NodeWorkflow:
 
     # --- the ledger --------------------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=BEGIN_USE)
     def begin_use(self, request: BeginUse) -> BeginVerdict:
         """Record the start of a use (and, on a hand-over, the end of the previous one)."""
         return self.ledger.begin(request, workflow.now())
@@ -106,7 +109,7 @@ class NodeWorkflow:
     def _validate_begin_use(self, request: BeginUse) -> None:
         _refuse_on(self.ledger.check_begin, request)
 
-    @workflow.update
+    @workflow.update(name=END_USE)
     def end_use(self, request: EndUse) -> bool:
         """Record the end of a use; the end of a use not held (already recorded) is ignored."""
         return self.ledger.end(request, workflow.now())
@@ -157,7 +160,7 @@ class NodeWorkflow:
         """A task gave up a run of its step that was waiting for the node, and asks for a new one."""
         self.ledger.withdraw(key)
 
-    @workflow.query
+    @workflow.query(name=LEDGER_STATUS)
     def status(self) -> LedgerState:
         """The ledger, without its usage buckets (up to a few hundred KB): the `usage` query reads them."""
         return self._answer()
@@ -187,7 +190,7 @@ class NodeWorkflow:
 
     async def _report_accounted_runs(self) -> None:
         """Tell each task that a run it gave up as cut off is accounted for (late end, or its worker
-        replaced). By the signal's name: this module cannot import TaskWorkflow (it imports us)."""
+        replaced). By the signal's name: the task's module imports this one."""
         while self.ledger.state.to_report:
             accounted: RunAccounted = self.ledger.state.to_report[0]
             handle = workflow.get_external_workflow_handle(accounted.key.task_id)
@@ -206,9 +209,10 @@ class NodeWorkflow:
             workflow.logger.warning("restart of %s not done: %s", self.input.ledger.node_id, refusal)
             return
         try:
-            result = await workflow.execute_activity_method(
-                NodeActivities.restart_node,
+            result = await workflow.execute_activity(
+                RESTART_NODE,
                 NodeCommand(node_id=self.ledger.state.node_id),
+                result_type=NodeCommandResult,
                 task_queue=node_task_queue(self.ledger.state.node_id),
                 start_to_close_timeout=RESTART_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=1),
@@ -223,9 +227,10 @@ class NodeWorkflow:
         if holder is None or workflow.now() - holder.since < timedelta(seconds=self.input.holder_check_s):
             return
         try:
-            answer = await workflow.execute_activity_method(
-                NodeActivities.check_holder,
+            answer = await workflow.execute_activity(
+                CHECK_HOLDER,
                 HolderCheck(task_id=holder.key.task_id, holder=holder),
+                result_type=HolderAnswer,
                 task_queue=node_task_queue(self.ledger.state.node_id),
                 start_to_close_timeout=HOLDER_CHECK_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),

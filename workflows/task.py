@@ -23,7 +23,19 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from ..activities.steps import STEP_FAILED, WAITING_INTERRUPTED, WORKER_LOST, StepActivities
+    from ..engine.contracts import (
+        COMMAND_REFUSED,
+        EXECUTE_STEP,
+        GET_STEPS,
+        RUN_ACCOUNTED_SIGNAL,
+        STEP_FAILED,
+        TASK_WORKFLOW_TYPE,
+        WAITING_INTERRUPTED,
+        WORKER_LOST,
+        StepBeat,
+        node_task_queue,
+        node_workflow_id,
+    )
     from ..engine.errors import InvalidTransitionError
     from ..engine.explain import accounted_reason, current_details, cut_off_reason, unaccounted_refusal
     from ..engine.ledger import NodeCommand, RunAccounted, UseKey
@@ -61,14 +73,12 @@ with workflow.unsafe.imports_passed_through():
         bounded_outputs,
         step_args,
     )
-    from .ids import RUN_ACCOUNTED_SIGNAL, node_task_queue, node_workflow_id
     from .lab import tell_lab
     from .node import NodeWorkflow
     from .search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
 
 # The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
 STEP_START_TO_CLOSE = timedelta(days=30)
-COMMAND_REFUSED = "CommandRefused"
 STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
 DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 # Patched: a task's search attributes are upserted only where they changed (the step's CurrentNode, the
@@ -76,7 +86,7 @@ DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 UPSERT_CHANGES_ONLY = "upsert-changes-only"
 
 
-@workflow.defn
+@workflow.defn(name=TASK_WORKFLOW_TYPE)
 class TaskWorkflow:
     @workflow.init
     def __init__(self, spec: TaskSpec) -> None:
@@ -202,7 +212,7 @@ class TaskWorkflow:
         window = self._records(first, STATUS_STEPS)
         return self.status.model_copy(update={"steps": window.steps, "steps_offset": window.offset})
 
-    @workflow.query
+    @workflow.query(name=GET_STEPS)
     def get_steps(self, page: StepPage) -> StepRecords:
         """Some of the step records: a task of thousands of steps answers in pages."""
         return self._records(page.offset, page.limit)
@@ -270,9 +280,10 @@ class TaskWorkflow:
             hooks=self.spec.hooks,
         )
         retry = step.retry
-        return await workflow.execute_activity_method(
-            StepActivities.execute_step,
+        return await workflow.execute_activity(
+            EXECUTE_STEP,
             request,
+            result_type=StepReport,
             task_queue=node_task_queue(step.node.id),
             activity_id=f"step-{index + 1}-{step.node.id}-run-{record.runs}",
             summary=f"step {index + 1}/{len(steps)}: {step.node.name} ({step.node.id})",
@@ -396,12 +407,12 @@ class TaskWorkflow:
 
     def _cut_off_run(self, record: StepRecord, cause: TimeoutError) -> EarlierRun:
         """Keep the run given up as cut off in the step's record, with what its last heartbeat said."""
-        beat = _heartbeat_details(cause)
+        beat = _last_beat(cause)
         run = EarlierRun(
             run=record.runs,
-            attempt=int(beat.get("attempt") or record.attempts or 1),
-            worker=beat.get("worker"),
-            started_at=beat.get("started_at"),
+            attempt=beat.attempt or record.attempts or 1,
+            worker=beat.worker,
+            started_at=beat.started_at,
             lost_at=workflow.now(),
         )
         record.earlier_runs.append(run)
@@ -516,9 +527,7 @@ def _lost_while_waiting(cause: BaseException | None) -> bool:
     if isinstance(cause, ApplicationError) and cause.type == WAITING_INTERRUPTED:
         return True
     if isinstance(cause, TimeoutError) and cause.type is TimeoutType.HEARTBEAT:
-        details = cause.last_heartbeat_details
-        phase = details[0].get("phase") if details and isinstance(details[0], dict) else "waiting"
-        return phase == "waiting"
+        return not _last_beat(cause).running
     return False
 
 
@@ -537,9 +546,9 @@ def _pending(spec: TaskSpec, index: int) -> StepRecord:
     return StepRecord(index=index, node=spec.steps[index].node.id)
 
 
-def _heartbeat_details(cause: TimeoutError) -> dict[str, Any]:
+def _last_beat(cause: TimeoutError) -> StepBeat:
     details = cause.last_heartbeat_details
-    return details[0] if details and isinstance(details[0], dict) else {}
+    return StepBeat.of(details[0] if details else None)
 
 
 def _next_execution(cause: BaseException | None, report: StepReport | None) -> NextExecution:
@@ -547,12 +556,12 @@ def _next_execution(cause: BaseException | None, report: StepReport | None) -> N
     for a run lost without one, in its last heartbeat or its WorkerLost error; NEXT if none says."""
     if report is not None:
         return report.next_execution
-    said: dict[str, Any] = {}
+    said = StepBeat()
     if isinstance(cause, TimeoutError):
-        said = _heartbeat_details(cause)
-    elif isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-        said = cause.details[0]
-    given = str(said.get("next"))
+        said = _last_beat(cause)
+    elif isinstance(cause, ApplicationError) and cause.details:
+        said = StepBeat.of(cause.details[0])
+    given = str(said.next)
     return NextExecution(given) if given in NextExecution.__members__ else NextExecution.NEXT
 
 

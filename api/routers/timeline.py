@@ -19,10 +19,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from ...client.steps import step_records
 from ...engine.errors import TaskSchedulerError
 from ...engine.tasks import StepRecord
 from ...engine.timeline import TaskSteps, Timeline, build_timeline, render_svg, window
+from ...readers.records import step_records
 from ...workflows.search_attributes import LAB_WORKFLOW
 from ..deps import Tasks, Viewer
 from ..responses import GUARDED, errors

@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from task_scheduler.engine.contracts import lab_workflow_id
 from task_scheduler.engine.states import NodeState, TaskState
 from task_scheduler.settings import Settings
-from task_scheduler.workflows import ids
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -150,7 +150,7 @@ async def test_metrics_notifications_agree_with_the_lab_workflow(
     viewer: httpx.AsyncClient, api_settings: Settings, temporal_client: Client
 ) -> None:
     lab = pytest.importorskip("task_scheduler.workflows.lab", reason="the LabWorkflow (notifications)")
-    handle = temporal_client.get_workflow_handle(ids.lab_workflow_id(api_settings.task_queue))  # type: ignore[attr-defined,unused-ignore]
+    handle = temporal_client.get_workflow_handle(lab_workflow_id(api_settings.task_queue))
 
     async def status() -> Any:
         try:

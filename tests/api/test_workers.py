@@ -19,8 +19,8 @@ from pc_workers import PcWorker, PcWorkers
 from temporalio.client import Client
 
 from task_scheduler.client.handles import ledger_handle
-from task_scheduler.client.pollers import LIVE_POLLER_WINDOW_S
 from task_scheduler.devserver import DevServer
+from task_scheduler.readers.pollers import LIVE_POLLER_WINDOW_S
 from task_scheduler.settings import Settings
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow

@@ -28,10 +28,10 @@ from temporalio.service import RPCError
 from task_scheduler import NodeState, TaskState
 from task_scheduler.client.handles import ledger_handle
 from task_scheduler.devserver import DevServer
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
 from task_scheduler.engine.tasks import ContinueRequest, StepOutcome, TaskResult, TaskStatus, make_task_spec
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow
 

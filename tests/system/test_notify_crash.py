@@ -15,9 +15,9 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from task_scheduler.devserver import DevServer
+from task_scheduler.engine.contracts import lab_workflow_id
 from task_scheduler.engine.lab_state import LabStatus
 from task_scheduler.engine.notifications import TaskStop, task_error_notification
-from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.lab import LabWorkflow
 
 # After a SIGKILL the workflow task handed to the dead worker times out (10 s) before another takes it.

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from temporalio.testing import ActivityEnvironment
 
 from task_scheduler.activities.heartbeat import FIRST_BEAT_S, Heartbeat
+from task_scheduler.engine.contracts import RUNNING, StepBeat
 
 DEADLINE_S = 10.0
 Beats = list[tuple[float, str]]  # (monotonic time, phase) of each heartbeat sent
@@ -45,7 +46,7 @@ def phases(beats: Beats) -> list[str]:
 
 async def test_a_step_admitted_at_once_sends_running_and_nothing_before() -> None:
     async def admitted_at_once(beat: Heartbeat, beats: Beats) -> None:
-        beat.set(phase="running", worker="pc-1")
+        beat.set(StepBeat(phase=RUNNING, worker="pc-1"))
         assert phases(beats) == ["running"]  # at once, not with the next beat; and the step ends now
 
     assert phases(await beats_during(admitted_at_once)) == ["running"]
@@ -56,7 +57,7 @@ async def test_a_waiting_step_beats_once_it_has_waited_then_running_at_once() ->
         began = time.monotonic()
         await until(lambda: bool(beats), "waiting beat")
         assert beats[0][0] - began >= FIRST_BEAT_S * 0.9  # not at the step's start
-        beat.set(phase="running")
+        beat.set(StepBeat(phase=RUNNING))
         assert phases(beats) == ["waiting", "running"]
 
     assert phases(await beats_during(waits_then_runs)) == ["waiting", "running"]
@@ -64,7 +65,7 @@ async def test_a_waiting_step_beats_once_it_has_waited_then_running_at_once() ->
 
 async def test_a_running_step_beats_well_within_its_heartbeat_timeout() -> None:
     async def runs(beat: Heartbeat, beats: Beats) -> None:
-        beat.set(phase="running")
+        beat.set(StepBeat(phase=RUNNING))
         await until(lambda: len(beats) >= 5, "fifth beat")
 
     # A 0.9 s timeout: a beat every 0.3 s (a third of it). At the running pace of 1 s the server would

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from task_scheduler import LabConfig, NodeConfig, NodeState
-from task_scheduler.api.liveness import LabLiveness, NodeLiveness, health_workers, workers
+from task_scheduler.api.liveness import health_workers, workers
 from task_scheduler.api.waiting import offline_reason
-from task_scheduler.client.pollers import Poller
 from task_scheduler.engine.ledger import LedgerState, WorkerInfo
+from task_scheduler.readers.liveness import LabLiveness, NodeLiveness
+from task_scheduler.readers.pollers import Poller
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 PC2 = WorkerInfo(name="pc-2", identity="41@pc2/aa", host="pc2")

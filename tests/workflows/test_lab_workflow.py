@@ -15,10 +15,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from task_scheduler import load_config
+from task_scheduler.engine.contracts import lab_workflow_id
 from task_scheduler.engine.lab_state import LabState, LabStatus, lab_plan
 from task_scheduler.engine.notifications import TaskStop, task_error_notification
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.lab import LabWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner
 

@@ -19,8 +19,8 @@ from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
 from task_scheduler.api.service import TaskService
-from task_scheduler.client.steps import step_records
 from task_scheduler.engine.tasks import StepOutcome, make_task_spec
+from task_scheduler.readers.records import step_records
 from task_scheduler.settings import Settings
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.sandbox import workflow_runner

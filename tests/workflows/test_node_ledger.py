@@ -11,9 +11,9 @@ from lab_fixtures import JOURNAL, TestLab, WorkflowTestNode, wait_until
 from temporalio.client import Client
 
 from task_scheduler import NodeState, TaskState
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 
 TASKS = 30

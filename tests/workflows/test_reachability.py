@@ -11,10 +11,10 @@ import pytest
 from lab_fixtures import JOURNAL, MakeLab, StartTask, wait_until
 from temporalio.client import Client, WorkflowHandle
 
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState
 from task_scheduler.engine.states import TaskState
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow
 

@@ -23,9 +23,9 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.tasks import CommandRequest, ContinueRequest, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner
 from task_scheduler.workflows.task import TaskWorkflow

@@ -14,10 +14,10 @@ from lab_fixtures import HOLD_TIMEOUT_S, JOURNAL, MakeLab, StartTask, WorkflowTe
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
 from task_scheduler import NodeState, TaskState
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
 from task_scheduler.engine.tasks import CommandRequest, StepOutcome, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow
 

@@ -14,10 +14,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.exceptions import ApplicationError
 
 from task_scheduler import NodeState, TaskState
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState
 from task_scheduler.engine.tasks import CommandRequest, ContinueRequest, StepOutcome, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.search_attributes import TASK_STATE
 from task_scheduler.workflows.task import TaskWorkflow

@@ -14,9 +14,9 @@ from notify_receivers import Webhook, webhook_receiver
 from temporalio.client import Client
 
 from task_scheduler import TaskState, load_config
+from task_scheduler.engine.contracts import lab_workflow_id
 from task_scheduler.engine.tasks import CommandRequest, ContinueRequest
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import lab_workflow_id
 from task_scheduler.workflows.task import TaskWorkflow
 
 WITHIN_S = 15.0

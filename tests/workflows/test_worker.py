@@ -6,10 +6,10 @@ from lab_fixtures import JOURNAL, MakeLab, StartTask
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState
 from task_scheduler.engine.states import NodeState
 from task_scheduler.worker import LabWorker, WorkerOptions
-from task_scheduler.workflows.ids import node_workflow_id
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner
 from task_scheduler.workflows.task import TaskWorkflow

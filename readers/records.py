@@ -13,8 +13,8 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..engine.contracts import GET_STEPS
 from ..engine.tasks import StepArchive, StepPage, StepRecord, StepRecords
-from ..workflows.task import TaskWorkflow
 
 
 async def step_records(
@@ -22,16 +22,13 @@ async def step_records(
 ) -> StepRecords:
     """Records `offset`..`offset + limit - 1` of the task (fewer past its last step)."""
     page = StepPage(offset=offset, limit=limit)
-    current = await client.get_workflow_handle_for(TaskWorkflow.run, task_id).query(
-        TaskWorkflow.get_steps, page, rpc_timeout=rpc_timeout
-    )
+    current = await _page(client, task_id, None, page, rpc_timeout)
     found: dict[int, StepRecord] = {s.index: s for s in current.steps}
     gone: list[StepArchive] = []
     for archive in current.archives:
-        earlier = client.get_workflow_handle_for(TaskWorkflow.run, task_id, run_id=archive.run_id)
         wanted = StepPage(offset=max(offset, archive.first), limit=limit)
         try:
-            answer = await earlier.query(TaskWorkflow.get_steps, wanted, rpc_timeout=rpc_timeout)
+            answer = await _page(client, task_id, archive.run_id, wanted, rpc_timeout)
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -40,3 +37,10 @@ async def step_records(
         found.update({s.index: s for s in answer.steps if archive.first <= s.index <= archive.last})
     steps = [found[i] for i in range(offset, min(offset + limit, current.total)) if i in found]
     return StepRecords(total=current.total, offset=offset, steps=steps, unavailable=gone)
+
+
+async def _page(
+    client: Client, task_id: str, run_id: str | None, page: StepPage, rpc_timeout: timedelta | None
+) -> StepRecords:
+    handle = client.get_workflow_handle(task_id, run_id=run_id)
+    return await handle.query(GET_STEPS, page, result_type=StepRecords, rpc_timeout=rpc_timeout)

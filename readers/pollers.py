@@ -1,5 +1,5 @@
-"""Which task queues a live worker polls: used by a worker (to refuse a node hosted elsewhere) and by
-the API (health, nodes, workers). Client-side code, never imported by a workflow."""
+"""Which task queues a live worker polls: used by a worker (to refuse a node hosted elsewhere), by the
+API (health, nodes, workers) and by the lab's watch of its PCs."""
 
 from __future__ import annotations
 
