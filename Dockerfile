@@ -13,6 +13,7 @@ COPY pyproject.toml requirements.lock README.md /src/
 COPY *.py /src/
 COPY activities /src/activities
 COPY api /src/api
+COPY cli /src/cli
 COPY client /src/client
 COPY database /src/database
 COPY engine /src/engine

@@ -49,7 +49,7 @@ bench: $(STAMP)
 # package through a link named task_scheduler.
 MYPY_TARGETS := -p task_scheduler.engine -p task_scheduler.activities -p task_scheduler.workflows \
 	-p task_scheduler.api -p task_scheduler.client -p task_scheduler.readers -p task_scheduler.glas -m task_scheduler.worker \
-	-m task_scheduler.settings -m task_scheduler.cli -m task_scheduler.devserver -m task_scheduler.devhook \
+	-m task_scheduler.settings -p task_scheduler.cli -m task_scheduler.devserver -m task_scheduler.devhook \
 	-m task_scheduler.devstack -m task_scheduler.lifecycle
 
 typecheck: $(STAMP)

@@ -1,3 +1,2 @@
-"""Client-side code shared by the CLI, the API and the workers: the HTTP client of our API, the CLI's
-client commands, handles of our workflows, and which task queues a live worker polls. Never imported
-by workflow code."""
+"""The client layer: the HTTP client of our API (http.py), used by the CLI, and handles of our
+workflows (handles.py), used by the API and the worker. Never imported by workflow or activity code."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -79,41 +78,3 @@ class ApiClient:
             ):
                 return task
             time.sleep(poll_s if task["live"] else 2 * poll_s)
-
-
-def render_task(task: dict[str, Any]) -> str:
-    lines = [f"task {task['task_id']}  {task['workflow_name']}  {task['state']}"]
-    if task.get("reason"):
-        lines.append(f"  reason: {task['reason']}")
-    for step in task.get("steps", []):
-        lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
-    lines += [render_decision(d) for d in task.get("decisions", [])]
-    if task.get("ui_url"):
-        lines.append(f"  Temporal UI: {task['ui_url']}")
-    return "\n".join(lines)
-
-
-def render_decision(decision: dict[str, Any]) -> str:
-    """`  decision 2026-12-01 14:03:10 UTC  alice: continue --mode next (step 3): the dose was done`"""
-    mode = f" --mode {decision['mode']}" if decision.get("mode") else ""
-    step = f" (step {decision['step'] + 1})" if decision.get("step") is not None else ""
-    why = f": {decision['reason']}" if decision.get("reason") else ""
-    at = decision["at"][:19].replace("T", " ")
-    return f"  decision {at} UTC  {decision.get('by') or 'someone'}: {decision['command']}{mode}{step}{why}"
-
-
-def render_step(step: dict[str, Any], current: bool) -> str:
-    took = ""
-    if step.get("started_at") and step.get("finished_at"):
-        took = f"{_seconds(step['started_at'], step['finished_at']):.1f} s"
-    marker = ">" if current and step["outcome"] in ("RUNNING", "WAITING") else " "
-    message = f"  {step['message']}" if step.get("message") else ""
-    if step.get("waiting_position"):
-        message += f"  (number {step['waiting_position']} in its node's line)"
-    if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
-        message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
-    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
-
-
-def _seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

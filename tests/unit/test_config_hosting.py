@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from task_scheduler import ConfigError, load_config
-from task_scheduler.cli import build_parser, main, runs_workflows
+from task_scheduler.cli import build_parser, main
+from task_scheduler.cli.stack import runs_workflows
 from task_scheduler.engine.config import NodeConfig, driver_digest
 from task_scheduler.engine.errors import UnknownWorkerError
 from task_scheduler.engine.loader import NodesOfWorker

@@ -1,0 +1,79 @@
+"""`config check`: read the lab's files as the worker and the API will, and say what they hold."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..engine.config import LabConfig
+from ..engine.errors import ConfigError
+from ..engine.loader import ALL_NODES, NodesOfWorker
+from .options import add_config_arguments, load_lab
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """The full view (every node's type checked here), or with --worker a PC's view (its nodes' only)."""
+    lab = load_lab(args, NodesOfWorker(args.worker) if args.worker else ALL_NODES)
+    if args.worker:
+        lab.check_worker(args.worker)
+    check_notification_targets(lab)
+    view = f" (worker {args.worker}'s view: the types of its nodes checked)" if args.worker else ""
+    print(f"Configuration OK{view}: {lab.nodes_file}, {lab.workflows_file}")
+    print(f"{len(lab.nodes)} node(s):")
+    for node in lab.nodes:
+        attempts = f"{node.retry.max_attempts} attempt(s)"
+        timeout = f"{node.timeout_s:g} s" if node.timeout_s else "none"
+        worker = node.worker or "any"
+        print(f"  {node.id:<14} {node.type:<16} worker: {worker:<8} {attempts}, timeout {timeout}")
+    print(f"{len(lab.workflows)} workflow(s):")
+    for workflow in lab.workflows:
+        print(f"  {workflow.name:<18} " + " -> ".join(step.node for step in workflow.steps))
+    _print_hosting(lab, args.worker)
+    _print_notifications(lab)
+    return 0
+
+
+def check_notification_targets(lab: LabConfig) -> None:
+    """Refuse a notification URL Apprise does not understand, located like every configuration problem."""
+    from ..activities.notify import check_targets  # Apprise loads its plugins: only for this command
+
+    problems = check_targets(lab.notifications, lab.notifications_file)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _print_notifications(lab: LabConfig) -> None:
+    """The targets masked (a URL may hold a token or a password), their events, the reminder policy."""
+    notifications = lab.notifications
+    if not notifications.configured:
+        print("notifications: none configured (no notifications.json beside nodes.json)")
+        return
+    print(f"notifications ({lab.notifications_file}):")
+    for line in notifications.describe():
+        print(f"  {line}")
+    print(
+        f"  reminders every {notifications.remind_after_s:g} s (at most {notifications.max_reminders}), "
+        f"escalation after {notifications.escalate_after_s:g} s"
+    )
+
+
+def _print_hosting(lab: LabConfig, worker: str | None) -> None:
+    names = lab.worker_names()
+    if worker is not None:
+        hosted = ", ".join(n.id for n in lab.nodes_of_worker(worker))
+        print(f"worker {worker} hosts: {hosted}" + ("" if names else " (no node names a worker: all)"))
+    elif names:
+        print(
+            f"This lab has named workers ({', '.join(names)}): on each PC, run `task-scheduler config "
+            "check --worker NAME` to check its nodes' types with what that PC has installed."
+        )
+
+
+def add_config_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    config = commands.add_parser("config", help="check the lab configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_commands.add_parser("check", help="validate nodes.json and workflows.json")
+    add_config_arguments(check)
+    check.add_argument(
+        "--worker", metavar="NAME", help="a PC's view: check the types of worker NAME's nodes only"
+    )
+    check.set_defaults(handler=cmd_config_check)

@@ -1,0 +1,91 @@
+"""The options several commands share: where the lab's files are, which Temporal to dial, which API to
+call and with what token, and how to log."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from ..client.http import ApiClient
+from ..engine.config import LabConfig
+from ..engine.errors import TaskSchedulerError
+from ..engine.loader import ALL_NODES, Hosted, load_config, load_config_dir
+from ..settings import Settings
+
+DEFAULT_CONFIG_DIR = "examples/demo-lab"
+DEFAULT_STATE_DIR = ".task-scheduler"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config DIR`, or the seed's `-n nodes.json -w workflows.json`, and node modules to import."""
+    parser.add_argument("--config", "-c", metavar="DIR", help="folder with nodes.json and workflows.json")
+    parser.add_argument("--nodes", "-n", metavar="FILE", help="path to nodes.json (the seed's -n)")
+    parser.add_argument("--workflows", "-w", metavar="FILE", help="path to workflows.json (the seed's -w)")
+    parser.add_argument(
+        "--module",
+        "-m",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="node module to import: a dotted name, a .py file or a folder (repeatable)",
+    )
+
+
+def load_lab(args: argparse.Namespace, hosted: Hosted = ALL_NODES) -> LabConfig:
+    """The lab; only the `hosted` nodes' types are resolved (their driver modules imported)."""
+    if args.nodes or args.workflows:
+        if not (args.nodes and args.workflows):
+            raise TaskSchedulerError("give both -n nodes.json and -w workflows.json, or --config DIR")
+        return load_config(args.nodes, args.workflows, args.module, hosted=hosted)
+    return load_config_dir(Path(args.config or DEFAULT_CONFIG_DIR), args.module, hosted=hosted)
+
+
+def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="Temporal frontend host:port (default: $TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (default: $TEMPORAL_NAMESPACE or default)")
+    parser.add_argument("--task-queue", help="the workflow task queue (default: task-scheduler)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "temporal_address": args.address,
+        "temporal_namespace": args.namespace,
+        "task_queue": args.task_queue,
+    }
+    settings = Settings()
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v})
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("TASK_SCHEDULER_API_URL", "http://127.0.0.1:8000"),
+        help="the API's address (default: $TASK_SCHEDULER_API_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument("--token", help="bearer token (default: $TASK_SCHEDULER_TOKEN, or the dev stack's)")
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
+
+
+def api_client(args: argparse.Namespace) -> ApiClient:
+    token = args.token or os.environ.get("TASK_SCHEDULER_TOKEN") or read_file(Path(args.state_dir) / "token")
+    return ApiClient(args.api, token)
+
+
+def read_file(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
+
+
+def configure_logging(verbose: bool, log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+    # transitions logs every state change at INFO; the task's history already records them.
+    logging.getLogger("transitions").setLevel(logging.WARNING)

@@ -1,0 +1,116 @@
+"""What the client commands print: the API's JSON answers as a terminal shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def render_task(task: dict[str, Any]) -> str:
+    lines = [f"task {task['task_id']}  {task['workflow_name']}  {task['state']}"]
+    if task.get("reason"):
+        lines.append(f"  reason: {task['reason']}")
+    for step in task.get("steps", []):
+        lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
+    lines += [render_decision(d) for d in task.get("decisions", [])]
+    if task.get("ui_url"):
+        lines.append(f"  Temporal UI: {task['ui_url']}")
+    return "\n".join(lines)
+
+
+def render_decision(decision: dict[str, Any]) -> str:
+    """`  decision 2026-12-01 14:03:10 UTC  alice: continue --mode next (step 3): the dose was done`"""
+    mode = f" --mode {decision['mode']}" if decision.get("mode") else ""
+    step = f" (step {decision['step'] + 1})" if decision.get("step") is not None else ""
+    why = f": {decision['reason']}" if decision.get("reason") else ""
+    at = decision["at"][:19].replace("T", " ")
+    return f"  decision {at} UTC  {decision.get('by') or 'someone'}: {decision['command']}{mode}{step}{why}"
+
+
+def render_step(step: dict[str, Any], current: bool) -> str:
+    took = ""
+    if step.get("started_at") and step.get("finished_at"):
+        took = f"{_duration_s(step['started_at'], step['finished_at']):.1f} s"
+    marker = ">" if current and step["outcome"] in ("RUNNING", "WAITING") else " "
+    message = f"  {step['message']}" if step.get("message") else ""
+    if step.get("waiting_position"):
+        message += f"  (number {step['waiting_position']} in its node's line)"
+    if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
+        message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
+    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
+
+
+def render_task_row(task: dict[str, Any]) -> str:
+    """One task of `task list`."""
+    return (
+        f"{task['task_id']:<40} {task['workflow_name'] or '-':<18} {task['state'] or '-':<10} "
+        f"{task['current_node'] or '':<12} {task['temporal_status']}"
+    )
+
+
+def render_node(node: dict[str, Any]) -> str:
+    """One node of `node list`: its state, whether its worker is online, who holds it, who waits."""
+    holder = node["holder"]["key"]["task_id"] if node.get("holder") else "-"
+    online = "online" if node.get("online", node["hosted"]) else "OFFLINE"
+    worker = node.get("worker") or "-"
+    return (
+        f"{node['id']:<14} {node['state'] or '?':<10} {online:<8} worker: {worker:<10} "
+        f"holder: {holder:<30} waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
+    )
+
+
+def render_worker(worker: dict[str, Any]) -> str:
+    """`pc-2  lab-pc-2  OFFLINE since 2026-12-01 21:30:05 UTC  nodes: b1, b2`."""
+    if worker["online"]:
+        status = "online"
+    else:
+        since = worker.get("offline_since") or worker.get("last_seen")
+        status = f"OFFLINE since {utc_text(since)}" if since else "OFFLINE (never seen)"
+    nodes = ", ".join(worker["nodes"]) or "-"
+    workflows = "  runs the workflows" if worker.get("runs_workflows") else ""
+    name = worker["name"] or ("(unnamed)" if worker["nodes"] else "(workflows)")
+    return f"{name:<12} {worker.get('host') or '?':<20} {status:<38} nodes: {nodes}{workflows}"
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The node, workflow and week tables of GET /stats, as a terminal shows them."""
+    lines = [
+        f"from {utc_text(stats['since'])} to {utc_text(stats['until'])} (nodes: whole {stats['resolution']}s "
+        f"from {utc_text(stats['nodes_since'])}; p95 within 5 %)",
+        f"{'node':<16}{'calls':>7}{'ok':>6}{'failed':>7}{'lost':>6}{'rate':>7}"
+        f"{'min s':>9}{'mean s':>9}{'p95 s':>9}{'max s':>9}{'waited s':>10}{'mean wait':>10}",
+    ]
+    lines.extend(_node_row(node) for node in stats["nodes"])
+    names = list(stats["workflows"][0]["outcomes"]) if stats["workflows"] else []
+    lines.append(f"\n{'workflow':<28}{'tasks':>7}" + "".join(f"{n:>11}" for n in names))
+    for flow in stats["workflows"]:
+        lines.append(
+            f"{flow['workflow']:<28}{flow['tasks']:>7}" + "".join(f"{flow['outcomes'][n]:>11}" for n in names)
+        )
+    lines.append(f"\n{'week':<10}{'from':<12}{'tasks':>7}")
+    lines.extend(f"{w['week']:<10}{w['start']:<12}{w['tasks']:>7}" for w in stats["tasks_per_week"])
+    lines.extend(f"note: {note}" for note in stats["notes"])
+    return "\n".join(lines)
+
+
+def utc_text(moment: str) -> str:
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _node_row(node: dict[str, Any]) -> str:
+    run, wait, rate = node["duration_s"], node["waited_s"], node["success_rate"]
+    times = [_figure(run[k], 9) for k in ("min", "mean", "p95", "max")]
+    return (
+        f"{node['node']:<16}{node['calls']:>7}{node['successes']:>6}{node['failures']:>7}{node['lost']:>6}"
+        f"{'-' if rate is None else f'{rate:.0%}':>7}{''.join(times)}"
+        f"{_figure(wait['total'], 10)}{_figure(wait['mean'], 10)}"
+        + (f"  ({node['note']})" if node["note"] else "")
+    )
+
+
+def _figure(value: float | None, width: int) -> str:
+    return f"{'-' if value is None else f'{value:.1f}':>{width}}"
+
+
+def _duration_s(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
