@@ -12,9 +12,9 @@ from temporalio.client import Client
 
 from ..engine.errors import AuthenticationError, PermissionDeniedError, SchedulerUnavailableError
 from ..settings import Settings, connect
-from .node_service import NodeService
 from .security import Identity, Role, read_token
-from .service import TaskService
+from .services.nodes import NodeService
+from .services.tasks import TaskService
 
 CONNECT_TIMEOUT_S = 5.0
 bearer = HTTPBearer(auto_error=False, description="a token from `task-scheduler token create`")

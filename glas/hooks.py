@@ -13,7 +13,7 @@ from ..engine.models import StepResult
 from ..engine.nodes import StepObserver
 from ..engine.tasks import StepRequest
 from .runtime import SeedRuntime
-from .task import Task, _as_uuid
+from .task import Task, as_uuid
 
 log = logging.getLogger("task_scheduler.app.Orchestrator")
 
@@ -45,7 +45,7 @@ def _made_again(orchestrator: Lab, seed: SeedRuntime, request: StepRequest) -> T
     except Exception:  # the lab's code: its hooks are skipped, the step runs
         log.exception("task %s: its class %s could not be made again", request.task_id, request.hooks)
         return None
-    task._uuid = _as_uuid(request.task_id)
+    task._uuid = as_uuid(request.task_id)
     seed.remember(request.task_id, task)
     return task
 

@@ -19,11 +19,12 @@ from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedErr
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..api.deps import connected_client
-from ..api.intake import STOP_SETTLE_S
-from ..api.node_service import NodeService
-from ..api.routers.lab import refuse_changed_drivers
 from ..api.schemas import TASK_ID_PATTERN, TaskCreate, TaskPublic
-from ..api.service import TaskService, temporal_errors
+from ..api.services.config import refuse_changed_drivers
+from ..api.services.errors import temporal_errors
+from ..api.services.intake import STOP_SETTLE_S
+from ..api.services.nodes import NodeService
+from ..api.services.tasks import TaskService
 from ..client.handles import ledger_handle
 from ..engine.config import LabConfig
 from ..engine.errors import (

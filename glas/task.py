@@ -83,7 +83,7 @@ class Task:
 
     def follow(self, status: TaskPublic) -> Task:
         """Take the durable task's state and step."""
-        self._uuid = _as_uuid(status.task_id)
+        self._uuid = as_uuid(status.task_id)
         self._state = seed_task_state(status.state or OurTaskState.PENDING, status.pause_requested)
         self._current_step = status.current_step if status.current_step is not None else self._current_step
         return self
@@ -183,7 +183,7 @@ class Task:
         return status.state not in OVER
 
 
-def _as_uuid(task_id: str) -> uuid.UUID | str:
+def as_uuid(task_id: str) -> uuid.UUID | str:
     try:
         return uuid.UUID(task_id)
     except ValueError:

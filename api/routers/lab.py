@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response
-from temporalio.client import WorkflowQueryFailedError
-from temporalio.service import RPCError
 
-from ...client.handles import ledger_handle
-from ...engine.config import LabConfig, NodeConfig, driver_digest
-from ...engine.errors import DriverSettingsChangedError, SchedulerUnavailableError, UnknownWorkflowError
-from ...engine.loader import load_config
-from ...workflows.node import NodeWorkflow
+from ...engine.config import LabConfig
+from ...engine.errors import SchedulerUnavailableError, UnknownWorkflowError
 from ..deps import Admin, Nodes, Operator, Viewer, node_service, task_service, temporal_client
-from ..node_service import NodeService, unreachable
 from ..responses import GUARDED, errors
 from ..schemas import ConfigPublic, HealthPublic, LabCommandPublic, WorkflowPublic
+from ..services.config import reload_lab
+from ..services.nodes import unreachable
 
 router = APIRouter(tags=["lab"])
 log = logging.getLogger(__name__)
@@ -88,48 +83,10 @@ async def show_config(request: Request, who: Viewer) -> ConfigPublic:
 @router.post("/config/reload", responses={**GUARDED, **errors(409, 422, 503)})
 async def reload_config(request: Request, who: Admin, nodes: Nodes) -> ConfigPublic:
     """Reread and validate the configuration: all or nothing; refused if a running worker's drivers differ."""
-    # What the API uses (workflows; a node's name, retry, timeouts) applies to new tasks at once; running
-    # tasks keep their snapshot. What a worker built its drivers from (a node's type, module, properties,
-    # emulate, worker) is fixed while it runs: a reload that changes it for a node whose worker is online
-    # is refused (409), naming the PCs whose workers must get the new file and restart first.
-    lab = request.app.state.lab
-    fresh = load_config(
-        lab.nodes_file, lab.workflows_file, request.app.state.settings.node_modules, hosted=None
-    )
-    await refuse_changed_drivers(nodes, fresh)
-    request.app.state.lab = fresh
+    state = request.app.state
+    fresh = await reload_lab(nodes, state.lab, state.settings.node_modules)
+    state.lab = fresh
     return _config_public(fresh)
-
-
-async def refuse_changed_drivers(nodes: NodeService, fresh: LabConfig) -> None:
-    """Compare each node's driver settings in the new file with those its online worker reported."""
-    changed = await asyncio.gather(*(_driver_change(nodes, node) for node in fresh.nodes))
-    if any(changed):
-        raise DriverSettingsChangedError("\n".join(c for c in changed if c))
-
-
-async def _driver_change(nodes: NodeService, node: NodeConfig) -> str | None:
-    """Why `node`'s new driver settings cannot apply now, or None (no worker online, or the same)."""
-    if not await nodes.hosted(node.id):
-        return None  # the worker that starts next builds the driver from the file it has
-    try:
-        ledger = await ledger_handle(nodes.client, node.id).query(
-            NodeWorkflow.status, rpc_timeout=nodes.rpc_timeout
-        )
-    except (WorkflowQueryFailedError, RPCError) as exc:
-        raise SchedulerUnavailableError(
-            f"node {node.id}: its ledger does not answer ({exc}), so the reload cannot tell which driver "
-            "settings its worker runs; check that a worker runs the workflows, then reload"
-        ) from exc
-    running = ledger.worker
-    if running is None or running.config_digest in (None, driver_digest(node)):
-        return None
-    who = running.label
-    command = f"task-scheduler worker --name {running.name}" if running.name else "task-scheduler worker"
-    return (
-        f"node {node.id}: the driver settings in the new nodes.json differ from those {who}'s worker "
-        f"runs; copy the file to {who} and restart its worker ({command}), then reload"
-    )
 
 
 def _config_public(lab: LabConfig) -> ConfigPublic:

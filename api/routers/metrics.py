@@ -14,8 +14,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from ..deps import node_service, task_service, temporal_client
-from ..metrics import LabMetrics, read_sources, scrape_families
 from ..responses import errors
+from ..services.metrics import LabMetrics, read_sources, scrape_families
 
 router = APIRouter(tags=["lab"])
 log = logging.getLogger(__name__)

@@ -99,6 +99,42 @@ def test_each_part_imports_only_the_parts_below_it() -> None:
     assert not upward, upward
 
 
+def test_routers_reach_temporal_only_through_the_services() -> None:
+    """A router turns HTTP into a call of api/services/ and back; only the services talk to Temporal."""
+    edges = graph()
+    routers = [name for name in edges if name.startswith("api.routers.")]
+    assert routers
+    reaching = [
+        f"{r} imports {t}" for r in routers for t in edges[r] if part(t) in {"workflows", "client", "readers"}
+    ]
+    reaching += [
+        f"{r} imports {m}" for r in routers for m in third_party(modules(PACKAGE)[r]) if m == "temporalio"
+    ]
+    assert not reaching, reaching
+
+
+def third_party(path: Path) -> set[str]:
+    """The top-level names of the modules `path` imports from outside the package."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            found.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    """A leading underscore says "mine": a module that needs it elsewhere makes it public first."""
+    private = []
+    for name, path in modules(PACKAGE).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                hidden = [alias.name for alias in node.names if alias.name.startswith("_")]
+                private += [f"{name} imports {hidden_name}" for hidden_name in hidden]
+    assert not private, private
+
+
 def test_a_circle_closed_inside_a_function_is_found(tmp_path: Path) -> None:
     """The circle this package once had: three modules, the last import inside a function."""
     (tmp_path / "steps").mkdir()

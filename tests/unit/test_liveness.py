@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from task_scheduler import LabConfig, NodeConfig, NodeState
-from task_scheduler.api.liveness import health_workers, workers
-from task_scheduler.api.waiting import offline_reason
+from task_scheduler.api.services.waiting import offline_reason
+from task_scheduler.api.services.workers import health_workers, workers
 from task_scheduler.engine.ledger import LedgerState, WorkerInfo
 from task_scheduler.readers.liveness import LabLiveness, NodeLiveness
 from task_scheduler.readers.pollers import Poller

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
-from task_scheduler.api.service import TaskService
+from task_scheduler.api.services.tasks import TaskService
 from task_scheduler.engine.tasks import StepOutcome, make_task_spec
 from task_scheduler.readers.records import step_records
 from task_scheduler.settings import Settings

@@ -8,17 +8,18 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ..client.handles import ledger_handle
-from ..engine.config import LabConfig, NodeConfig
-from ..engine.errors import SchedulerUnavailableError, TaskSchedulerError, UnknownNodeError
-from ..engine.ledger import NodeCommand
-from ..engine.states import NodeState, TaskState
-from ..readers.liveness import LabLiveness, NodeLiveness
-from ..settings import Settings
-from ..workflows.node import NodeWorkflow
-from .liveness import health_workers, utc_text, workers
-from .schemas import HealthPublic, LabCommandPublic, NodePublic, WorkerPublic
-from .service import TaskService, temporal_errors
+from ...client.handles import ledger_handle
+from ...engine.config import LabConfig, NodeConfig
+from ...engine.errors import SchedulerUnavailableError, TaskSchedulerError, UnknownNodeError
+from ...engine.ledger import NodeCommand
+from ...engine.states import NodeState, TaskState
+from ...readers.liveness import LabLiveness, NodeLiveness
+from ...settings import Settings
+from ...workflows.node import NodeWorkflow
+from ..schemas import HealthPublic, LabCommandPublic, NodePublic, WorkerPublic
+from .errors import temporal_errors
+from .tasks import TaskService
+from .workers import health_workers, utc_text, workers
 
 
 class NodeService:

@@ -21,16 +21,17 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..client.handles import task_handle
-from ..engine.contracts import lab_workflow_id
-from ..engine.errors import SchedulerUnavailableError
-from ..engine.states import NodeState, TaskState
-from ..engine.tasks import TaskStatus
-from ..workflows.lab import LabWorkflow
-from ..workflows.search_attributes import LAB_WORKFLOW
-from ..workflows.task import TaskWorkflow
-from .node_service import NodeService
-from .service import TaskService, _filter_value
+from ...client.handles import task_handle
+from ...engine.contracts import lab_workflow_id
+from ...engine.errors import SchedulerUnavailableError
+from ...engine.states import NodeState, TaskState
+from ...engine.tasks import TaskStatus
+from ...workflows.lab import LabWorkflow
+from ...workflows.search_attributes import LAB_WORKFLOW
+from ...workflows.task import TaskWorkflow
+from .nodes import NodeService
+from .tasks import TaskService
+from .visibility import filter_value
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class LabMetrics:
     async def _count(self, state: TaskState, workflow_name: str) -> int:
         query = (
             f'{self.tasks.tasks_query} AND TaskState="{state.value}" '
-            f"AND LabWorkflow={_filter_value('workflow_name', workflow_name)}"
+            f"AND LabWorkflow={filter_value('workflow_name', workflow_name)}"
         )
         if state not in FINAL_STATES:
             query += ' AND ExecutionStatus="Running"'

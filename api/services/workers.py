@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..engine.config import LabConfig
-from ..readers.liveness import LabLiveness, NodeLiveness
-from ..readers.pollers import Poller
-from .schemas import WorkerPublic
+from ...engine.config import LabConfig
+from ...readers.liveness import LabLiveness, NodeLiveness
+from ...readers.pollers import Poller
+from ..schemas import WorkerPublic
 
 # The /health key of the unnamed worker of a one-PC lab (a JSON key cannot be null).
 UNNAMED_WORKER = "(unnamed)"

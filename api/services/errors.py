@@ -1,22 +1,69 @@
-"""Temporal's RPC errors that are not about one task, as ours: each status an operator can act on has
-its own error (and so its own HTTP status, api/errors.py) saying what to do."""
+"""Temporal's errors as ours, in one place: each an operator can act on has its own error (and so its
+own HTTP status, api/errors.py) saying what to do; about a task, it names the task."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..engine.errors import (
+from ...engine.errors import (
+    CommandRefusedError,
     NamespaceNotFoundError,
     SchedulerUnavailableError,
     SearchAttributesMissingError,
+    TaskExistsError,
+    TaskOverError,
     TaskSchedulerError,
     TemporalInvalidArgumentError,
     TemporalOverloadedError,
     TemporalPermissionError,
     TemporalRequestError,
+    UnknownTaskError,
 )
+
+
+@asynccontextmanager
+async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
+    """Map Temporal's errors to ours, in one place."""
+    try:
+        yield
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise CommandRefusedError(getattr(cause, "message", None) or str(cause or exc)) from exc
+    except RPCTimeoutOrCancelledError as exc:
+        raise SchedulerUnavailableError(
+            "no worker answered in time: is a worker polling the workflow task queue running?"
+        ) from exc
+    except WorkflowAlreadyStartedError as exc:
+        raise TaskExistsError(f"a task with id {task_id!r} exists already") from exc
+    except RPCError as exc:
+        raise _rpc_error(exc, task_id) from exc
+    except WorkflowQueryFailedError as exc:
+        raise SchedulerUnavailableError(
+            f"the task's workflow could not answer ({exc}): does the worker running the workflows run "
+            "this version of task_scheduler?"
+        ) from exc
+    except RuntimeError as exc:
+        if "client connect" not in str(exc):
+            raise
+        # A lazily connected client (a lab's own) that cannot reach Temporal.
+        raise SchedulerUnavailableError(f"cannot reach Temporal: {exc}") from exc
+
+
+def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
+    """About the task (over, unknown, exists already), or else what Temporal's status means for the lab
+    (temporal_failure): never a bare 500."""
+    if "already completed" in exc.message:
+        return TaskOverError(f"task {task_id!r} is over: it takes no more commands")
+    if exc.status is RPCStatusCode.NOT_FOUND and not namespace_missing(exc):
+        return UnknownTaskError(f"no task {task_id!r}" if task_id else exc.message)
+    if exc.status is RPCStatusCode.ALREADY_EXISTS:
+        return TaskExistsError(f"a task with id {task_id!r} exists already")
+    return temporal_failure(exc)
 
 
 def namespace_missing(exc: RPCError) -> bool:

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionDescription
 
-from ..engine.config import LabConfig, NodeConfig
-from ..engine.contracts import EXECUTE_STEP, StepBeat
-from ..engine.ledger import LedgerState
-from ..engine.states import TaskState
-from ..engine.tasks import StepOutcome
-from ..readers.liveness import LivenessReader, NodeLiveness
-from .liveness import utc_text
-from .schemas import StepPublic, TaskPublic
+from ...engine.config import LabConfig, NodeConfig
+from ...engine.contracts import EXECUTE_STEP, StepBeat
+from ...engine.ledger import LedgerState
+from ...engine.states import TaskState
+from ...engine.tasks import StepOutcome
+from ...readers.liveness import LivenessReader, NodeLiveness
+from ..schemas import StepPublic, TaskPublic
+from .workers import utc_text
 
 DEFAULT_OFFLINE_AFTER_S = NodeConfig.model_fields["offline_after_s"].default
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..engine.contracts import INTAKE_MEMO, lab_workflow_id
-from ..engine.errors import LabStoppedError, SchedulerUnavailableError
-from ..engine.lab_state import IntakeAnswer, IntakeChange, PausedByStop, TaskIntake
-from ..workflows.lab import LabWorkflow
+from ...engine.contracts import INTAKE_MEMO, lab_workflow_id
+from ...engine.errors import LabStoppedError, SchedulerUnavailableError
+from ...engine.lab_state import IntakeAnswer, IntakeChange, PausedByStop, TaskIntake
+from ...workflows.lab import LabWorkflow
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""What the API does, over a Temporal client: stateless, every answer read from Temporal or the config."""
+"""Tasks: start, list, show, command, wait. Stateless: every answer is read from Temporal or the lab's
+configuration."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,79 +19,29 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from ..client.handles import task_handle
-from ..engine.config import LabConfig
-from ..engine.errors import (
-    CommandRefusedError,
-    InvalidRequestError,
-    InvalidTransitionError,
-    SchedulerUnavailableError,
-    TaskExistsError,
-    TaskOverError,
-    TaskSchedulerError,
-    UnknownTaskError,
-)
-from ..engine.explain import task_summary
-from ..engine.states import TaskState
-from ..engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
-from ..readers.liveness import LivenessReader
-from ..readers.records import step_records
-from ..settings import Settings
-from ..workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
-from ..workflows.task import TaskWorkflow
+from ...client.handles import task_handle
+from ...engine.config import LabConfig
+from ...engine.errors import InvalidTransitionError, TaskOverError
+from ...engine.explain import task_summary
+from ...engine.states import TaskState
+from ...engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
+from ...readers.liveness import LivenessReader
+from ...readers.records import step_records
+from ...settings import Settings
+from ...workflows.search_attributes import CURRENT_NODE, LAB_WORKFLOW, TASK_STATE
+from ...workflows.task import TaskWorkflow
+from ..paging import read_page_token, sign_page_token
+from ..schemas import StepPagePublic, StepPublic, TaskCreate, TaskPage, TaskPublic, TaskSummary
+from .errors import temporal_errors
 from .intake import Intake
-from .paging import read_page_token, sign_page_token
-from .rpc_errors import namespace_missing, temporal_failure
-from .schemas import StepPagePublic, StepPublic, TaskCreate, TaskPage, TaskPublic, TaskSummary
+from .visibility import filter_value, lab_tasks
 from .waiting import explain_wait
 
 MAX_ID_STEM_CHARS = 120
-
-
-@asynccontextmanager
-async def temporal_errors(task_id: str | None = None) -> AsyncIterator[None]:
-    """Map Temporal's errors to ours, in one place."""
-    try:
-        yield
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        raise CommandRefusedError(getattr(cause, "message", None) or str(cause or exc)) from exc
-    except RPCTimeoutOrCancelledError as exc:
-        raise SchedulerUnavailableError(
-            "no worker answered in time: is a worker polling the workflow task queue running?"
-        ) from exc
-    except WorkflowAlreadyStartedError as exc:
-        raise TaskExistsError(f"a task with id {task_id!r} exists already") from exc
-    except RPCError as exc:
-        raise _rpc_error(exc, task_id) from exc
-    except WorkflowQueryFailedError as exc:
-        raise SchedulerUnavailableError(
-            f"the task's workflow could not answer ({exc}): does the worker running the workflows run "
-            "this version of task_scheduler?"
-        ) from exc
-    except RuntimeError as exc:
-        if "client connect" not in str(exc):
-            raise
-        # A lazily connected client (a lab's own) that cannot reach Temporal.
-        raise SchedulerUnavailableError(f"cannot reach Temporal: {exc}") from exc
-
-
-def _rpc_error(exc: RPCError, task_id: str | None) -> TaskSchedulerError:
-    """About the task (over, unknown, exists already), or else what Temporal's status means for the lab
-    (api/rpc_errors.py): never a bare 500."""
-    if "already completed" in exc.message:
-        return TaskOverError(f"task {task_id!r} is over: it takes no more commands")
-    if exc.status is RPCStatusCode.NOT_FOUND and not namespace_missing(exc):
-        return UnknownTaskError(f"no task {task_id!r}" if task_id else exc.message)
-    if exc.status is RPCStatusCode.ALREADY_EXISTS:
-        return TaskExistsError(f"a task with id {task_id!r} exists already")
-    return temporal_failure(exc)
 
 
 def _new_task_id(workflow_name: str) -> str:
@@ -99,16 +49,6 @@ def _new_task_id(workflow_name: str) -> str:
     name such as "Plate assay (v2)" would give an id that no task route accepts)."""
     stem = re.sub(r"[^A-Za-z0-9._:-]+", "-", workflow_name).strip("-._:")[:MAX_ID_STEM_CHARS] or "task"
     return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
-def _filter_value(name: str, value: str) -> str:
-    # A control character (NUL above all) breaks the visibility store's SQL: Temporal answers
-    # "unavailable" and its client retries for seconds before the caller hears anything.
-    if '"' in value or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidRequestError(
-            f"the {name} filter may not contain quotes, backslashes or control characters"
-        )
-    return f'"{value}"'
 
 
 class TaskService:
@@ -122,10 +62,7 @@ class TaskService:
         self.liveness = LivenessReader(client, settings)
         self.intake = Intake(client, settings.task_queue, self.rpc_timeout)
         self._secret = settings.secret.get_secret_value() if settings.secret else ""
-        # The lab's tasks are the TaskWorkflows of its workflow task queue: other labs or tests may
-        # share the Temporal namespace, and a lab-wide pause must not reach their tasks.
-        queue = _filter_value("task_queue", settings.task_queue)
-        self.tasks_query = f'WorkflowType="{TaskWorkflow.__name__}" AND TaskQueue={queue}'
+        self.tasks_query = lab_tasks(settings.task_queue)
 
     def ui_url(self, task_id: str) -> str | None:
         base = self.settings.temporal_ui_url
@@ -181,11 +118,11 @@ class TaskService:
     ) -> TaskPage:
         query = self.tasks_query
         if state:
-            query += f" AND TaskState={_filter_value('state', state)}"
+            query += f" AND TaskState={filter_value('state', state)}"
         if workflow_name:
-            query += f" AND LabWorkflow={_filter_value('workflow_name', workflow_name)}"
+            query += f" AND LabWorkflow={filter_value('workflow_name', workflow_name)}"
         if node:
-            query += f" AND CurrentNode={_filter_value('node', node)}"
+            query += f" AND CurrentNode={filter_value('node', node)}"
         token = read_page_token(self._secret, page_token, query) if page_token else None
         async with temporal_errors():
             iterator = self.client.list_workflows(
