@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.states import NodeState
     from ..engine.usage import NodeUsage, UsageBuckets, UsageWindow
     from .lab import tell_lab
+    from .patches import patch_in_effect
 
 RESTART_TIMEOUT = timedelta(minutes=10)
 TELL_NODE_ERRORS = "tell-node-errors"
@@ -84,16 +85,25 @@ class NodeWorkflow:
         )
 
     def _work_to_do(self) -> Callable[[], bool]:
-        """A restart to run, a continue-as-new due, or (idle now) a holder whose check must be armed:
-        the holder-check timer is set when the wait begins, so an idle ledger wakes when a holder comes."""
+        """A restart to run, a run to report, an ERROR to tell, a continue-as-new due, or (idle now) a
+        holder whose check must be armed: the holder-check timer is set when the wait begins, so an idle
+        ledger wakes when a holder comes."""
         idle = self.ledger.state.holder is None
         return lambda: (
             bool(self._restarts)
             or bool(self.ledger.state.to_report)
-            or self.ledger.state.errors > self.ledger.state.errors_told
+            or self._error_to_tell()
             or self._should_continue_as_new()
             or (idle and self.ledger.state.holder is not None)
         )
+
+    def _error_to_tell(self) -> bool:
+        """The node went to ERROR since it last told, and this ledger tells (TELL_NODE_ERRORS): a ledger
+        that ran before that code neither woke nor told (its holder-check timer fired instead of being
+        cancelled), and replays its history so. Asked without writing the marker: `_tell_of_errors`
+        writes it, after the wake-up, where it always was."""
+        state = self.ledger.state
+        return state.errors > state.errors_told and patch_in_effect(TELL_NODE_ERRORS)
 
     def _holder_check_interval(self) -> timedelta | None:
         return timedelta(seconds=self.input.holder_check_s) if self.ledger.state.holder else None

@@ -1,5 +1,5 @@
 """NodeWorkflow, the node's ledger, on the dev server: continue-as-new under a stream of steps, a
-terminated holder detected, and an operator's restart."""
+terminated holder detected, an operator's restart, and an ERROR told at once."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import itertools
 
 import pytest
 from lab_fixtures import JOURNAL, TestLab, WorkflowTestNode, wait_until
+from saved_histories import keep
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from task_scheduler import NodeState, TaskState
 from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
+from task_scheduler.engine.tasks import ContinueRequest
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow
+from task_scheduler.workflows.task import TaskWorkflow
 
 TASKS = 30
 USES_PER_RUN = 5
@@ -131,3 +135,45 @@ async def test_a_terminated_ledger_is_started_again_in_error_and_no_step_hangs(
             NodeWorkflow.restart, NodeCommand(node_id=node_id, by="operator")
         )
         assert (await asyncio.wait_for(second.result(), 30)).state is TaskState.FINISHED
+
+
+async def test_a_node_error_wakes_its_ledger_at_once_even_with_a_holder_check_pending(
+    temporal_client: Client, task_queue: str, make_lab, start_task
+) -> None:
+    """The step that fails was holding the node: the ledger's wait had armed the holder check's timer.
+    The failure wakes the ledger (the timer is cancelled) and the lab is told then, not a check later.
+    A ledger that ran before nodes told of their ERROR replays its own history, where the timer fired:
+    histories/ledger-error-before-it-was-told.json, recorded by that code."""
+    lab: TestLab = make_lab({"solo": ["a"]})
+    node_id = lab.node("a")
+    JOURNAL.fail_next(node_id)
+    ledger_id = node_workflow_id(node_id)
+    async with LabWorker(
+        temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue, holder_check_s=30)
+    ):
+        task = await start_task(lab, "solo", {"sleep_s": 0.5})
+        await node_in(temporal_client, node_id, NodeState.ERROR)
+
+        async def timer_cancelled() -> bool:
+            history = await temporal_client.get_workflow_handle(ledger_id).fetch_history()
+            return any(e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED for e in history.events)
+
+        # Within seconds, where the holder check's timer would have fired after 30.
+        await wait_until(timer_cancelled, timeout_s=15, what="the failure to wake the ledger")
+        await task.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry", by="operator"))
+        assert (await asyncio.wait_for(task.result(), 30)).state is TaskState.FINISHED
+        await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+    history = await temporal_client.get_workflow_handle(ledger_id).fetch_history()
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_TIMER_FIRED not in kinds
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds  # TELL_NODE_ERRORS
+    told = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    ]
+    assert (
+        len(told) == 1
+        and told[0].signal_external_workflow_execution_initiated_event_attributes.signal_name == "notify"
+    )
+    keep("ledger-error-told-at-once", history)

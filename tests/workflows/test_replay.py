@@ -49,8 +49,12 @@ KEPT_ELSEWHERE = (
     "task-cut-off-run-accounted",
     "task-waiting-run-withdrawn",
     "ledger-cut-off-run",
+    "ledger-error-told-at-once",
 )
 LEDGERS = ("ledger-before-continue-as-new", "ledger-after-continue-as-new")
+# Recorded once by older code, which no test here runs: a ledger of the code before nodes told of
+# their ERROR (commit 15fcc6d^), a step failing while its holder check was armed (the timer fired).
+RECORDED_BY_OLDER_CODE = ("ledger-error-before-it-was-told",)
 RESULT_TIMEOUT_S = 30
 
 
@@ -169,7 +173,9 @@ async def _iterate(histories: Any) -> Any:
 
 
 def test_saved_histories_cover_every_scenario() -> None:
-    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted((*SCENARIOS, *LEDGERS, *KEPT_ELSEWHERE))
+    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted(
+        (*SCENARIOS, *LEDGERS, *KEPT_ELSEWHERE, *RECORDED_BY_OLDER_CODE)
+    )
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
