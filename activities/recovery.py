@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from ..engine.contracts import END_USE
 from ..engine.ledger import EndUse, Holder
-from ..engine.tasks import StepOutcome
+from ..engine.task_state import StepOutcome
 from ..readers.records import step_records
 
 log = logging.getLogger("task_scheduler.recovery")

@@ -31,7 +31,8 @@ from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from ..engine.logger import CapturedLines
 from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode, CallState, DriverCall
-from ..engine.tasks import StepReport, StepRequest
+from ..engine.task_state import StepReport
+from ..engine.tasks import StepRequest
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost

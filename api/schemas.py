@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ..engine.config import StepConfig
 from ..engine.ledger import Holder, NodeStats
 from ..engine.states import NodeState, TaskState
-from ..engine.tasks import Decision, StepRecord
+from ..engine.task_state import Decision, StepRecord
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 

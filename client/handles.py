@@ -8,7 +8,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from ..engine.contracts import NodeInput, node_workflow_id
-from ..engine.tasks import TaskResult
+from ..engine.task_state import TaskResult
 from ..workflows.node import NodeWorkflow
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from .states import TaskState
-from .tasks import EarlierRun, TaskSpec, TaskStatus
+from .task_state import CutOffRun, TaskStatus
+from .tasks import TaskSpec
 
 
 def _at(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "an unknown time"
 
 
-def cut_off_reason(task_id: str, step_index: int, node_id: str, run: EarlierRun) -> str:
+def cut_off_reason(task_id: str, step_index: int, node_id: str, run: CutOffRun) -> str:
     """A run whose worker stopped heartbeating while its driver ran, not accounted for yet."""
     where = run.worker or "its PC"
     return (
@@ -25,7 +26,7 @@ def cut_off_reason(task_id: str, step_index: int, node_id: str, run: EarlierRun)
     )
 
 
-def accounted_reason(task_id: str, step_index: int, node_id: str, run: EarlierRun) -> str:
+def accounted_reason(task_id: str, step_index: int, node_id: str, run: CutOffRun) -> str:
     """The same run once its end is known: what happened, and the command that fits."""
     where = run.worker or "its PC"
     head = f"step {step_index + 1} on node {node_id}: its run on {where}, cut off at {_at(run.lost_at)},"
@@ -47,7 +48,7 @@ def accounted_reason(task_id: str, step_index: int, node_id: str, run: EarlierRu
     )
 
 
-def unaccounted_refusal(step_index: int, run: EarlierRun) -> str:
+def unaccounted_refusal(step_index: int, run: CutOffRun) -> str:
     """Why a continue is refused while a cut-off run's end is unknown."""
     where = run.worker or "its PC"
     return (

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 from pydantic import BaseModel, Field
 
 from .errors import InvalidRequestError
-from .tasks import StepOutcome, StepRecord
+from .task_state import StepOutcome, StepRecord
 
 RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..engine.contracts import GET_STEPS
-from ..engine.tasks import StepArchive, StepPage, StepRecord, StepRecords
+from ..engine.task_state import StepArchive, StepPage, StepRecord, StepRecords
 
 
 async def step_records(

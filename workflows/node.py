@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_ACCOUNTED_SIGNAL,
         NodeInput,
         node_task_queue,
+        node_workflow_id,
     )
     from ..engine.ledger import (
         BeginUse,
@@ -261,3 +263,13 @@ def _refuse_on(check: object, *args: object) -> None:
         check(*args)  # type: ignore[operator]
     except LedgerRefusal as refusal:
         raise ApplicationError(refusal.message, type=LEDGER_REFUSAL, non_retryable=True) from None
+
+
+async def signal_ledger(node_id: str, signal: Any, arg: Any) -> None:
+    """From another workflow (a task): signal a node's ledger. A ledger that does not run must not fail
+    the task: the operator sees the node."""
+    handle = workflow.get_external_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
+    try:
+        await handle.signal(signal, arg)
+    except Exception as error:
+        workflow.logger.warning("could not signal the ledger of node %s: %s", node_id, error)

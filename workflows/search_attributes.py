@@ -1,4 +1,5 @@
-"""The custom search attributes of task workflows, defined once.
+"""The custom search attributes of task workflows, defined once: how a server gets them (`task-scheduler
+setup`, `dev`) and how a task keeps them current.
 
 They keep listings filterable without a worker (visibility answers when queries cannot) and make the
 Temporal UI useful: `TaskState="ERROR"`, `LabWorkflow="dose-and-analyse"`, `CurrentNode="hplc"`.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
+from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..engine.errors import SearchAttributeRegistrationError
+from ..engine.states import TaskState
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -27,6 +30,20 @@ ProtoType: TypeAlias = (
 )  # the proto enum's value (KEYWORD = 2), as requests carry it
 
 CUSTOM_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (TASK_STATE, LAB_WORKFLOW, CURRENT_NODE)
+# Patched: a task's search attributes are upserted only where they changed (the step's CurrentNode, the
+# state), and the start goes with the first step's. Tasks that began before upsert all three each time.
+UPSERT_CHANGES_ONLY = "upsert-changes-only"
+
+
+def upsert_task_attributes(state: TaskState, workflow_name: str, node: str | None) -> None:
+    """In a TaskWorkflow: say its state, lab workflow and current node to visibility."""
+    wanted = [(TASK_STATE, state.value), (LAB_WORKFLOW, workflow_name), (CURRENT_NODE, node or "")]
+    if workflow.patched(UPSERT_CHANGES_ONLY):
+        now = workflow.info().typed_search_attributes
+        wanted = [(key, value) for key, value in wanted if (now.get(key) or "") != value]
+        if not wanted:
+            return
+    workflow.upsert_search_attributes([key.value_set(value) for key, value in wanted])
 
 
 def type_name(key: SearchAttributeKey) -> str:

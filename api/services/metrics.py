@@ -25,7 +25,7 @@ from ...client.handles import task_handle
 from ...engine.contracts import lab_workflow_id
 from ...engine.errors import SchedulerUnavailableError
 from ...engine.states import NodeState, TaskState
-from ...engine.tasks import TaskStatus
+from ...engine.task_state import TaskStatus
 from ...workflows.lab import LabWorkflow
 from ...workflows.search_attributes import LAB_WORKFLOW
 from ...workflows.task import TaskWorkflow

@@ -28,7 +28,8 @@ from ...engine.config import LabConfig
 from ...engine.errors import InvalidTransitionError, TaskOverError
 from ...engine.explain import task_summary
 from ...engine.states import TaskState
-from ...engine.tasks import CommandRequest, ContinueRequest, StepRecord, TaskStatus, make_task_spec
+from ...engine.task_state import CommandRequest, ContinueRequest, StepRecord, TaskStatus
+from ...engine.tasks import make_task_spec
 from ...readers.liveness import LivenessReader
 from ...readers.records import step_records
 from ...settings import Settings

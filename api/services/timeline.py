@@ -18,7 +18,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from ...engine.errors import TaskSchedulerError
-from ...engine.tasks import StepRecord
+from ...engine.task_state import StepRecord
 from ...engine.timeline import TaskSteps, Timeline, build_timeline, window
 from ...readers.records import step_records
 from ...workflows.search_attributes import LAB_WORKFLOW

@@ -17,7 +17,7 @@ from ...engine.config import LabConfig, NodeConfig
 from ...engine.contracts import EXECUTE_STEP, StepBeat
 from ...engine.ledger import LedgerState
 from ...engine.states import TaskState
-from ...engine.tasks import StepOutcome
+from ...engine.task_state import StepOutcome
 from ...readers.liveness import LivenessReader, NodeLiveness
 from ..schemas import StepPublic, TaskPublic
 from .workers import utc_text

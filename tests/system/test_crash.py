@@ -30,7 +30,8 @@ from task_scheduler.client.handles import ledger_handle
 from task_scheduler.devserver import DevServer
 from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
-from task_scheduler.engine.tasks import ContinueRequest, StepOutcome, TaskResult, TaskStatus, make_task_spec
+from task_scheduler.engine.task_state import ContinueRequest, StepOutcome, TaskResult, TaskStatus
+from task_scheduler.engine.tasks import make_task_spec
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from test_crash import driver_started, finished, start_task, status, wait_for, waiting_in_gate
 
 from task_scheduler.devserver import DevServer
-from task_scheduler.engine.tasks import StepOutcome
+from task_scheduler.engine.task_state import StepOutcome
 
 
 async def test_sigterm_lets_the_running_step_finish_and_hands_back_the_waiting_ones(

@@ -3,7 +3,7 @@ left out and counted (the step records still hold them)."""
 
 from __future__ import annotations
 
-from task_scheduler.engine.tasks import RESULT_OUTPUTS_BYTES, bounded_outputs
+from task_scheduler.engine.task_state import RESULT_OUTPUTS_BYTES, bounded_outputs
 
 
 def test_bounded_outputs_keeps_every_output_that_fits() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from task_scheduler.engine.errors import InvalidRequestError
-from task_scheduler.engine.tasks import StepOutcome, StepRecord
+from task_scheduler.engine.task_state import StepOutcome, StepRecord
 from task_scheduler.engine.timeline import TaskSteps, build_timeline, parse_moment, render_svg, window
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ import pytest
 from lab_fixtures import MakeLab, StartTask, TestLab, unique_id, write_lab
 from temporalio.client import Client, WorkflowHandle
 
-from task_scheduler.engine.tasks import TaskResult, make_task_spec
+from task_scheduler.engine.task_state import TaskResult
+from task_scheduler.engine.tasks import make_task_spec
 from task_scheduler.workflows.task import TaskWorkflow
 
 

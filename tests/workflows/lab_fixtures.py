@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
 from task_scheduler import BaseNode, LabConfig, NodeRef, StepResult, load_config
-from task_scheduler.engine.tasks import TaskResult
+from task_scheduler.engine.task_state import TaskResult
 from task_scheduler.workflows.task import TaskWorkflow
 
 T = TypeVar("T")

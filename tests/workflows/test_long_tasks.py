@@ -19,7 +19,8 @@ from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
 from task_scheduler.api.services.tasks import TaskService
-from task_scheduler.engine.tasks import StepOutcome, make_task_spec
+from task_scheduler.engine.task_state import StepOutcome
+from task_scheduler.engine.tasks import make_task_spec
 from task_scheduler.readers.records import step_records
 from task_scheduler.settings import Settings
 from task_scheduler.worker import LabWorker, WorkerOptions

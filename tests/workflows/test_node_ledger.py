@@ -15,7 +15,7 @@ from temporalio.client import Client
 from task_scheduler import NodeState, TaskState
 from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState, NodeCommand
-from task_scheduler.engine.tasks import ContinueRequest
+from task_scheduler.engine.task_state import ContinueRequest
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow

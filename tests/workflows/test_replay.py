@@ -24,7 +24,7 @@ from temporalio.worker import Replayer
 
 from task_scheduler import TaskState
 from task_scheduler.engine.contracts import node_workflow_id
-from task_scheduler.engine.tasks import CommandRequest, ContinueRequest, TaskStatus
+from task_scheduler.engine.task_state import CommandRequest, ContinueRequest, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.sandbox import workflow_runner

@@ -10,7 +10,7 @@ from lab_fixtures import JOURNAL, MakeLab, StartTask, wait_until
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 
 from task_scheduler import TaskState
-from task_scheduler.engine.tasks import CommandRequest, StepOutcome
+from task_scheduler.engine.task_state import CommandRequest, StepOutcome
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.task import TaskWorkflow
 

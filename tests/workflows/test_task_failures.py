@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from task_scheduler import NodeState, TaskState
 from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState
-from task_scheduler.engine.tasks import CommandRequest, ContinueRequest, StepOutcome, TaskStatus
+from task_scheduler.engine.task_state import CommandRequest, ContinueRequest, StepOutcome, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.search_attributes import TASK_STATE

@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from task_scheduler import TaskState, load_config
 from task_scheduler.engine.contracts import lab_workflow_id
-from task_scheduler.engine.tasks import CommandRequest, ContinueRequest
+from task_scheduler.engine.task_state import CommandRequest, ContinueRequest
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.task import TaskWorkflow
 

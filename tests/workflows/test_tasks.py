@@ -18,7 +18,8 @@ from task_scheduler import TaskState, load_config_dir
 from task_scheduler.activities.gate import NodeGate, Waiter
 from task_scheduler.devserver import DevServer
 from task_scheduler.engine.errors import NodeAlreadyHostedError
-from task_scheduler.engine.tasks import StepOutcome, TaskResult, make_task_spec
+from task_scheduler.engine.task_state import StepOutcome, TaskResult
+from task_scheduler.engine.tasks import make_task_spec
 from task_scheduler.worker import LabWorker, WorkerOptions
 from task_scheduler.workflows.search_attributes import LAB_WORKFLOW, TASK_STATE
 from task_scheduler.workflows.task import TaskWorkflow
