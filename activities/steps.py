@@ -20,6 +20,7 @@ from ..engine.contracts import (
     EXECUTE_STEP,
     LEDGER_REFUSAL,
     RUNNING,
+    STEP_CANCELLED,
     STEP_FAILED,
     WAITING,
     WAITING_INTERRUPTED,
@@ -171,7 +172,12 @@ class StepActivities:
         beat.set(self._running_beat(node, key, started_at))
         lines = CapturedLines()
         started = time.monotonic()
-        result, stuck = await self._run(node, request, key, lines, started)
+        try:
+            result, stuck = await self._run(node, request, key, lines, started)
+        except asyncio.CancelledError as cancel:
+            if not (request.report_cancel and _cancel_requested()):
+                raise
+            raise _cancelled_while_running(node, report, lines, cancel) from None
         observe_step(node.id, time.monotonic() - started, waited_s, failed=not result.succeeded)
         report.next_execution = _next_execution(node)
         # The node did its work (the ledger says so); an output too large to carry fails the step.
@@ -429,6 +435,23 @@ async def _abort_and_wait(
         return None
     result: StepResult = future.result()
     return result
+
+
+def _cancel_requested() -> bool:
+    """Cancelled by its task (an operator cancelled it), not given up by the server or the worker."""
+    details = activity.cancellation_details()
+    return details is not None and details.cancel_requested
+
+
+def _cancelled_while_running(
+    node: BaseNode, report: StepReport, lines: CapturedLines, cancel: asyncio.CancelledError
+) -> ApplicationError:
+    """The step was cancelled while its driver ran: the task records since when it ran and how it
+    ended (the end of the use is recorded in the ledger already)."""
+    why = str(cancel) or "its driver was asked to abort"
+    _fill(report, StepResult(status=-1, message=f"cancelled while running: {why}"), lines)
+    report.next_execution = _next_execution(node)
+    return ApplicationError(report.message or "cancelled", report, type=STEP_CANCELLED, non_retryable=True)
 
 
 def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:

@@ -69,6 +69,7 @@ CHECK_WORKERS_ACTIVITY = "check_workers"
 # --- error types ------------------------------------------------------------------------------------
 
 STEP_FAILED = "StepFailed"  # the driver reported a failure; its StepReport rides in the details
+STEP_CANCELLED = "StepCancelled"  # cancelled while its driver ran; its StepReport rides in the details
 WORKER_LOST = "WorkerLost"  # an earlier run of the step began and never ended, or ended unreported
 WAITING_INTERRUPTED = "WaitingInterrupted"  # the worker stopped while the step waited for its node
 LEDGER_REFUSAL = "LedgerRefusal"  # the ledger refused an update (the node is held, in ERROR...)

@@ -69,6 +69,9 @@ class StepRequest(BaseModel):
     lost_run: int | None = None  # see BeginUse.lost_run
     workflow_name: str = ""  # the task's lab workflow, given to the driver's hooks
     hooks: str | None = None  # see TaskSpec.hooks
+    # The task reads the report of a run cancelled while its driver ran (StepCancelled: since when it
+    # ran, for the timeline); a task of older code asked without it and takes a plain cancel.
+    report_cancel: bool = False
 
 
 def make_task_spec(

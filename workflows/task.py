@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from .task_alarms import TaskAlarms
     from .task_steps import (
         activity_options,
+        cancelled_while_running,
         is_worker_lost,
         last_beat,
         lost_while_waiting,
@@ -217,6 +218,10 @@ class TaskWorkflow(TaskAlarms):
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise
+            report = report_of(error.cause)
+            if cancelled_while_running(error.cause) and report and workflow.cancellation_reason() is not None:
+                record.take(report, StepOutcome.CANCELLED)  # since when it ran: the timeline's bar
+                raise asyncio.CancelledError() from None
             return await self._on_failure(record, error)
         self.memory.lost_runs.pop(index, None)
         record.take(report, StepOutcome.SUCCEEDED)

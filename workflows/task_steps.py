@@ -17,6 +17,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ..engine.contracts import (
         COMMAND_REFUSED,
+        STEP_CANCELLED,
         STEP_FAILED,
         WAITING_INTERRUPTED,
         WORKER_LOST,
@@ -49,6 +50,7 @@ def step_request(spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: da
         lost_run=memory.lost_runs.get(index),
         workflow_name=spec.workflow_name,
         hooks=spec.hooks,
+        report_cancel=True,
     )
 
 
@@ -108,10 +110,15 @@ def next_execution(cause: BaseException | None, report: StepReport | None) -> Ne
 
 
 def report_of(cause: BaseException | None) -> StepReport | None:
-    """The report a failed run carries: what its driver did, and when."""
-    if isinstance(cause, ApplicationError) and cause.type == STEP_FAILED and cause.details:
+    """The report a failed (or cancelled) run carries: what its driver did, and when."""
+    if isinstance(cause, ApplicationError) and cause.type in (STEP_FAILED, STEP_CANCELLED) and cause.details:
         return StepReport.model_validate(cause.details[0])
     return None
+
+
+def cancelled_while_running(cause: BaseException | None) -> bool:
+    """The task's cancel reached the step while its driver ran: its report says since when."""
+    return isinstance(cause, ApplicationError) and cause.type == STEP_CANCELLED
 
 
 def refusal(state: TaskState, command: str, reason: str | None = None) -> ApplicationError:

@@ -24,6 +24,7 @@ PACKAGE = Path(contracts.__file__).resolve().parents[1]
 ACTIVITY_CLASSES = (StepActivities, NodeActivities, NotifyActivities, WatchActivities)
 ERROR_TYPES = {
     "STEP_FAILED",
+    "STEP_CANCELLED",
     "WORKER_LOST",
     "WAITING_INTERRUPTED",
     "LEDGER_REFUSAL",

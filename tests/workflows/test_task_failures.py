@@ -134,7 +134,12 @@ async def test_cancel_aborts_the_running_step_and_frees_the_node(
     assert described.typed_search_attributes.get(TASK_STATE) == "CANCELLED"
     assert status.state is TaskState.CANCELLED
     assert status.reason == "cancelled by alice: wrong plate"
-    assert status.steps[0].outcome is StepOutcome.CANCELLED
+    cancelled = status.steps[0]
+    assert cancelled.outcome is StepOutcome.CANCELLED
+    # It ran, and the record says from when to when: the timeline draws its run bar.
+    assert cancelled.started_at is not None and cancelled.finished_at is not None
+    assert cancelled.started_at < cancelled.finished_at and cancelled.attempts == 1
+    assert (cancelled.message or "").startswith("cancelled while running")
     (aborted,) = JOURNAL.runs(a, running.id)
     assert aborted.aborted
     assert result.state is TaskState.FINISHED
