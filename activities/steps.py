@@ -112,7 +112,10 @@ class StepActivities:
                 raise
             await self._flush_close(node_id, waiter)
             gate.step_back(waiter)
-            return str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], str):
+                gate.prefer(cause.details[0])  # the node is kept for that step: it goes first when it comes
+            return str(cause.message if isinstance(cause, ApplicationError) else exc)
         _resolve(waiter.handed_close)
         waiter.handed_close = None
         # A lost run has no report: where the operator's "next" goes is said here (the node's answer).

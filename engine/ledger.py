@@ -20,6 +20,7 @@ from .ledger_models import (
     Holder,
     HolderAnswer,
     HolderCheck,
+    KeptFor,
     LedgerRefusal,
     LedgerState,
     NodeCommand,
@@ -34,6 +35,10 @@ from .ledger_models import (
 )
 from .states import NodeMachine, NodeState
 
+# How long a restarted node is kept for the step its operator runs again: the step's retry is scheduled
+# as the restart is asked for, and reaches the node within seconds unless its task was cancelled.
+KEPT_FOR_S = 120.0
+
 __all__ = [
     "BeginUse",
     "BeginVerdict",
@@ -41,6 +46,7 @@ __all__ = [
     "Holder",
     "HolderAnswer",
     "HolderCheck",
+    "KeptFor",
     "Ledger",
     "LedgerRefusal",
     "LedgerState",
@@ -72,7 +78,9 @@ class Ledger:
 
     # --- beginning a use ---------------------------------------------------------------------------
 
-    def check_begin(self, request: BeginUse) -> None:
+    def check_begin(self, request: BeginUse, now: datetime | None = None) -> None:
+        """Refuse a begin the node cannot take now (LedgerRefusal, saying why); `now` ends a keeping
+        for a retry that did not come (without it, a keeping counts whatever its age)."""
         holder = self.state.holder.key if self.state.holder else None
         if holder == request.key:
             return  # the same begin again (a lost response retried): idempotent
@@ -87,6 +95,13 @@ class Ledger:
             raise LedgerRefusal(
                 f"node {self.state.node_id} is {self.state.state.value}{why}: waiting for a restart"
             )
+        kept = self.state.kept_for
+        if kept is not None and kept.step != step_of(request.key) and not _kept_too_long(kept, now):
+            raise LedgerRefusal(
+                f"node {self.state.node_id} is kept for {kept.step.replace('/', ' step ')}, which an "
+                "operator chose to run again after the restart",
+                kept_for=kept.step,
+            )
         if holder is None or holder.same_step(request.key):
             return
         if request.close is not None and request.close.key == holder:
@@ -94,7 +109,7 @@ class Ledger:
         raise LedgerRefusal(f"node {self.state.node_id} is in use by {holder}")
 
     def begin(self, request: BeginUse, now: datetime) -> BeginVerdict:
-        self.check_begin(request)
+        self.check_begin(request, now)
         current = self.state.holder
         if current is not None and current.key == request.key:
             return BeginVerdict.GRANTED
@@ -126,6 +141,7 @@ class Ledger:
         return previous.attempt < request.max_attempts and request.key.attempt <= request.max_attempts
 
     def _hold(self, request: BeginUse, now: datetime) -> None:
+        self.state.kept_for = None  # kept for this step, or kept too long: either way it is over
         if self.machine.state is NodeState.OFFLINE:
             self.machine.trigger("come_online")
         self.state.holder = None
@@ -348,15 +364,25 @@ class Ledger:
         self.machine.trigger("restart")
         self._sync()
 
-    def finish_restart(self, ok: bool, message: str | None) -> None:
+    def finish_restart(
+        self, ok: bool, message: str | None, now: datetime | None = None, retry_of: str | None = None
+    ) -> None:
+        """The restart ended. Asked for by a task whose operator runs its failed step again (`retry_of`),
+        the node is kept for that step: the steps that waited meanwhile must not take it first."""
         self.state.restarts += 1
         if ok:
             self.machine.trigger("recovered")
             self.state.reason = None
+            if retry_of is not None and now is not None:
+                self.state.kept_for = KeptFor(step=retry_of, since=now)
         else:
             self.machine.trigger("fail")
             self.state.reason = f"restart failed: {message or 'no message'}"
         self._sync()
+
+
+def _kept_too_long(kept: KeptFor, now: datetime | None) -> bool:
+    return now is not None and (now - kept.since).total_seconds() > KEPT_FOR_S
 
 
 def step_of(key: UseKey) -> str:

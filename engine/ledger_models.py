@@ -22,7 +22,12 @@ ENDED_RUNS_KEPT = 500
 
 
 class LedgerRefusal(TaskSchedulerError):
-    """The node cannot be used now."""
+    """The node cannot be used now. `kept_for`: the step the node is kept for (an operator's retry),
+    which the hosting worker's gate then lets go first."""
+
+    def __init__(self, message: str | None = None, kept_for: str | None = None) -> None:
+        super().__init__(message)
+        self.kept_for = kept_for
 
 
 class UseKey(BaseModel):
@@ -183,6 +188,7 @@ class LedgerState(BaseModel):
     reachable: bool = True
     unreachable_since: datetime | None = None
     unreachable_reason: str | None = None
+    kept_for: KeptFor | None = None  # restarted for an operator's retry: that step goes first
 
 
 class NodeCommand(BaseModel):
@@ -192,6 +198,17 @@ class NodeCommand(BaseModel):
     only_if_error: bool = False
     by: str | None = None
     worker: WorkerInfo | None = None  # come_online: the worker that now hosts the node
+    # A task's restart request after its operator chose to run the failed step again: "task/step"
+    # (step_of), for which the restarted node is kept (LedgerState.kept_for).
+    retry_of: str | None = None
+
+
+class KeptFor(BaseModel):
+    """The node, restarted for an operator's retry, is kept for that step until it begins (or for
+    KEPT_FOR_S at most: its task may have been cancelled meanwhile)."""
+
+    step: str  # "task/step" (step_of)
+    since: datetime
 
 
 class Reachability(BaseModel):

@@ -119,7 +119,7 @@ class NodeWorkflow:
 
     @begin_use.validator
     def _validate_begin_use(self, request: BeginUse) -> None:
-        _refuse_on(self.ledger.check_begin, request)
+        _refuse_on(self.ledger.check_begin, request, workflow.now())
 
     @workflow.update(name=END_USE)
     def end_use(self, request: EndUse) -> bool:
@@ -232,7 +232,7 @@ class NodeWorkflow:
             )
         except ActivityError as error:
             result = NodeCommandResult(ok=False, message=str(error.cause or error))
-        self.ledger.finish_restart(result.ok, result.message)
+        self.ledger.finish_restart(result.ok, result.message, workflow.now(), command.retry_of)
 
     async def _check_holder(self) -> None:
         holder = self.ledger.state.holder
@@ -262,7 +262,8 @@ def _refuse_on(check: object, *args: object) -> None:
     try:
         check(*args)  # type: ignore[operator]
     except LedgerRefusal as refusal:
-        raise ApplicationError(refusal.message, type=LEDGER_REFUSAL, non_retryable=True) from None
+        kept_for = [refusal.kept_for] if refusal.kept_for else []
+        raise ApplicationError(refusal.message, *kept_for, type=LEDGER_REFUSAL, non_retryable=True) from None
 
 
 async def signal_ledger(node_id: str, signal: Any, arg: Any) -> None:

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         TASK_WORKFLOW_TYPE,
     )
     from ..engine.explain import accounted_reason, current_details, cut_off_reason, unaccounted_refusal
-    from ..engine.ledger import NodeCommand, RunAccounted, UseKey
+    from ..engine.ledger import NodeCommand, RunAccounted, UseKey, step_of
     from ..engine.models import NextExecution
     from ..engine.notifications import Event, task_finished_notification
     from ..engine.states import TaskMachine, TaskState
@@ -260,13 +260,21 @@ class TaskWorkflow(TaskAlarms):
         await self._await_decision(record)
         decision = self.memory.decision
         assert decision is not None
-        # The failure left the node in ERROR: the operator's continue is the check that clears it.
-        command = NodeCommand(node_id=record.node, only_if_error=True, by=self.status.task_id)
+        again = decision.mode == "retry" or next_step is NextExecution.SELF
+        # The failure left the node in ERROR: the operator's continue is the check that clears it. The
+        # node is then kept for the step run again: the steps that waited meanwhile must not go first.
+        key = UseKey(task_id=self.status.task_id, step_index=record.index, run=record.runs)
+        command = NodeCommand(
+            node_id=record.node,
+            only_if_error=True,
+            by=self.status.task_id,
+            retry_of=step_of(key) if again else None,
+        )
         await signal_ledger(record.node, NodeWorkflow.request_restart, command)
         self.status.reason = None
         self._transition("recover")
         self.memory.decision = None  # carried out: the next failure waits for a decision of its own
-        if decision.mode == "retry" or next_step is NextExecution.SELF:
+        if again:
             return record.index
         record.outcome = StepOutcome.SKIPPED
         return record.index + 1

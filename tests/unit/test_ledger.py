@@ -8,6 +8,7 @@ import pytest
 
 from task_scheduler import NodeState
 from task_scheduler.engine.ledger import (
+    KEPT_FOR_S,
     BeginUse,
     BeginVerdict,
     EndUse,
@@ -260,6 +261,33 @@ def test_ledger_restart_that_succeeds_makes_the_node_available(ledger: Ledger) -
     assert ledger.state.reason is None
     assert ledger.state.restarts == 1
     assert ledger.begin(begin(key("t2")), at(5)) is BeginVerdict.GRANTED
+
+
+def test_ledger_restarted_for_a_retry_is_kept_for_that_step(ledger: Ledger) -> None:
+    """An operator's retry: the restarted node waits for that step; others are told why, and which step
+    their worker's gate should let go first."""
+    failed_node(ledger)
+    ledger.start_restart()
+    ledger.finish_restart(ok=True, message=None, now=at(10), retry_of="t1/0")
+
+    with pytest.raises(LedgerRefusal, match="kept for t1 step 0") as refused:
+        ledger.check_begin(begin(key("t2")), at(11))
+    assert refused.value.kept_for == "t1/0"
+    assert ledger.begin(begin(key("t1", run=2)), at(12)) is BeginVerdict.GRANTED
+    assert ledger.state.kept_for is None  # its step began: the node is in the line's order again
+    ledger.end(EndUse(key=key("t1", run=2), succeeded=True), at(13))
+    assert ledger.begin(begin(key("t2")), at(14)) is BeginVerdict.GRANTED
+
+
+def test_ledger_kept_for_a_retry_that_never_comes_serves_the_others_after_a_while(ledger: Ledger) -> None:
+    failed_node(ledger)
+    ledger.start_restart()
+    ledger.finish_restart(ok=True, message=None, now=at(10), retry_of="t1/0")  # then t1 was cancelled
+
+    with pytest.raises(LedgerRefusal):
+        ledger.check_begin(begin(key("t2")), at(10 + KEPT_FOR_S))
+    assert ledger.begin(begin(key("t2")), at(11 + KEPT_FOR_S)) is BeginVerdict.GRANTED
+    assert ledger.state.kept_for is None
 
 
 def test_ledger_restart_that_fails_leaves_the_node_in_error(ledger: Ledger) -> None:

@@ -276,3 +276,29 @@ async def test_a_driver_returning_3_mib_fails_its_step_cleanly_and_the_task_goes
 
     assert result.state is TaskState.FINISHED
     assert result.outputs[0] == {}
+
+
+async def test_a_retried_step_goes_first_after_the_restart_even_before_a_higher_priority_waiter(
+    temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
+) -> None:
+    """The operator retries a failed step: the node is restarted and kept for that step, so a task
+    that waited meanwhile (here with a higher priority, which the node's line would put first) does
+    not use the device between the operator's check and the retry."""
+    lab = make_lab({"one": ["a"]})
+    a = lab.node("a")
+    JOURNAL.fail_next(a)
+    async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)) as worker:
+        failed = await start_task(lab, "one", {"sleep_s": 0.05})
+        await reaches(failed, TaskState.ERROR)
+        urgent = await start_task(lab, "one", {"sleep_s": 0.05}, priority=5)
+        await wait_until(lambda: worker.host.gates[a].waiting, what="the urgent task to wait for the node")
+
+        await failed.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry", by="operator"))
+        results = await asyncio.wait_for(asyncio.gather(failed.result(), urgent.result()), RESULT_TIMEOUT_S)
+        ledger = await ledger_once_idle(temporal_client, a)
+
+    assert [r.state for r in results] == [TaskState.FINISHED, TaskState.FINISHED]
+    retry = JOURNAL.runs(a, failed.id)[-1]
+    (after,) = JOURNAL.runs(a, urgent.id)
+    assert retry.ended <= after.started, "the waiting task used the node before the operator's retry"
+    assert ledger.kept_for is None and ledger.restarts == 1
