@@ -16,6 +16,7 @@ from .ledger_models import (
     RECENT_USES_KEPT,
     BeginUse,
     BeginVerdict,
+    CutOff,
     EndUse,
     Holder,
     HolderAnswer,
@@ -42,6 +43,7 @@ KEPT_FOR_S = 120.0
 __all__ = [
     "BeginUse",
     "BeginVerdict",
+    "CutOff",
     "EndUse",
     "Holder",
     "HolderAnswer",
@@ -175,15 +177,28 @@ class Ledger:
         """The holder's driver did not stop when asked to abort: its use is not over. It joins the runs
         cut off while their driver ran (see cut_off_use), the node closed in ERROR until its end."""
         holder = self.state.holder
-        if holder is None or holder.key != request.key:
-            return False  # already given up as cut off by its task, or never held
+        if holder is not None and holder.key == request.key:
+            self._fail(cut_off=CutOff(**holder.model_dump(), reason=request.message))
+            return True
+        cut = next((c for c in self.state.cut_off if c.key == request.key), None)
+        if cut is None:
+            return False  # never held
+        # Its task gave it up as cut off first: the driver not stopping is why, not a lost link.
+        cut.reason = request.message
+        self.state.reason = self._cut_off_text()
+        return True
+
+    def _fail(self, reason: str | None = None, cut_off: CutOff | None = None) -> None:
+        """The holder's use is over for the ledger without its end: the node goes to ERROR until an
+        operator restarts it, saying why. A use `cut_off` stays open, and the node closed, until it is
+        accounted for (the reason is then the cut-off uses' own)."""
+        if cut_off is not None:
+            self.state.cut_off.append(cut_off)
         self.state.holder = None
-        self.state.cut_off.append(holder)
         self._sync()
         self.machine.trigger("fail")
-        self.state.reason = request.message
+        self.state.reason = reason or self._cut_off_text()
         self._sync()
-        return True
 
     def _close(self, request: EndUse, now: datetime) -> None:
         holder = self.state.holder
@@ -225,11 +240,7 @@ class Ledger:
             return False
         self._record(holder, now, "lost")
         self._count_lost(now)
-        self.state.holder = None
-        self._sync()
-        self.machine.trigger("fail")
-        self.state.reason = reason
-        self._sync()
+        self._fail(reason)
         return True
 
     # --- uses cut off while their driver ran --------------------------------------------------------
@@ -245,14 +256,10 @@ class Ledger:
         if holder is None or not holder.key.same_step(key) or holder.key.run != key.run:
             self._report(self._accounted_from_record(key))
             return
-        self.state.holder = None
-        self.state.cut_off.append(holder)
-        self._sync()
-        self.machine.trigger("fail")
-        self.state.reason = self._cut_off_text()
-        self._sync()
-        if self._replaced(holder):
-            self._account_unknown(holder, now, "its worker process was replaced before the run reported")
+        cut = CutOff(**holder.model_dump())
+        self._fail(cut_off=cut)
+        if self._replaced(cut):
+            self._account_unknown(cut, now, "its worker process was replaced before the run reported")
 
     def withdraw(self, key: UseKey) -> None:
         """A task gave up a run that was waiting for the node (its heartbeat stopped) and asks for a
@@ -277,7 +284,7 @@ class Ledger:
         self._after_accounting(f"{cut.key} was cut off; its end arrived late ({outcome.value.lower()})")
         return True
 
-    def _account_unknown(self, cut: Holder, now: datetime, why: str) -> None:
+    def _account_unknown(self, cut: CutOff, now: datetime, why: str) -> None:
         self._record(cut, now, "lost")
         self._count_lost(now)
         self.state.cut_off.remove(cut)
@@ -314,12 +321,18 @@ class Ledger:
         self.state.to_report.append(accounted.model_copy(update={"node_id": self.state.node_id}))
 
     def _cut_off_text(self) -> str:
-        runs = "; ".join(f"{c.key} on {c.worker.label if c.worker else 'its PC'}" for c in self.state.cut_off)
-        return (
-            f"node {self.state.node_id} is closed: a run was cut off while its driver ran ({runs}); it may "
-            "still be running there. The node stays closed until that run's end is known: its PC reports "
-            "back when the link returns, or its worker is restarted"
-        )
+        """Why the node is closed: each use kept open says its own reason (a driver that did not stop),
+        and the runs cut off from their PC are said together."""
+        own = [c.reason for c in self.state.cut_off if c.reason]
+        unheard = [c for c in self.state.cut_off if not c.reason]
+        if unheard:
+            runs = "; ".join(f"{c.key} on {c.worker.label if c.worker else 'its PC'}" for c in unheard)
+            own.append(
+                f"node {self.state.node_id} is closed: a run was cut off while its driver ran ({runs}); it "
+                "may still be running there. The node stays closed until that run's end is known: its PC "
+                "reports back when the link returns, or its worker is restarted"
+            )
+        return "; ".join(own)
 
     # --- the node's life ---------------------------------------------------------------------------
 

@@ -99,6 +99,14 @@ class Holder(BaseModel):
     worker: WorkerInfo | None = None
 
 
+class CutOff(Holder):
+    """A use kept open although its step is over for the task: its driver may still be running (its PC
+    lost the link, or it did not stop when asked to abort). `reason`: why, when it is not the lost link
+    (a driver that did not stop says so in its own words)."""
+
+    reason: str | None = None
+
+
 class NodeStats(BaseModel):
     calls: int = 0
     successes: int = 0
@@ -173,7 +181,7 @@ class LedgerState(BaseModel):
     ended_runs: dict[str, int] = Field(default_factory=dict)  # "task/step" -> latest run whose use ended
     # Uses given up as cut off whose driver may still be running on a PC the server cannot reach: the
     # node stays closed (no restart, no other step) until each is accounted for.
-    cut_off: list[Holder] = Field(default_factory=list)
+    cut_off: list[CutOff] = Field(default_factory=list)
     to_report: list[RunAccounted] = Field(default_factory=list)  # accountings not yet sent to their task
     # "task/step" -> the latest run its task gave up while it waited (its heartbeat stopped): a stale
     # waiter of that run, still alive in a worker that was cut off, must never begin.
