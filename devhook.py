@@ -1,6 +1,7 @@
 """The `dev` stack's own notification receiver: the demo lab's notifications.json sends to a JSON
 webhook on this machine (`json://127.0.0.1:8765/...`); `dev` listens there and prints each message,
-so a new user sees a notification arrive without setting up Slack or email first."""
+so a new user sees a notification arrive without setting up Slack or email first. A port that is taken
+already (the lab's own receiver, another `dev`) is left to whoever holds it."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def local_webhook(config: NotificationsConfig) -> tuple[str, int, str] | None:
 
 
 @contextlib.contextmanager
-def printing_webhook(port: int, log: Any = print) -> Iterator[None]:
-    """Receive POSTs on 127.0.0.1:`port` and print each notification's title and body."""
+def printing_webhook(port: int, log: Any = print) -> Iterator[bool]:
+    """Receive POSTs on 127.0.0.1:`port` and print each notification's title and body. Yields whether
+    it listens: False when the port is taken, and the notifications go to whoever listens there."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -44,11 +46,15 @@ def printing_webhook(port: int, log: Any = print) -> Iterator[None]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the access log of a demo receiver is noise
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError:  # taken: EADDRINUSE, or a port this user may not open
+        yield False
+        return
     thread = threading.Thread(target=server.serve_forever, name="dev-webhook", daemon=True)
     thread.start()
     try:
-        yield
+        yield True
     finally:
         server.shutdown()
         server.server_close()

@@ -112,7 +112,6 @@ async def serve(
         api_task = asyncio.create_task(api.serve())
         hook = local_webhook(stack.lab.notifications)
         ui_url = server.ui_url if server is not None else settings.temporal_ui_url
-        print(banner(settings, ui_url, stack.state_dir, token, hook), flush=True)
         options = WorkerOptions(
             lab=stack.lab,
             emulate=stack.emulate,
@@ -121,7 +120,8 @@ async def serve(
             observers=stack.observers,
         )
         try:
-            with printing_webhook(hook[1]) if hook else contextlib.nullcontext():
+            with printing_webhook(hook[1]) if hook else contextlib.nullcontext(False) as listening:
+                print(banner(settings, ui_url, stack.state_dir, token, hook, listening), flush=True)
                 await run_worker(client, options, stop, on_ready=on_ready)
         finally:
             stopping.cancel()
@@ -146,10 +146,15 @@ async def _stop_on_signals(stop: asyncio.Event, on_exit: Callable[[], None] | No
 
 
 def banner(
-    settings: Settings, ui_url: str | None, state_dir: Path, token: str, hook: tuple[str, int, str] | None
+    settings: Settings,
+    ui_url: str | None,
+    state_dir: Path,
+    token: str,
+    hook: tuple[str, int, str] | None,
+    listening: bool = True,
 ) -> str:
     api = f"http://{_shown_host(settings.api_host)}:{settings.api_port}"
-    notifications = f"{hook[0]} (received and printed here)" if hook else "none configured"
+    notifications = _notifications_line(hook, listening)
     lines = [
         "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
         f"  lab page     {api}/lab   (sign in with the admin token below, or make one:"
@@ -164,6 +169,15 @@ def banner(
     if settings.api_host == "0.0.0.0":
         lines.insert(3, "               (on every interface: the address allowlist says who may call)")
     return "\n".join(lines)
+
+
+def _notifications_line(hook: tuple[str, int, str] | None, listening: bool) -> str:
+    """Where the lab's notifications go that `dev` prints (a JSON webhook on this machine), or not."""
+    if hook is None:
+        return "none configured"
+    if listening:
+        return f"{hook[0]} (received and printed here)"
+    return f"{hook[0]} (port {hook[1]} is taken: whatever listens there receives them, not printed here)"
 
 
 def _shown_host(host: str) -> str:

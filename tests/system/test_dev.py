@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from dev_stack import DevStack, fast_demo_lab, is_alive, wait_until
+from notify_receivers import webhook_receiver
 
 from task_scheduler.devserver import free_port
 
@@ -102,3 +103,29 @@ def test_dev_prints_the_notification_of_a_step_that_needs_an_operator(tmp_path: 
         assert stack.interrupt() == 0, stack.output()
     finally:
         stack.cleanup()
+
+
+def test_dev_leaves_a_taken_webhook_port_to_the_lab_s_own_receiver(tmp_path: Path) -> None:
+    """The lab's own receiver already listens on the port of its notifications.json's local webhook
+    (or another `dev` does): `dev` says so in one line, runs all the same, and the receiver keeps
+    getting the lab's notifications."""
+    with webhook_receiver() as receiver:
+        lab = fast_demo_lab(tmp_path / "lab", speed=0.1, notify_port=receiver.port)
+        stack = DevStack(config=lab, state_dir=tmp_path / "state")
+        try:
+            stack.start()
+            taken = f"(port {receiver.port} is taken: whatever listens there receives them, not printed here)"
+            assert taken in stack.output()
+            assert "Address already in use" not in stack.output()
+            with stack.client() as http:
+                body = {"workflow_name": "prepare-plate", "args": {"plate": "P2", "volume_ul": 5000}}
+                task_id = http.post("/tasks", json=body).json()["task_id"]
+                wait_until(
+                    lambda: any(task_id in m.get("message", "") for m in receiver.messages()),
+                    "the lab's receiver to get the task's notification",
+                    timeout_s=30,
+                )
+            assert "[notification]" not in stack.output()
+            assert stack.interrupt() == 0, stack.output()
+        finally:
+            stack.cleanup()
