@@ -112,7 +112,7 @@ class NodeHost:
         self._threads = {node_id: DriverThread(f"node-{node_id}") for node_id in nodes}
         # Per node: the driver call that did not stop when asked to abort, until its end is recorded.
         self._stuck: dict[str, asyncio.Task[None]] = {}
-        # Ends of uses sent after their step returned (StepActivities._end_in_background).
+        # Ends of uses sent after their step returned (NodeUses.end_in_background).
         self._ending: set[asyncio.Task[None]] = set()
         self._flush_now = asyncio.Event()
 

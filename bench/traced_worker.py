@@ -15,10 +15,19 @@ from typing import Any
 from temporalio import activity
 
 from task_scheduler import cli
-from task_scheduler.activities import heartbeat, steps
+from task_scheduler.activities import heartbeat, steps, uses
 
 TRACE = Path(os.environ.get("BENCH_TRACE", "trace.log")).resolve()
-PHASES = ("_acquire", "_wait_turn", "_begin", "_use", "_drive", "_finish", "_end")
+# (owner, method, the phase's name in the trace: bench/phases.py reads these)
+PHASES: tuple[tuple[type, str, str], ...] = (
+    (steps.StepActivities, "_acquire", "_acquire"),
+    (steps.StepActivities, "_wait_turn", "_wait_turn"),
+    (uses.NodeUses, "begin", "_begin"),
+    (steps.StepActivities, "_use", "_use"),
+    (steps.StepActivities, "_drive", "_drive"),
+    (uses.NodeUses, "finish", "_finish"),
+    (uses.NodeUses, "end", "_end"),
+)
 
 
 def mark(label: str) -> None:
@@ -30,16 +39,17 @@ def mark(label: str) -> None:
         trace.write(f"{time.time():.6f} {info.workflow_id} {info.activity_id} {label}\n")
 
 
-def timed(owner: type, name: str) -> None:
+def timed(owner: type, name: str, phase: str | None = None) -> None:
     original: Callable[..., Any] = getattr(owner, name)
+    label = phase or name
 
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        mark(f"{name}>")
+        mark(f"{label}>")
         try:
             return await original(*args, **kwargs)
         finally:
-            mark(f"{name}<")
+            mark(f"{label}<")
 
     setattr(owner, name, wrapper)
 
@@ -53,8 +63,8 @@ def counted_heartbeat(original: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-for phase in PHASES:
-    timed(steps.StepActivities, phase)
+for owner, method, phase in PHASES:
+    timed(owner, method, phase)
 timed(heartbeat.Heartbeat, "__aenter__")
 timed(heartbeat.Heartbeat, "__aexit__")
 activity.heartbeat = counted_heartbeat(activity.heartbeat)

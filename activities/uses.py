@@ -1,0 +1,136 @@
+"""The records of a node's uses in its ledger, as the step activity makes them through the node's gate:
+the begin of a use (with the end of the use handed over, in the same round trip), and the end, sent at
+once, with the next waiter's begin, or alone a moment later; sent until it arrives, even after a
+cancel, since the end is what lets the node be used again."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from ..engine.contracts import BEGIN_USE, END_USE, LEDGER_REFUSAL, WORKER_LOST
+from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey
+from .driving import next_execution
+from .gate import NodeGate, Waiter
+from .host import NodeHost
+from .ledger_client import LedgerClient
+
+
+class NodeUses:
+    """Begins and ends of the uses of the nodes a worker hosts, in their ledgers."""
+
+    def __init__(self, host: NodeHost) -> None:
+        self.host = host
+        self.ledgers = LedgerClient(host.client, host.workflow_task_queue)
+
+    async def begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
+        """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
+        try:
+            verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
+        except WorkflowUpdateFailedError as exc:
+            if not _is_refusal(exc):
+                raise
+            await self.flush_close(node_id, waiter)
+            gate.step_back(waiter)
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], str):
+                gate.prefer(cause.details[0])  # the node is kept for that step: it goes first when it comes
+            return str(cause.message if isinstance(cause, ApplicationError) else exc)
+        resolve(waiter.handed_close)
+        waiter.handed_close = None
+        # A lost run has no report: where the operator's "next" goes is said here (the node's answer).
+        lost = {"next": next_execution(self.host.node(node_id)).value}
+        if verdict is BeginVerdict.LOST_PREVIOUS:
+            raise ApplicationError(
+                f"worker lost during step {begin.key.step_index + 1}: its earlier run began on node "
+                f"{node_id} and never ended; an operator must check the node and continue the task",
+                lost,
+                type=WORKER_LOST,
+                non_retryable=True,
+            )
+        if verdict is BeginVerdict.RAN_BEFORE:
+            raise ApplicationError(
+                f"worker lost during step {begin.key.step_index + 1}: its earlier run used node {node_id} "
+                "to the end, but its outcome never reached the task; an operator must check the step's "
+                "result and continue the task (next if it was done, retry if not)",
+                lost,
+                type=WORKER_LOST,
+                non_retryable=True,
+            )
+        return None
+
+    async def flush_close(self, node_id: str, waiter: Waiter) -> None:
+        """The use handed to this waiter must be recorded as ended even if this waiter cannot begin."""
+        turn = waiter.turn
+        close = turn.result() if turn.done() and not turn.cancelled() else None
+        if close is not None and waiter.handed_close is not None and not waiter.handed_close.done():
+            try:
+                await self.end(node_id, close)
+            finally:
+                resolve(waiter.handed_close)
+
+    async def abandon_turn(self, node_id: str, gate: NodeGate, waiter: Waiter, key: UseKey) -> None:
+        """Leave the gate. If this step had its turn, its begin may have reached the ledger (a cancel can
+        land while the update is in flight): record that the use ended before the driver started; the
+        ledger ignores the end of a use it never granted."""
+        gate.leave(waiter)
+        if waiter.turn.done() and not waiter.turn.cancelled():
+            never_ran = EndUse(
+                key=key, succeeded=False, final=False, message="left before the driver started"
+            )
+            try:
+                await asyncio.shield(self.flush_close(node_id, waiter))
+                await asyncio.shield(self.end(node_id, never_ran))
+            finally:
+                gate.release(None)
+
+    def end_in_background(self, node_id: str, end: EndUse) -> None:
+        """A step that succeeded returns at once: the end of its use goes with the next step's begin on
+        the node (a waiter's now, or one that comes within FLUSH_S), or alone after FLUSH_S, without
+        holding the step's completion back. A worker killed before it arrives leaves the use open in
+        the ledger; the task's record of the step (SUCCEEDED) proves it ended (`recovery.ended_use`)."""
+        gate = self.host.gates[node_id]
+        if gate.hand_over(end) is not None:
+            return  # the waiter's begin records it, or its own flush if it cannot begin (flush_close)
+        gate.defer(end)
+        self.host.keep_ending(node_id, asyncio.create_task(self._flush_later(node_id, gate)))
+
+    async def _flush_later(self, node_id: str, gate: NodeGate) -> None:
+        await self.host.flush_due()
+        end = gate.take_pending()
+        if end is None:
+            return  # a step's begin carried it
+        try:
+            await self.end(node_id, end)
+        finally:
+            gate.release(None)
+
+    async def finish(self, node_id: str, end: EndUse) -> None:
+        """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""
+        gate = self.host.gates[node_id]
+        handed = gate.hand_over(end) if end.succeeded or not end.final else None
+        if handed is not None:
+            await asyncio.shield(handed)
+            return
+        try:
+            await asyncio.shield(self.end(node_id, end))
+        finally:
+            # Opened only now: a step admitted while the end is on its way would begin while the ledger
+            # still names this holder, be refused, and wait a second (a pipeline hits this often).
+            gate.release(None)
+
+    async def end(self, node_id: str, end: EndUse) -> None:
+        """The end of a use is the record that lets the node be used again (or, for a run given up as
+        cut off, what the operator decides on): it is sent until it arrives, even after a cancel."""
+        await self.ledgers.update(node_id, END_USE, end, bool, persist=True)
+
+
+def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:
+    return isinstance(exc.cause, ApplicationError) and exc.cause.type == LEDGER_REFUSAL
+
+
+def resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
