@@ -123,7 +123,8 @@ class StepBeat(BaseModel):
         try:
             return cls.model_validate(details)
         except ValidationError:  # not written by a step of ours: only its phase and `next` count
-            return cls(phase=str(details.get("phase", WAITING)), next=str(details.get("next")))
+            said = details.get("next")
+            return cls(phase=str(details.get("phase", WAITING)), next=said if isinstance(said, str) else None)
 
     def sent(self) -> dict[str, object]:
         return self.model_dump(mode="json", exclude_none=True)
