@@ -106,6 +106,7 @@ class TaskService:
             priority=spec.priority,
             args=spec.args,
             steps=[StepRecord(index=step.index, node=step.node.id) for step in spec.steps],
+            steps_total=len(spec.steps),
         )
         return self._public(status, "RUNNING", live=False)
 

@@ -21,6 +21,9 @@ async def test_start_task_returns_201_and_the_finished_task_shows_steps_and_resu
     assert started["state"] == "PENDING"
     assert started["args"] == {"plate": "P-1"}
     assert started["priority"] == 5
+    # The answer counts the steps it lists.
+    assert [s["node"] for s in started["steps"]] == [tasks.node("a"), tasks.node("b")]
+    assert (started["steps_total"], started["steps_offset"]) == (2, 0)
     task_id = started["task_id"]
     waited = (await viewer.get(f"/tasks/{task_id}/wait", params={"timeout_s": 20})).json()
     assert waited["state"] == "FINISHED"
