@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from task_scheduler import BaseNode, NodeRef, StepResult
@@ -22,6 +26,10 @@ BAD_ARGUMENT = 2  # the step's arguments are wrong: trying again cannot help
 
 class BadArgument(ValueError):
     """A step argument the device cannot accept; its message says which and why."""
+
+
+class SlotsFileError(ValueError):
+    """The hotel's slots file cannot be read: fix it, or delete it (the hotel then starts empty)."""
 
 
 class SimulatedDevice:
@@ -86,13 +94,53 @@ def _in_range(name: str, value: float, low: float, high: float, unit: str = "") 
     return value
 
 
+def read_slots(path: Path) -> dict[int, str]:
+    """Which slot held which plate when the hotel last moved one; none before its first move."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        slots = json.loads(text)["slots"]
+        return {int(slot): str(plate) for slot, plate in slots.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SlotsFileError(
+            f"cannot read the hotel's slots from {path} ({type(exc).__name__}: {exc}): it should be "
+            '{"slots": {"3": "P-001"}}; fix it, or delete it and the hotel starts empty'
+        ) from None
+
+
+def write_slots(path: Path, inventory: dict[int, str]) -> None:
+    """Replace the slots file in one step (a new file renamed over the old one): a worker killed while
+    it writes leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"slots": {str(s): p for s, p in sorted(inventory.items())}}, indent=2)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class PlateHotel(SimulatedDevice, BaseNode):
     """A plate hotel: `retrieve` a plate from its slot, or `store` it in a slot (the first free one
-    unless `slot` is given). Remembers which slot holds which plate."""
+    unless `slot` is given). Remembers which slot holds which plate; with the property `slots_file`,
+    also across restarts of its worker (the file is read at start and rewritten after each move)."""
 
     def __init__(self, id: str, name: str, properties: dict[str, Any] | None = None) -> None:
         super().__init__(id, name, properties)
-        self.inventory: dict[int, str] = {}
+        where = self.properties.get("slots_file")
+        self.slots_file = Path(str(where)).expanduser() if where else None
+        self.inventory: dict[int, str] = read_slots(self.slots_file) if self.slots_file else {}
+
+    def _moved(self) -> None:
+        if self.slots_file is not None:
+            write_slots(self.slots_file, self.inventory)
 
     def _execute(
         self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: dict[str, Any] | None = None
@@ -123,7 +171,8 @@ class PlateHotel(SimulatedDevice, BaseNode):
         where = "the load port" if slot is None else f"slot {slot}"
         self.logger.info("{}: fetching plate {} from {}", self.id, plate, where)
         self._work(0.8, f"fetching plate {plate}")
-        self.inventory.pop(slot or 0, None)
+        if self.inventory.pop(slot or 0, None) is not None:
+            self._moved()
         self.logger.success("{}: plate {} is on the transfer position", self.id, plate)
         return StepResult(message=f"plate {plate} retrieved from {where}", output={"slot": slot})
 
@@ -138,6 +187,7 @@ class PlateHotel(SimulatedDevice, BaseNode):
         self.logger.info("{}: storing plate {} in slot {}", self.id, plate, slot)
         self._work(0.8, f"storing plate {plate}")
         self.inventory[slot] = plate
+        self._moved()
         self.logger.success("{}: plate {} stored in slot {}", self.id, plate, slot)
         return StepResult(message=f"plate {plate} stored in slot {slot}", output={"slot": slot})
 

@@ -468,11 +468,16 @@ def demo_lab() -> Any:
 
 
 @pytest.fixture
-def demo_node(demo_lab: Any) -> Callable[..., BaseNode]:
-    """A fresh demo node, its durations scaled by `speed` (0: instant)."""
+def demo_node(demo_lab: Any, tmp_path: Path) -> Callable[..., BaseNode]:
+    """A fresh demo node, its durations scaled by `speed` (0: instant); the hotel keeps its slots in the
+    test's own folder."""
 
     def build(node_id: str, speed: float = 0) -> BaseNode:
-        node = build_node(demo_lab.node(node_id))
+        config = demo_lab.node(node_id)
+        if "slots_file" in config.properties:
+            properties = {**config.properties, "slots_file": str(tmp_path / f"{node_id}-slots.json")}
+            config = config.model_copy(update={"properties": properties})
+        node = build_node(config)
         node.properties["speed"] = speed
         return node
 
@@ -521,6 +526,31 @@ def test_demo_lab_hotel_remembers_its_slots(demo_node: Callable[..., BaseNode]) 
     taken = hotel.run_step(None, None, "t", {"plate": "P-3", "action": "store", "slot": 2})
     assert (taken.status, taken.message) == (1, "slot 2 already holds plate P-2")
     assert hotel.run_step(None, None, "t", {"plate": "P-2"}).message == "plate P-2 retrieved from slot 2"
+
+
+def test_demo_lab_hotel_remembers_its_slots_across_a_restart(
+    demo_node: Callable[..., BaseNode], tmp_path: Path
+) -> None:
+    hotel = demo_node("hotel")
+    hotel.run_step(None, None, "t", {"plate": "P-1", "action": "store"})
+    hotel.run_step(None, None, "t", {"plate": "P-2", "action": "store"})
+    hotel.run_step(None, None, "t", {"plate": "P-1"})  # out of slot 1 again
+
+    restarted = demo_node("hotel")  # a new worker process builds its driver anew
+
+    taken = restarted.run_step(None, None, "t", {"plate": "P-3", "action": "store", "slot": 2})
+    assert (taken.status, taken.message) == (1, "slot 2 already holds plate P-2")
+    assert restarted.run_step(None, None, "t", {"plate": "P-3", "action": "store"}).output == {"slot": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hotel-slots.json"]  # no temporary file left
+
+
+def test_demo_lab_hotel_refuses_to_start_on_a_slots_file_it_cannot_read(
+    demo_node: Callable[..., BaseNode], tmp_path: Path
+) -> None:
+    (tmp_path / "hotel-slots.json").write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(ValueError, match=r"cannot read the hotel's slots from .*hotel-slots.json"):
+        demo_node("hotel")
 
 
 @pytest.mark.parametrize(
