@@ -21,8 +21,14 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# The ports move with `make run PORT=8001 TEMPORAL_PORT=7234 UI_PORT=8234` when others use the defaults.
+PORT ?= 8000
+TEMPORAL_PORT ?= 7233
+UI_PORT ?= 8233
+
 run: $(STAMP)
-	$(BIN)/task-scheduler dev --config examples/demo-lab
+	$(BIN)/task-scheduler dev --config examples/demo-lab --port $(PORT) --temporal-port $(TEMPORAL_PORT) \
+		--ui-port $(UI_PORT)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
@@ -50,7 +56,7 @@ bench: $(STAMP)
 MYPY_TARGETS := -p task_scheduler.engine -p task_scheduler.activities -p task_scheduler.workflows \
 	-p task_scheduler.api -p task_scheduler.client -p task_scheduler.readers -p task_scheduler.glas -m task_scheduler.worker \
 	-m task_scheduler.settings -p task_scheduler.cli -m task_scheduler.devserver -m task_scheduler.devhook \
-	-m task_scheduler.devstack -m task_scheduler.lifecycle
+	-m task_scheduler.devstack -m task_scheduler.lifecycle -m task_scheduler.devstate -m task_scheduler.ports
 
 typecheck: $(STAMP)
 	mkdir -p $(VENV)/typecheck && ln -sfn ../.. $(VENV)/typecheck/task_scheduler

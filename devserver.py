@@ -37,6 +37,7 @@ from .engine.errors import (
     DevServerNotReadyError,
     TemporalBinaryNotFoundError,
 )
+from .ports import free_port, port_is_free, taken
 from .workflows.search_attributes import CUSTOM_SEARCH_ATTRIBUTES, ensure_search_attributes, type_name
 
 DEV_SERVER_DYNAMIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
@@ -101,24 +102,6 @@ def find_temporal_binary() -> str:
     if on_path is None:
         raise TemporalBinaryNotFoundError()
     return on_path
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it; another process may still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, ip: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR as the server sets it: connections in TIME_WAIT after a kill must not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return False
-        return True
 
 
 def check_bind_address(ip: str) -> None:
@@ -198,6 +181,8 @@ class DevServer:
     sqlite_pragmas: dict[str, str] = field(default_factory=lambda: dict(DEV_SERVER_SQLITE_PRAGMAS))
     log_file: Path | None = None  # None: the server's output is discarded
     binary: str = field(default_factory=find_temporal_binary)
+    # the options that move its two ports, named when one is taken (`dev` calls them otherwise)
+    port_options: tuple[str, str] = ("--port", "--ui-port")
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -269,9 +254,10 @@ class DevServer:
 
     def _check_ports_free(self) -> None:
         # The server would exit at once, but `wait_ready` could first reach whatever holds the port.
-        for port in (self.port, self.ui_port):
+        roles = ("the Temporal server", "the Temporal UI")
+        for port, what, option in zip((self.port, self.ui_port), roles, self.port_options, strict=True):
             if port is not None and not port_is_free(port, self.ip):
-                raise DevServerError(f"port {port} on {self.ip} is already in use: choose another one")
+                raise taken(port, self.ip, what, option)
 
     def _open_log(self) -> contextlib.AbstractContextManager[IO[bytes] | int]:
         if self.log_file is None:

@@ -10,7 +10,9 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +26,22 @@ from .api.security import Role, create_token
 from .api.serve import server_config
 from .devhook import local_webhook, printing_webhook
 from .devserver import DevServer
+from .devstate import RunningStack, announced, claimed, command
 from .engine.config import LabConfig
 from .engine.nodes import BaseNode
 from .lifecycle import stop_event_on_signals
+from .ports import bound, taken
 from .settings import Settings, connect
 from .worker import WorkerOptions, run_worker
 
 log = logging.getLogger("task_scheduler.dev")
 PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
+# How a user of `make run` or `task-scheduler dev` moves each port.
+_PORT_OPTION = "`make run PORT=8001`, or `task-scheduler dev --port 8001`"
+_SERVER_PORT_OPTIONS = (
+    "`make run TEMPORAL_PORT=7234`, or `task-scheduler dev --temporal-port 7234`",
+    "`make run UI_PORT=8234`, or `task-scheduler dev --ui-port 8234`",
+)
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Stack:
             port=self.temporal_port,
             ui_port=self.ui_port,
             log_file=self.state_dir / "temporal.log",
+            port_options=_SERVER_PORT_OPTIONS,
         )
 
     def settings(self, server: DevServer | None, base: Settings | None = None) -> Settings:
@@ -91,45 +102,80 @@ async def serve(
     stack: Stack,
     settings: Settings,
     app: FastAPI,
-    token: str,
     on_ready: Callable[[Client], Awaitable[None]] | None = None,
     on_exit: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM: the server (if this stack starts one), the API on `app`, a worker.
-    `on_ready` runs once everything serves; `on_exit` when the stop begins, in a thread of its own while
-    everything still serves (it may be the lab's code, which may ask the lab something)."""
-    server = stack.server()
-    if server is not None:
-        server.start()
-    try:
+    The state directory and every port are taken before anything starts or is written, so a stack that
+    cannot run says why and changes nothing. `on_ready` runs once everything serves; `on_exit` when the
+    stop begins, in a thread of its own while everything still serves (it may be the lab's code, which
+    may ask the lab something)."""
+    with claimed(stack.state_dir), _api_socket(stack) as api_socket:
+        server = stack.server()
         if server is not None:
-            await server.wait_ready()
-        client = await connect(settings)
-        app.state.client = client
-        stop = asyncio.Event()
-        stopping = asyncio.create_task(_stop_on_signals(stop, on_exit))
-        api = uvicorn.Server(server_config(app, stack.host, stack.port))
-        api_task = asyncio.create_task(api.serve())
-        hook = local_webhook(stack.lab.notifications)
-        ui_url = server.ui_url if server is not None else settings.temporal_ui_url
-        options = WorkerOptions(
-            lab=stack.lab,
-            emulate=stack.emulate,
-            task_queue=settings.task_queue,
-            drivers=stack.drivers,
-            observers=stack.observers,
-        )
+            server.start()
         try:
-            with printing_webhook(hook[1]) if hook else contextlib.nullcontext(False) as listening:
-                print(banner(settings, ui_url, stack.state_dir, token, hook, listening), flush=True)
-                await run_worker(client, options, stop, on_ready=on_ready)
+            if server is not None:
+                await server.wait_ready()
+            token = admin_token(settings, stack.state_dir)
+            await _serve(stack, settings, app, api_socket, token, on_ready, on_exit)
         finally:
-            stopping.cancel()
-            api.should_exit = True
-            await api_task
+            if server is not None:
+                server.stop()
+        print("task_scheduler stopped", flush=True)
+
+
+@contextlib.contextmanager
+def _api_socket(stack: Stack) -> Iterator[socket.socket]:
+    try:
+        sock = bound(stack.port, stack.host)
+    except OSError:
+        raise taken(stack.port, stack.host, "the API", _PORT_OPTION) from None
+    with sock:
+        yield sock
+
+
+async def _serve(
+    stack: Stack,
+    settings: Settings,
+    app: FastAPI,
+    api_socket: socket.socket,
+    token: str,
+    on_ready: Callable[[Client], Awaitable[None]] | None,
+    on_exit: Callable[[], None] | None,
+) -> None:
+    client = await connect(settings)
+    app.state.client = client
+    stop = asyncio.Event()
+    stopping = asyncio.create_task(_stop_on_signals(stop, on_exit))
+    api = uvicorn.Server(server_config(app, stack.host, stack.port))
+    api_task = asyncio.create_task(api.serve(sockets=[api_socket]))
+    hook = local_webhook(stack.lab.notifications)
+    options = WorkerOptions(
+        lab=stack.lab,
+        emulate=stack.emulate,
+        task_queue=settings.task_queue,
+        drivers=stack.drivers,
+        observers=stack.observers,
+    )
+    running = RunningStack(
+        pid=os.getpid(),
+        state_dir=str(stack.state_dir.resolve()),
+        api_url=f"http://{_shown_host(stack.host)}:{stack.port}",
+        temporal_ui_url=settings.temporal_ui_url,
+        started_at=time.time(),
+    )
+    try:
+        with (
+            printing_webhook(hook[1]) if hook else contextlib.nullcontext(False) as listening,
+            announced(running),
+        ):
+            print(banner(settings, stack.state_dir, token, hook, listening), flush=True)
+            await run_worker(client, options, stop, on_ready=on_ready)
     finally:
-        if server is not None:
-            server.stop()
+        stopping.cancel()
+        api.should_exit = True
+        await api_task
 
 
 async def _stop_on_signals(stop: asyncio.Event, on_exit: Callable[[], None] | None) -> None:
@@ -147,7 +193,6 @@ async def _stop_on_signals(stop: asyncio.Event, on_exit: Callable[[], None] | No
 
 def banner(
     settings: Settings,
-    ui_url: str | None,
     state_dir: Path,
     token: str,
     hook: tuple[str, int, str] | None,
@@ -158,13 +203,13 @@ def banner(
     lines = [
         "task_scheduler is running (Ctrl-C stops it; starting it again resumes every unfinished task)",
         f"  lab page     {api}/lab   (sign in with the admin token below, or make one:"
-        " `task-scheduler token create NAME --role operator`)",
+        f" `{command()} token create NAME --role operator`)",
         f"  API          {api}   (docs: {api}/docs)",
-        f"  Temporal UI  {ui_url}",
+        f"  Temporal UI  {settings.temporal_ui_url}",
         f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
         f"  notifications {notifications}",
         f"  admin token  {token}",
-        f"               (also in {state_dir}/token, which the CLI reads by itself)",
+        f"               (also in {state_dir}/token, which the CLI finds from any folder)",
     ]
     if settings.api_host == "0.0.0.0":
         lines.insert(3, "               (on every interface: the address allowlist says who may call)")

@@ -9,13 +9,14 @@ import os
 from pathlib import Path
 
 from ..client.http import ApiClient
+from ..devstate import RUNNING, Found, RunningStack, find
 from ..engine.config import LabConfig
 from ..engine.errors import TaskSchedulerError
 from ..engine.loader import ALL_NODES, Hosted, load_config, load_config_dir
 from ..settings import Settings
 
 DEFAULT_CONFIG_DIR = "examples/demo-lab"
-DEFAULT_STATE_DIR = ".task-scheduler"
+DEFAULT_API = "http://127.0.0.1:8000"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,20 +63,50 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api",
-        default=os.environ.get("TASK_SCHEDULER_API_URL", "http://127.0.0.1:8000"),
-        help="the API's address (default: $TASK_SCHEDULER_API_URL or http://127.0.0.1:8000)",
+        help="the API's address (default: $TASK_SCHEDULER_API_URL, else the running dev stack's, else "
+        f"{DEFAULT_API})",
     )
     parser.add_argument("--token", help="bearer token (default: $TASK_SCHEDULER_TOKEN, or the dev stack's)")
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", help=argparse.SUPPRESS)
 
 
 def api_client(args: argparse.Namespace) -> ApiClient:
-    token = args.token or os.environ.get("TASK_SCHEDULER_TOKEN") or read_file(Path(args.state_dir) / "token")
-    return ApiClient(args.api, token)
+    """The API client a command uses: the address and token given, else the dev stack's, found from any
+    folder (`devstate.find`); where each came from is said when the API cannot be reached or refuses."""
+    url, url_from = _given(args.api, "TASK_SCHEDULER_API_URL", "address")
+    token, token_from = _given(args.token, "TASK_SCHEDULER_TOKEN", "token")
+    if url is None or token is None:
+        found = dev_state(args)
+        if url is None and found.stack is not None:
+            url, url_from = found.stack.api_url, f"the address of the dev stack in {found.state_dir}/"
+        elif url is None:
+            url, url_from = (
+                DEFAULT_API,
+                f"the default address (no running dev stack in {found.where_looked()})",
+            )
+        if token is None:
+            token = read_file(found.file("token"))
+            token_from = f"the token in {found.state_dir}/" if token else f"no token ({found.where_looked()})"
+    return ApiClient(url, token, origin=f"{url_from}; {token_from}")
 
 
-def read_file(path: Path) -> str | None:
-    return path.read_text().strip() if path.exists() else None
+def _given(flag: str | None, variable: str, what: str) -> tuple[str | None, str]:
+    if flag:
+        return flag, f"the {what} given"
+    value = os.environ.get(variable)
+    return value, f"the {what} in ${variable}"
+
+
+def dev_state(args: argparse.Namespace) -> Found:
+    """The dev stack's state folder: the one `--state-dir` names, else the one found from here."""
+    if getattr(args, "state_dir", None):
+        folder = Path(args.state_dir)
+        return Found(folder, RunningStack.read(folder / RUNNING), (f"{folder}/ (--state-dir)",))
+    return find()
+
+
+def read_file(path: Path | None) -> str | None:
+    return path.read_text().strip() if path is not None and path.exists() else None
 
 
 def configure_logging(verbose: bool, log_file: Path | None = None) -> None:

@@ -11,12 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..devstate import DEFAULT_STATE_DIR
 from ..engine.errors import TaskSchedulerError
 from ..engine.loader import ALL_NODES, Hosted, NodesOfWorker
 from ..lifecycle import run_async, stop_event_on_signals
 from ..settings import connect
 from .options import (
-    DEFAULT_STATE_DIR,
     add_config_arguments,
     add_temporal_arguments,
     configure_logging,
@@ -77,7 +77,7 @@ def runs_workflows(args: argparse.Namespace) -> bool:
 def cmd_dev(args: argparse.Namespace) -> int:
     """The whole stack on one machine: the Temporal dev server (SQLite file, UI), a worker, the API."""
     from ..api.app import create_app
-    from ..devstack import Stack, admin_token, serve
+    from ..devstack import Stack, serve
     from ..glas.app import install_seed_api
 
     state_dir = Path(args.state_dir)
@@ -94,10 +94,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         emulate=args.emulate,
     )
     settings = stack.settings(stack.server())
-    token = admin_token(settings, state_dir)
     app = create_app(settings, lab=lab)
     install_seed_api(app)
-    return run_async(lambda: serve(stack, settings, app, token))
+    return run_async(lambda: serve(stack, settings, app))
 
 
 def cmd_server(args: argparse.Namespace) -> int:

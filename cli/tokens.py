@@ -7,11 +7,10 @@ import math
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ..engine.errors import TaskSchedulerError, TokenLifetimeError
 from ..settings import DAY_S, Settings
-from .options import DEFAULT_STATE_DIR, read_file
+from .options import dev_state, read_file
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -19,9 +18,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     settings = Settings()
     secret = settings.secret
-    value = secret.get_secret_value() if secret else read_file(Path(args.state_dir) / "secret")
+    found = dev_state(args)
+    value = secret.get_secret_value() if secret else read_file(found.file("secret"))
     if not value:
-        raise TaskSchedulerError("no secret: set TASK_SCHEDULER_SECRET, or run `task-scheduler dev` once")
+        raise TaskSchedulerError(
+            "no secret to sign tokens with: set TASK_SCHEDULER_SECRET (the API's), or run `task-scheduler "
+            f"dev` once (looked in {found.where_looked()})"
+        )
     print(create_token(value, args.name, Role[args.role], token_ttl_s(settings, args.role, args.ttl_days)))
     return 0
 
@@ -62,7 +65,7 @@ def add_token_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     create.add_argument(
         "--ttl-days", type=float, help="fewer days than the role's lifetime (TASK_SCHEDULER_TOKEN_TTL_S_*)"
     )
-    create.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=argparse.SUPPRESS)
+    create.add_argument("--state-dir", help=argparse.SUPPRESS)
     create.set_defaults(handler=cmd_token_create)
     revoke = token_commands.add_parser(
         "revoke-all", help="print the TASK_SCHEDULER_TOKENS_VALID_AFTER that revokes every token until now"

@@ -32,9 +32,13 @@ def _detail_text(detail: object) -> str:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str | None, timeout_s: float = 60.0) -> None:
+    """`origin` says where the address and the token came from, added to the errors it explains: a
+    connection refused, a token refused."""
+
+    def __init__(self, base_url: str, token: str | None, timeout_s: float = 60.0, origin: str = "") -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s)
+        self.origin = f" (used {origin})" if origin else ""
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.send(method, path, **kwargs).json()
@@ -44,12 +48,17 @@ class ApiClient:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise TaskSchedulerError(f"cannot reach the API at {self.http.base_url}: {exc}") from exc
+            raise TaskSchedulerError(
+                f"cannot reach the API at {self.http.base_url}{self.origin}: {exc}. Is the stack running? "
+                "Give its address with --api or $TASK_SCHEDULER_API_URL"
+            ) from exc
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail")
             except ValueError:
                 detail = response.text
+            if response.status_code == 401:
+                detail = f"{_detail_text(detail)}{self.origin}"
             raise ApiError(response.status_code, detail)
         return response
 

@@ -26,7 +26,7 @@ from temporalio.client import Client
 
 from ..api.app import MIN_SECRET_BYTES, create_app
 from ..api.serve import server_config
-from ..devstack import Stack, admin_token, dev_secret, serve
+from ..devstack import Stack, dev_secret, serve
 from ..engine.config import LabConfig
 from ..engine.seed import OrchestratorErrorCodes
 from ..lifecycle import run_async
@@ -87,8 +87,7 @@ class BaseScheduler(SeedRoutes):
         settings = stack.settings(stack.server(), base=self.settings)
         self.api.state.settings = settings
         self.api.state.lab = self.orchestrator.lab_config
-        token = admin_token(settings, stack.state_dir)
-        code = run_async(lambda: serve(stack, settings, self.api, token, self._ready, self._stopping))
+        code = run_async(lambda: serve(stack, settings, self.api, self._ready, self._stopping))
         if code:
             raise SystemExit(code)
 

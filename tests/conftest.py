@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from task_scheduler.devserver import DevServer
 
 StartDevServer = Callable[..., Awaitable[DevServer]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_user_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user state directory where running dev stacks leave a pointer for the CLI: the session's own,
+    so the stacks the tests start (and the CLI they run) never meet a developer's own `make run`."""
+    folder = tmp_path_factory.mktemp("user-state")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ LINES: list[set[str]] = [
     {"client", "devserver"},
     {"workflows", "activities"},
     {"readers"},
-    {"settings", "lifecycle", "devhook"},
+    {"settings", "lifecycle", "devhook", "devstate", "ports"},
     {"engine"},
 ]
 ABOVE_ALL = {"", "__main__"}  # the package's face (it exports the driver contract) and `python -m`

@@ -29,6 +29,7 @@ from task_scheduler.devserver import (
     namespace_retention,
 )
 from task_scheduler.engine.errors import DevServerError
+from task_scheduler.ports import PortTaken
 from task_scheduler.workflows.search_attributes import (
     CURRENT_NODE,
     CUSTOM_SEARCH_ATTRIBUTES,
@@ -175,9 +176,16 @@ async def test_devserver_wait_ready_reports_why_the_server_exited(start_dev_serv
         await start_dev_server(extra_dynamic_config={"history.transferProcessorMaxPollRPS": "not json"})
 
 
-async def test_devserver_refuses_a_port_in_use(temporal_server: DevServer) -> None:
-    with pytest.raises(DevServerError, match="already in use"):
+async def test_devserver_refuses_a_port_in_use_naming_it_its_holder_and_the_option(
+    temporal_server: DevServer,
+) -> None:
+    with pytest.raises(PortTaken) as refused:
         DevServer(port=temporal_server.port).start()
+
+    said = str(refused.value)
+    assert f"port {temporal_server.port} on 127.0.0.1 (the Temporal server) is already in use" in said
+    assert f"by pid {temporal_server.pid} (" in said and "start-dev" in said
+    assert "(--port)" in said
 
 
 def test_devserver_refuses_a_bind_address_it_cannot_serve() -> None:
@@ -192,7 +200,7 @@ def test_devserver_bound_to_every_interface_refuses_a_port_in_use_on_loopback(
 
     assert server.command()[server.command().index("--ip") + 1] == "0.0.0.0"
     assert server.address == f"127.0.0.1:{temporal_server.port}"  # local clients dial loopback
-    with pytest.raises(DevServerError, match="already in use"):
+    with pytest.raises(PortTaken, match="already in use"):
         server.start()
 
 
