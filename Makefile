@@ -6,12 +6,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test soak bench screenshots typecheck lint check-config clean
 
+# A first `make run` says what its quiet minute is for. pip's output goes to .venv/install.log and is shown
+# only if it fails: setuptools prints a note at every editable install of a package whose root is the
+# repository, and a machine's pip configuration may add warnings of its own.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	@if test -x $(BIN)/python; then echo "requirements.lock or pyproject.toml changed: updating .venv ..."; \
+	else echo "first run: installing into .venv (about a minute) ..."; fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --quiet --upgrade pip \
+	  && $(BIN)/python -m pip install --quiet -r requirements.lock \
+	  && $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . ; } >$(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "installing into $(VENV) failed (the log: $(VENV)/install.log)"; exit 1; }
+	@touch $(STAMP)
 
 # Debian's Chromium, which tests/system/test_temporal_ui.py drives headless through Playwright (Playwright's
 # own browser download cannot work on a closed network); installed once, when it is missing.
