@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
 from .engine.contracts import DEFAULT_TASK_QUEUE
+from .engine.errors import TemporalUnreachableError
 
 DAY_S = 24 * 3600.0
 Networks = Annotated[list[IPv4Network | IPv6Network], NoDecode]
@@ -120,12 +121,30 @@ class Settings(BaseSettings):
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A Temporal client with the pydantic data converter (every client of ours uses it); `runtime`: the
-    SDK runtime (a worker's serves the SDK's metrics), the default one if None."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key,
-        tls=settings.tls(),
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
+    SDK runtime (a worker's serves the SDK's metrics), the default one if None. A server that cannot be
+    reached is a TemporalUnreachableError that says where it was dialled and how to change that."""
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            api_key=settings.temporal_api_key,
+            tls=settings.tls(),
+            data_converter=pydantic_data_converter,
+            runtime=runtime,
+        )
+    except RuntimeError as exc:  # the SDK's bridge: "Failed client connect: ..."
+        if "connect" not in str(exc):
+            raise
+        raise TemporalUnreachableError(
+            f"cannot reach Temporal at {settings.temporal_address} ({_why(exc)}): start its server "
+            "(`task-scheduler server` on the lab's server PC, or `make run` for everything on one PC), or "
+            "dial another with --address or TEMPORAL_ADDRESS"
+        ) from exc
+
+
+def _why(exc: RuntimeError) -> str:
+    text = str(exc)
+    for known in ("Connection refused", "timed out", "No route to host", "dns error", "certificate"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return text

@@ -43,6 +43,7 @@ log = logging.getLogger("task_scheduler.worker")
 # A workflow cached on a killed worker would answer nothing until this timeout (10 s by default).
 STICKY_TIMEOUT = timedelta(seconds=1)
 OFFLINE_RPC_TIMEOUT = timedelta(seconds=2)
+OFFLINE_DEADLINE = timedelta(seconds=3)  # for all the hosted nodes together, on a clean stop
 # A cancellation reaches a step only in the answer to a heartbeat, and the SDK sends heartbeats at most
 # every 0.8 x the heartbeat timeout by default (24 s for 30 s): an operator's cancel must stop a driver
 # within a second or so, not half a minute later. Zero, not a second: the step's "running" heartbeat
@@ -231,15 +232,29 @@ class LabWorker:
 
     async def _announce_offline(self) -> None:
         """Best effort, on a clean stop: the ledgers of idle nodes say OFFLINE while no worker hosts them
-        (a node in use stays IN_USE; a crash announces nothing, the heartbeat timeouts tell)."""
-        for node_id in self.node_ids:
-            handle = ledger_handle(self.client, node_id)
-            try:
-                await handle.execute_update(
-                    NodeWorkflow.go_offline, NodeCommand(node_id=node_id), rpc_timeout=OFFLINE_RPC_TIMEOUT
-                )
-            except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
-                log.warning("could not mark node %s offline: %s", node_id, exc)
+        (a node in use stays IN_USE; a crash announces nothing, the heartbeat timeouts tell). All at once,
+        and for a few seconds at most: with the server gone, the client retries each call for 10 s."""
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(self._go_offline(node_id) for node_id in self.node_ids)),
+                OFFLINE_DEADLINE.total_seconds(),
+            )
+        except TimeoutError:
+            log.warning(
+                "the Temporal server did not answer within %g s: the nodes %s are not marked offline (the "
+                "lab sees this worker gone when it next looks)",
+                OFFLINE_DEADLINE.total_seconds(),
+                ", ".join(self.node_ids),
+            )
+
+    async def _go_offline(self, node_id: str) -> None:
+        handle = ledger_handle(self.client, node_id)
+        try:
+            await handle.execute_update(
+                NodeWorkflow.go_offline, NodeCommand(node_id=node_id), rpc_timeout=OFFLINE_RPC_TIMEOUT
+            )
+        except (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError) as exc:
+            log.warning("could not mark node %s offline: %s", node_id, exc)
 
     async def _start_ledger(self, node_id: str) -> WorkflowHandle[NodeWorkflow, None]:
         """The node's ledger, started if it does not run (a new lab, or one that ended)."""
@@ -317,6 +332,9 @@ async def run_worker(
 ) -> None:
     """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit.
     `on_ready` runs once the worker polls."""
+    # The SDK says "Beginning worker shutdown" at INFO once per Temporal worker (one per hosted node, one
+    # for the workflows); our own line says it once.
+    logging.getLogger("temporalio.worker._worker").setLevel(logging.WARNING)
     async with LabWorker(client, options) as worker:
         log.info("worker %s hosts nodes: %s", options.identity, ", ".join(worker.node_ids) or "none")
         if on_ready is not None:
@@ -325,3 +343,4 @@ async def run_worker(
             log.info("this worker runs no workflows: tasks progress while a worker with workflows runs")
         await stop.wait()
         log.info("stopping: running steps have %s s to finish", options.grace_s)
+    log.info("worker %s stopped", options.identity)

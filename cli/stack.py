@@ -15,7 +15,7 @@ from ..devstate import DEFAULT_STATE_DIR
 from ..engine.errors import TaskSchedulerError
 from ..engine.loader import ALL_NODES, Hosted, NodesOfWorker
 from ..lifecycle import run_async, stop_event_on_signals
-from ..settings import connect
+from ..settings import Settings, connect
 from .options import (
     add_config_arguments,
     add_temporal_arguments,
@@ -156,9 +156,12 @@ def _server_banner(server: DevServer, state_dir: Path) -> str:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    """The API alone (the lab's server PC): bound first, then a banner that says where it serves, which
+    Temporal it talks to, and whether the lab page can link the Temporal UI."""
     from ..api.app import create_app
     from ..api.serve import server_config
     from ..glas.app import install_seed_api
+    from ..ports import bound, taken
 
     configure_logging(args.verbose)
     settings = settings_from(args)
@@ -167,8 +170,26 @@ def cmd_api(args: argparse.Namespace) -> int:
     install_seed_api(app)
     import uvicorn
 
-    uvicorn.Server(server_config(app, args.host, args.port)).run()
+    config = server_config(app, args.host, args.port)
+    try:
+        sock = bound(config.port, config.host)
+    except OSError:
+        raise taken(config.port, config.host, "the API", "--port, or TASK_SCHEDULER_API_PORT") from None
+    print(_api_banner(settings, f"http://{config.host}:{config.port}"), flush=True)
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _api_banner(settings: Settings, url: str) -> str:
+    ui = settings.temporal_ui_url or "none: set TASK_SCHEDULER_TEMPORAL_UI_URL for the lab page's links to it"
+    return "\n".join(
+        [
+            f"task_scheduler API on {url} (lab page {url}/lab, docs {url}/docs; Ctrl-C stops it)",
+            f"  Temporal     {settings.temporal_address}, namespace {settings.temporal_namespace}",
+            f"  Temporal UI  {ui}",
+        ]
+    )
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -198,6 +198,10 @@ class RequestTooLargeError(InvalidRequestError):
     """The request body is too large: send at most 1 MiB (a task's `args` are at most 256 KiB of JSON)."""
 
 
+class TemporalUnreachableError(SchedulerUnavailableError):
+    """The Temporal server does not answer at the address dialled."""
+
+
 class SearchAttributesMissingError(SchedulerUnavailableError):
     """The Temporal namespace does not have the search attributes tasks need (TaskState, LabWorkflow,
     CurrentNode): run `task-scheduler setup` against it (same TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE as

@@ -139,6 +139,9 @@ async def test_api_worker_and_server_killed_in_turn_while_50_tasks_run_every_tas
     owned += [worker, api]
     worker.start()
     await api.start()
+    said = api.process.tail()
+    assert f"task_scheduler API on http://127.0.0.1:{api.port} (lab page" in said, said  # where it serves
+    assert "Temporal UI  none: set TASK_SCHEDULER_TEMPORAL_UI_URL" in said, said
     async with api.client() as http:
         await all_nodes_hosted(http, node_ids)
         ids = await start_tasks(http)

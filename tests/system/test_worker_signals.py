@@ -4,6 +4,7 @@ waiting steps back, and exits: nothing is cut off, nothing is lost."""
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 from crash_lab import MakeLab, StartWorker
 from temporalio.client import Client
@@ -38,3 +39,29 @@ async def test_sigterm_lets_the_running_step_finish_and_hands_back_the_waiting_o
     for handle in (running, waiting):
         assert [s.outcome for s in (await status(handle)).steps] == [StepOutcome.SUCCEEDED]
     assert len(lab.starts(waiting.id)) == 1
+
+
+async def test_a_named_worker_stopped_after_the_server_says_so_once_and_exits_promptly(
+    start_dev_server: Any, task_queue: str, make_lab: MakeLab, start_worker: StartWorker
+) -> None:
+    """The lab's server stopped first (a PC shut down in the wrong order): the worker does not spend the
+    client's 10 s of retries on each node it would mark offline, and says so in one line."""
+    server = await start_dev_server()
+    nodes = {name: {"worker": "pc1"} for name in ("a", "b", "c", "d")}
+    lab = make_lab(nodes=nodes, workflows={"one": ["a"]})
+    start_worker(lab, server.address, task_queue, "--workflows-only")
+    worker = start_worker(lab, server.address, task_queue, "--name", "pc1")
+
+    async def hosting() -> bool:
+        return "hosts nodes: a-" in worker.output_tail()
+
+    await wait_for(hosting, "the worker to host its nodes")
+    server.kill()
+
+    worker.process.send_signal(signal.SIGTERM)
+    # Four nodes at 10 s each took 40 s and more; the deadline for all of them together is 3 s.
+    assert worker.process.wait(timeout=30) == 0, worker.output_tail()
+    said = worker.output_tail(80)
+    assert said.count("the Temporal server did not answer within 3 s: the nodes a-") == 1, said
+    assert "Beginning worker shutdown" not in said
+    assert said.rstrip().endswith("stopped"), said
