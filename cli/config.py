@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 
 from ..engine.config import LabConfig
-from ..engine.errors import ConfigError
-from ..engine.loader import ALL_NODES, NodesOfWorker
-from .options import add_config_arguments, load_lab
+from ..engine.errors import ConfigError, ConfigProblem
+from ..engine.loader import check_config
+from ..engine.node_types import CheckCommand
+from .options import add_config_arguments, lab_files
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    """The full view (every node's type checked here), or with --worker a PC's view (its nodes' only)."""
-    lab = load_lab(args, NodesOfWorker(args.worker) if args.worker else ALL_NODES)
+    """The full view (every node's type checked here; a driver another PC needs and this one lacks is a
+    note), or with --worker a PC's view (its nodes' only)."""
+    checked = check_config(*lab_files(args), args.module, worker=args.worker)
+    lab = checked.lab
     if args.worker:
         lab.check_worker(args.worker)
     check_notification_targets(lab)
@@ -27,9 +30,18 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"{len(lab.workflows)} workflow(s):")
     for workflow in lab.workflows:
         print(f"  {workflow.name:<18} " + " -> ".join(step.node for step in workflow.steps))
-    _print_hosting(lab, args.worker)
     _print_notifications(lab)
+    _print_notes(checked.notes)
+    _print_hosting(lab, args)
     return 0
+
+
+def _print_notes(notes: list[ConfigProblem]) -> None:
+    """What this PC could not check (another PC's driver), and the command that checks it there."""
+    if notes:
+        print(f"{len(notes)} note(s), not problems:")
+        for note in notes:
+            print(f"  - {note}")
 
 
 def check_notification_targets(lab: LabConfig) -> None:
@@ -56,15 +68,16 @@ def _print_notifications(lab: LabConfig) -> None:
     )
 
 
-def _print_hosting(lab: LabConfig, worker: str | None) -> None:
-    names = lab.worker_names()
+def _print_hosting(lab: LabConfig, args: argparse.Namespace) -> None:
+    names, worker = lab.worker_names(), args.worker
     if worker is not None:
         hosted = ", ".join(n.id for n in lab.nodes_of_worker(worker))
         print(f"worker {worker} hosts: {hosted}" + ("" if names else " (no node names a worker: all)"))
     elif names:
+        command = CheckCommand(*lab_files(args), tuple(args.module)).on("NAME")
         print(
-            f"This lab has named workers ({', '.join(names)}): on each PC, run `task-scheduler config "
-            "check --worker NAME` to check its nodes' types with what that PC has installed."
+            f"This lab has named workers ({', '.join(names)}): on each PC, run `{command}` to check its "
+            "nodes' types with what that PC has installed."
         )
 
 

@@ -12,7 +12,7 @@ from ..client.http import ApiClient
 from ..devstate import RUNNING, Found, RunningStack, find
 from ..engine.config import LabConfig
 from ..engine.errors import TaskSchedulerError
-from ..engine.loader import ALL_NODES, Hosted, load_config, load_config_dir
+from ..engine.loader import ALL_NODES, Hosted, find_config_files, load_config
 from ..settings import Settings
 
 DEFAULT_CONFIG_DIR = "examples/demo-lab"
@@ -20,7 +20,8 @@ DEFAULT_API = "http://127.0.0.1:8000"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--config DIR`, or the seed's `-n nodes.json -w workflows.json`, and node modules to import."""
+    """`--config DIR`, or the seed's `-n nodes.json -w workflows.json`, and node modules to import. Paths
+    given here are relative to the current folder (a `modules` entry in nodes.json, to that file's)."""
     parser.add_argument("--config", "-c", metavar="DIR", help="folder with nodes.json and workflows.json")
     parser.add_argument("--nodes", "-n", metavar="FILE", help="path to nodes.json (the seed's -n)")
     parser.add_argument("--workflows", "-w", metavar="FILE", help="path to workflows.json (the seed's -w)")
@@ -30,17 +31,23 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="node module to import: a dotted name, a .py file or a folder (repeatable)",
+        help="node module to import: a dotted name, or a .py file or a folder, relative to the current "
+        "folder (repeatable)",
     )
+
+
+def lab_files(args: argparse.Namespace) -> tuple[Path, Path]:
+    """nodes.json and workflows.json as the command names them: `-n` and `-w`, or in `--config DIR`."""
+    if args.nodes or args.workflows:
+        if not (args.nodes and args.workflows):
+            raise TaskSchedulerError("give both -n nodes.json and -w workflows.json, or --config DIR")
+        return Path(args.nodes), Path(args.workflows)
+    return find_config_files(Path(args.config or DEFAULT_CONFIG_DIR))
 
 
 def load_lab(args: argparse.Namespace, hosted: Hosted = ALL_NODES) -> LabConfig:
     """The lab; only the `hosted` nodes' types are resolved (their driver modules imported)."""
-    if args.nodes or args.workflows:
-        if not (args.nodes and args.workflows):
-            raise TaskSchedulerError("give both -n nodes.json and -w workflows.json, or --config DIR")
-        return load_config(args.nodes, args.workflows, args.module, hosted=hosted)
-    return load_config_dir(Path(args.config or DEFAULT_CONFIG_DIR), args.module, hosted=hosted)
+    return load_config(*lab_files(args), args.module, hosted=hosted)
 
 
 def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:

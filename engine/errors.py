@@ -35,10 +35,14 @@ class ConfigProblem:
 class ConfigError(TaskSchedulerError):
     """The lab configuration is invalid: fix every problem listed, then run `task-scheduler config check`."""
 
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], notes: list[ConfigProblem] | None = None) -> None:
         self.problems = list(problems)
+        self.notes = list(notes or [])  # what could not be checked here, and where to check it
         lines = [f"{len(self.problems)} problem(s) in the lab configuration:"]
         lines += [f"  - {p}" for p in self.problems]
+        if self.notes:
+            lines.append(f"{len(self.notes)} note(s), not problems:")
+            lines += [f"  - {n}" for n in self.notes]
         super().__init__("\n".join(lines))
 
 

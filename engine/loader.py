@@ -19,14 +19,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .config import LabConfig, NodeConfig, NodesFile, WorkflowConfig, WorkflowsFile, nodes_of_worker
-from .errors import ConfigError, ConfigProblem, NodeTypeError
+from .errors import ConfigError, ConfigProblem
+from .node_types import CheckCommand, Indexed, ModuleSpec, TypeCheck
 from .notifications import NotificationsConfig, expand_variables, masked
-from .registry import ImportFailure, import_node_specs, known_types, resolve_node_type
 
 # Where node modules are looked for when the configuration names none (the seed's project layout).
 DEFAULT_NODE_FOLDERS = ("nodes", "../nodes", "../src/nodes", "src/nodes")
 # Optional, beside nodes.json: who is told what (engine/notifications.py).
 NOTIFICATIONS_FILE = "notifications.json"
+# Where the node modules given to `load_config` come from, for a problem's location: `--module`.
+COMMAND_LINE = "command line"
 
 
 class AllNodes(Enum):
@@ -49,7 +51,7 @@ class NodesOfWorker:
 # ALL_NODES (the default).
 Hosted = AllNodes | NodesOfWorker | Collection[str] | None
 
-_Indexed = list[tuple[int, NodeConfig]]  # valid nodes with their index in nodes.json
+_Indexed = Indexed
 
 
 def find_config_files(config_dir: Path) -> tuple[Path, Path]:
@@ -68,11 +70,35 @@ def load_config(
     hosted: Hosted = ALL_NODES,
 ) -> LabConfig:
     """Load and validate both files; raise ConfigError listing every problem found. Only the types of
-    the `hosted` nodes are resolved (their modules imported): see `Hosted`."""
+    the `hosted` nodes are resolved (their modules imported): see `Hosted`. `modules` are the command
+    line's (`--module`): a relative path among them is relative to the current folder."""
     if isinstance(hosted, str):
         raise TypeError("hosted is a set of node ids or NodesOfWorker(name), not a string")
     loader = _Loader(Path(nodes_path), Path(workflows_path))
     return loader.load(list(modules or []), hosted)
+
+
+@dataclass(frozen=True)
+class LabCheck:
+    """`config check`'s answer: the lab, and what it could not check on this PC (see `check_config`)."""
+
+    lab: LabConfig
+    notes: list[ConfigProblem]
+
+
+def check_config(
+    nodes_path: str | Path,
+    workflows_path: str | Path,
+    modules: list[str] | None = None,
+    worker: str | None = None,
+) -> LabCheck:
+    """The lab as `config check` sees it. With `worker`, that PC's view (`NodesOfWorker`). Without, every
+    node's type is checked here, but a driver that cannot be imported because something it imports is
+    missing on this PC, for a node that runs on a named PC, is a note for that PC rather than a problem:
+    this PC may not be that one. ConfigError lists the problems, and the notes after them."""
+    loader = _Loader(Path(nodes_path), Path(workflows_path))
+    hosted: Hosted = NodesOfWorker(worker) if worker else ALL_NODES
+    return LabCheck(loader.load(list(modules or []), hosted, lenient=worker is None), loader.notes)
 
 
 def load_config_dir(
@@ -101,12 +127,12 @@ class _Loader:
         self.workflows_path = workflows_path
         self.texts = texts or {}  # files given whole (uploads) instead of read from disk
         self.problems: list[ConfigProblem] = []
-        self._imported: dict[str, list[ImportFailure]] = {}
+        self.notes: list[ConfigProblem] = []
 
     def problem(self, file: Path, path: str, message: str) -> None:
         self.problems.append(ConfigProblem(str(file), path, message))
 
-    def load(self, extra_modules: list[str], hosted: Hosted) -> LabConfig:
+    def load(self, extra_modules: list[str], hosted: Hosted, lenient: bool = False) -> LabConfig:
         nodes_file = self._read_model(self.nodes_path, NodesFile)
         workflows_file = self._read_model(self.workflows_path, WorkflowsFile)
         parsed = nodes_file if isinstance(nodes_file, NodesFile) else NodesFile(nodes=[])
@@ -115,17 +141,22 @@ class _Loader:
         nodes = self._assign_workers(nodes, parsed.default_worker)
         node_ids = _raw_ids(nodes_file, "nodes", "id")
         self._check_ids(nodes, _duplicates(node_ids))
-        modules = [*parsed.modules, *extra_modules] or self._default_folders()
-        self._check_types(_select(nodes, hosted), modules, every=hosted is ALL_NODES)
+        modules = self._modules(parsed.modules, extra_modules)
+        types = TypeCheck(
+            self.nodes_path, CheckCommand(self.nodes_path, self.workflows_path, tuple(extra_modules)), lenient
+        )
+        types.run(_select(nodes, hosted), modules, every=hosted is ALL_NODES)
+        self.problems += types.problems
+        self.notes += types.notes
         self._check_workflows(workflows, _raw_ids(workflows_file, "workflows", "name"), set(node_ids))
         notifications_path = self.nodes_path.parent / NOTIFICATIONS_FILE
         notifications = self._notifications(notifications_path) if not self.texts else None
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError(self.problems, self.notes)
         return LabConfig(
             nodes=[n for _, n in nodes],
             workflows=[w for _, w in workflows],
-            modules=modules,
+            modules=[m.spec for m in modules],
             default_worker=parsed.default_worker,
             nodes_file=str(self.nodes_path),
             workflows_file=str(self.workflows_path),
@@ -141,7 +172,8 @@ class _Loader:
         try:
             text = self.texts[file].decode() if file in self.texts else file.read_text(encoding="utf-8")
         except OSError as exc:
-            self.problem(file, "", f"cannot read the file ({exc.strerror or exc}); check the path")
+            where = "" if file.is_absolute() else f": {file.absolute()}"
+            self.problem(file, "", f"cannot read the file ({exc.strerror or exc}{where}); check the path")
             return None
         except UnicodeDecodeError as exc:
             self.problem(file, "", f"not a UTF-8 text file ({exc.reason} at byte {exc.start})")
@@ -239,53 +271,23 @@ class _Loader:
             assigned.append((index, node))
         return assigned
 
-    def _default_folders(self) -> list[str]:
-        base = self.nodes_path.parent
-        return [f for f in DEFAULT_NODE_FOLDERS if (base / f).is_dir()]
+    def _modules(self, in_file: list[str], extra: list[str]) -> list[ModuleSpec]:
+        """The lab's modules, each with where it was named: nodes.json's `modules` (relative to its
+        folder), the command line's (relative to the current folder), or, with neither, the default
+        folders found beside nodes.json."""
+        base, file = self.nodes_path.parent, str(self.nodes_path)
+        named = [ModuleSpec(spec, file, f"$.modules[{i}]", base) for i, spec in enumerate(in_file)]
+        named += [ModuleSpec(spec, COMMAND_LINE, f"--module {spec}", Path.cwd()) for spec in extra]
+        if named:
+            return named
+        folders = [f for f in DEFAULT_NODE_FOLDERS if (base / f).is_dir()]
+        return [ModuleSpec(f, file, f"$.modules (none: the default folder {f!r})", base) for f in folders]
 
     def _check_ids(self, nodes: _Indexed, duplicated: set[str]) -> None:
         for index, node in nodes:
             if node.id in duplicated:
                 message = f"duplicate node id {node.id!r}; ids must be unique"
                 self.problem(self.nodes_path, f"$.nodes[{index}].id", message)
-
-    def _check_types(self, hosted: _Indexed, modules: list[str], every: bool) -> None:
-        """Import the lab's modules and the hosted nodes' own, then resolve the hosted nodes' types.
-
-        Hosting every node, each module of the lab must import. Hosting some, a lab module that fails
-        here (another PC's driver, its SDK absent) matters only to a hosted node whose type it leaves
-        unresolved, and that node's problem says so. Hosting none, nothing is imported.
-        """
-        if not hosted and not every:
-            return
-        failed = self._import(modules)
-        for failure in failed if every else []:
-            self.problem(self.nodes_path, "$.modules", str(failure))
-        without_module = self._import_node_modules(hosted)
-        for index, node in hosted:
-            if index in without_module:
-                continue  # its `module` problem says why
-            try:
-                resolve_node_type(node.type)
-            except NodeTypeError as exc:
-                message = _type_problem(node, exc, [] if every else failed, every)
-                self.problem(self.nodes_path, f"$.nodes[{index}].type", message)
-
-    def _import_node_modules(self, hosted: _Indexed) -> set[int]:
-        """Import the hosted nodes' own modules (all before any type is resolved); the nodes whose failed."""
-        failed = set()
-        for index, node in hosted:
-            for failure in self._import([node.module] if node.module else []):
-                self.problem(self.nodes_path, f"$.nodes[{index}].module", str(failure))
-                failed.add(index)
-        return failed
-
-    def _import(self, specs: list[str]) -> list[ImportFailure]:
-        """Import each spec once per load; what failed."""
-        for spec in specs:
-            if spec not in self._imported:
-                self._imported[spec] = import_node_specs([spec], self.nodes_path.parent)
-        return [failure for spec in specs for failure in self._imported[spec]]
 
     def _check_workflows(
         self, workflows: list[tuple[int, WorkflowConfig]], names: list[str], node_ids: set[str]
@@ -316,19 +318,6 @@ def _select(nodes: _Indexed, hosted: Hosted) -> _Indexed:
     else:
         ids = set(hosted)
     return [(index, node) for index, node in nodes if node.id in ids]
-
-
-def _type_problem(node: NodeConfig, exc: NodeTypeError, failed: list[ImportFailure], every: bool) -> str:
-    """Why a hosted node's type is unresolved: the registry's answer, or the modules that failed here."""
-    if failed and ":" not in node.type and node.type not in known_types():
-        why = "; ".join(f"module {f.spec!r} could not be imported here: {f.error}" for f in failed)
-        return f"node {node.id}: unknown node type {node.type!r}; {why}"
-    if every and node.worker is not None:
-        return (
-            f"{exc.message} (node {node.id} is hosted by {node.worker}: check it on that PC with "
-            f"`task-scheduler config check --worker {node.worker}`)"
-        )
-    return exc.message
 
 
 def _raw_ids(parsed: BaseModel | None, key: str, field: str) -> list[str]:

@@ -18,6 +18,9 @@ class ImportFailure:
 
     spec: str
     error: str  # "ModuleNotFoundError: No module named 'acc_vendor_sdk'"
+    # The module was found, but something it imports is not installed here (another PC's vendor SDK):
+    # the ImportError's message, "No module named 'acc_vendor_sdk'". None for any other failure.
+    missing: str | None = None
 
     def __str__(self) -> str:
         return f"cannot import node module {self.spec!r}: {self.error}"
@@ -32,13 +35,15 @@ def import_node_specs(specs: list[str], base_dir: Path | None = None) -> list[Im
     """Import every module that defines nodes; return what failed. A failing file of a folder does not
     stop the others (a lab's folder may hold another PC's driver, whose SDK is not installed here).
 
-    A spec is a dotted module name (`mylab.nodes`), or a path to a `.py` file or to a folder of them,
-    relative to `base_dir` (the configuration's folder) when not absolute.
+    A spec is a dotted module name (`mylab.nodes`), or a path to a `.py` file or to a folder of them
+    (it ends in `.py` or holds a `/`), relative to `base_dir` when not absolute: the folder of the file
+    that names it, or the current folder for the command line's.
     """
     failures = []
     for spec in specs:
+        base = base_dir or Path.cwd()
         try:
-            targets = _targets(spec, base_dir or Path.cwd())
+            targets = _targets(spec, base)
         except FileNotFoundError as exc:
             failures.append(ImportFailure(spec, f"FileNotFoundError: {exc}"))
             continue
@@ -46,21 +51,49 @@ def import_node_specs(specs: list[str], base_dir: Path | None = None) -> list[Im
             try:
                 _import_target(target)
             except Exception as exc:  # a user's module may raise anything while importing
-                failures.append(ImportFailure(shown, f"{type(exc).__name__}: {exc}"))
+                failures.append(_failure(shown, target, exc, base))
     return failures
 
 
 def _targets(spec: str, base_dir: Path) -> list[tuple[str, Path | str]]:
     """What a spec imports: its files (each shown as the spec, or `folder/file.py`), or a module name."""
-    path = Path(spec) if Path(spec).is_absolute() else base_dir / spec
-    if not (spec.endswith(".py") or path.is_dir()):
+    path = _path_of(spec, base_dir)
+    if not (_is_path(spec) or path.is_dir()):
         return [(spec, spec)]
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise FileNotFoundError(f"no such {'file' if spec.endswith('.py') else 'folder'}: {path}")
     if not path.is_dir():
         return [(spec, path)]
     files = [f for f in sorted(path.glob("*.py")) if f.name != "__init__.py"]
     return [(f"{spec.rstrip('/')}/{f.name}", f) for f in files]
+
+
+def _is_path(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def _path_of(spec: str, base_dir: Path) -> Path:
+    return Path(spec) if Path(spec).is_absolute() else (base_dir / spec).absolute()
+
+
+def _failure(shown: str, target: Path | str, exc: Exception, base_dir: Path) -> ImportFailure:
+    """Why a target did not import: its own module not found (said with where it was looked for), or
+    something it imports missing here (`missing`), or any other error its code raised."""
+    error = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, ImportError):
+        return ImportFailure(shown, error)
+    if isinstance(target, str) and isinstance(exc, ModuleNotFoundError) and _names_itself(target, exc):
+        where = _path_of(target, base_dir)
+        return ImportFailure(
+            shown,
+            f"{error}: no module {target!r} on the Python path, and no folder or .py file at {where}",
+        )
+    return ImportFailure(shown, error, missing=str(exc))
+
+
+def _names_itself(module: str, exc: ModuleNotFoundError) -> bool:
+    """The module not found is the one asked for (or a package above it), not one that it imports."""
+    return exc.name is not None and (module == exc.name or module.startswith(f"{exc.name}."))
 
 
 def _import_target(target: Path | str) -> None:

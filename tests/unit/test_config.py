@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,8 @@ def test_load_config_reports_negative_timeout(tmp_path: Path) -> None:
 def test_load_config_reports_module_that_fails_to_import(tmp_path: Path) -> None:
     paths = write_lab(tmp_path, {"nodes": [], "modules": ["no_such_lab_module"]}, {"workflows": []})
     (problem,) = problems_of(*paths)
-    assert "$.modules: cannot import node module 'no_such_lab_module'" in problem
+    assert "$.modules[0]: cannot import node module 'no_such_lab_module'" in problem
+    assert f"no folder or .py file at {tmp_path / 'no_such_lab_module'}" in problem
 
 
 def test_resolve_node_type_accepts_dotted_path() -> None:
@@ -170,3 +172,74 @@ def test_config_check_prints_every_located_error(tmp_path: Path, capsys: pytest.
         "$.workflows[0].steps[1]",
     ):
         assert where in err
+
+
+SEED_CHECK = ["config", "check", "-n", "config/nodes.json", "-w", "config/workflows.json"]
+
+
+@pytest.mark.parametrize("module", ["src/nodes", "./src/nodes", str(SEED / "src" / "nodes")])
+def test_config_check_module_of_the_command_line_is_relative_to_the_current_folder(
+    module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(SEED)  # README's seed-layout check, typed in the project's folder
+
+    code = main([*SEED_CHECK, "-m", module])
+
+    assert code == 0, capsys.readouterr().err
+    assert "node-1         FirstNode" in capsys.readouterr().out
+
+
+def test_config_check_module_not_found_names_the_option_and_the_folder_looked_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    nodes_path, workflows_path = SEED / "config" / "nodes.json", SEED / "config" / "workflows.json"
+
+    code = main(["config", "check", "-n", str(nodes_path), "-w", str(workflows_path), "-m", "src/nodes"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        f"command line: --module src/nodes: cannot import node module 'src/nodes': FileNotFoundError: "
+        f"no such folder: {tmp_path / 'src' / 'nodes'}"
+    ) in err
+    assert "$.modules" not in err
+
+
+def test_config_check_paths_of_the_command_line_are_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(SEED.parent)
+
+    by_folder = main(["config", "check", "--config", "seed-example", "-m", "seed-example/src/nodes"])
+    by_files = main(
+        [*(a.replace("config/", "seed-example/config/") for a in SEED_CHECK), "-m", "seed-example/src/nodes"]
+    )
+
+    assert (by_folder, by_files) == (0, 0), capsys.readouterr().err
+
+
+def test_load_config_modules_in_nodes_json_stay_relative_to_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config").mkdir()
+    nodes = {"modules": [os.path.relpath(SEED_NODES, tmp_path / "config")], "nodes": [seed_node("a")]}
+    paths = write_lab(tmp_path / "config", nodes, {"workflows": [{"name": "w", "steps": ["a"]}]})
+    monkeypatch.chdir(ROOT / "docs")  # anywhere but the file's folder
+
+    lab = load_config(*paths)
+
+    assert lab.modules == nodes["modules"]
+
+
+def test_load_config_a_missing_file_is_named_with_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    problems = problems_of(Path("lab/nodes.json"), Path("lab/workflows.json"))
+
+    looked_at = tmp_path / "lab" / "nodes.json"
+    assert problems[0] == (
+        f"lab/nodes.json: cannot read the file (No such file or directory: {looked_at}); check the path"
+    )

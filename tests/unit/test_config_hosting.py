@@ -100,7 +100,9 @@ def test_load_config_unresolved_hosted_type_names_the_node_and_the_import_error(
 
     assert problem == (
         f"{paths[0]}: $.nodes[1].type: node b1: unknown node type {pump!r}; module {module!r} could not "
-        f"be imported here: ModuleNotFoundError: No module named {MISSING_SDK!r}"
+        f"be imported here: ModuleNotFoundError: No module named {MISSING_SDK!r} (node b1 runs on pc-2). "
+        f"On pc-2, install what it needs, then check with `task-scheduler config check --config "
+        f"{paths[0].parent} --worker pc-2`"
     )
 
 
@@ -112,8 +114,9 @@ def test_load_config_full_view_reports_the_failing_module_and_where_to_check_the
     found = problems(paths)
 
     assert len(found) == 2
-    assert f"$.modules: cannot import node module 'drv_{pump.lower()}.py'" in found[0]
-    assert "$.nodes[1].type" in found[1] and "task-scheduler config check --worker pc-2" in found[1]
+    assert f"$.modules[1]: cannot import node module 'drv_{pump.lower()}.py'" in found[0]
+    assert "$.nodes[1].type" in found[1] and "(node b1 runs on pc-2)" in found[1]
+    assert f"task-scheduler config check --config {paths[0].parent} --worker pc-2" in found[1]
 
 
 def test_load_config_hosting_node_ids_resolves_only_theirs(
@@ -137,8 +140,11 @@ def test_load_config_node_module_is_imported_only_where_the_node_is_hosted(tmp_p
     (problem,) = problems(paths, hosted=NodesOfWorker("pc-2"))
 
     assert lab.node("b1").module == pump_module
-    assert problem.startswith(f"{paths[0]}: $.nodes[1].module: cannot import node module {pump_module!r}")
-    assert f"No module named {MISSING_SDK!r}" in problem
+    assert problem.startswith(
+        f"{paths[0]}: $.nodes[1].module: node b1 runs on pc-2: cannot import its driver module "
+        f"{pump_module!r}: ModuleNotFoundError: No module named {MISSING_SDK!r}. On pc-2, install what it "
+        "needs"
+    )
 
 
 def test_load_config_dotted_type_is_imported_only_where_the_node_is_hosted(tmp_path: Path) -> None:
@@ -149,7 +155,10 @@ def test_load_config_dotted_type_is_imported_only_where_the_node_is_hosted(tmp_p
     load_config(*paths, hosted=NodesOfWorker("pc-1"))
     (problem,) = problems(paths, hosted=NodesOfWorker("pc-2"))
 
-    assert f"$.nodes[1].type: node type '{MISSING_SDK}.pumps:Pump': cannot import" in problem
+    assert (
+        f"$.nodes[1].type: node b1 runs on pc-2: cannot import its driver module '{MISSING_SDK}.pumps'"
+        in problem
+    )
 
 
 def test_load_config_a_failing_file_of_a_node_folder_does_not_hide_the_others(tmp_path: Path) -> None:
@@ -297,7 +306,8 @@ def test_config_check_full_view_of_a_lab_with_named_workers_hints_at_the_per_pc_
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "named workers (pc-1, pc-2)" in out and "config check --worker NAME" in out
+    assert "named workers (pc-1, pc-2)" in out
+    assert f"`task-scheduler config check --config {tmp_path} --worker NAME`" in out
 
 
 def test_config_check_worker_refuses_an_unknown_worker(
@@ -309,3 +319,94 @@ def test_config_check_worker_refuses_an_unknown_worker(
 
     assert code == 1
     assert "no node names worker 'pc-9'" in capsys.readouterr().err
+
+
+def check(paths: tuple[Path, Path], *options: str) -> list[str]:
+    nodes_path, workflows_path = paths
+    return ["config", "check", "-n", str(nodes_path), "-w", str(workflows_path), *options]
+
+
+@pytest.fixture
+def sdk_on_pc2(tmp_path: Path) -> tuple[Path, Path]:
+    """The server PC's view of a lab whose pc-2 node has its own driver module, needing pc-2's SDK."""
+    arm, pump = unique("Arm"), unique("Pump")
+    nodes = [node("a1", arm, worker="pc-1", module=driver_file(tmp_path, arm))]
+    nodes.append(node("b1", pump, worker="pc-2", module=driver_file(tmp_path, pump, needs_missing_sdk=True)))
+    return write(tmp_path, nodes)
+
+
+def test_config_check_without_worker_notes_another_pc_s_missing_sdk_and_passes(
+    sdk_on_pc2: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(check(sdk_on_pc2))
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (note,) = [line for line in out.splitlines() if "$.nodes[1].module" in line]
+    assert "node b1 runs on pc-2, not checked here: its driver module 'drv_" in note
+    assert f"cannot be imported on this PC (No module named {MISSING_SDK!r})" in note
+    command = f"task-scheduler config check --config {sdk_on_pc2[0].parent} --worker pc-2"
+    assert note.endswith(f"check it on pc-2 with `{command}`")
+    assert "1 note(s), not problems:" in out
+
+
+def test_config_check_without_worker_lists_every_real_problem_beside_the_note(
+    sdk_on_pc2: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes_path, workflows_path = sdk_on_pc2
+    nodes = json.loads(nodes_path.read_text())
+    nodes["nodes"].append(node("c1", "NoSuchType", worker="pc-1", timeout_s=-1))
+    nodes_path.write_text(json.dumps(nodes))
+    workflows_path.write_text(json.dumps({"workflows": [{"name": "w", "steps": ["a1", "b1", "ghost"]}]}))
+
+    code = main(check(sdk_on_pc2))
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "2 problem(s)" in err and "$.nodes[2].timeout_s" in err and "$.workflows[0].steps[2]" in err
+    assert "1 note(s), not problems:" in err and "node b1 runs on pc-2, not checked here" in err
+
+
+def test_config_check_without_worker_fails_on_a_driver_that_is_broken_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "drv_broken.py"
+    broken.write_text("def oops(:\n")
+    paths = write(tmp_path, [node("b1", "Broken", worker="pc-2", module=broken.name)])
+
+    code = main(check(paths))
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "$.nodes[0].module: node b1 runs on pc-2: cannot import its driver module 'drv_broken.py'" in err
+    assert "SyntaxError" in err
+
+
+def test_config_check_worker_on_the_pc_without_the_sdk_fails_and_says_what_is_missing(
+    sdk_on_pc2: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(check(sdk_on_pc2, "--worker", "pc-2"))
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "$.nodes[1].module: node b1 runs on pc-2: cannot import its driver module 'drv_" in err
+    assert f"ModuleNotFoundError: No module named {MISSING_SDK!r}. On pc-2, install what it needs" in err
+    assert "note(s)" not in err
+
+
+def test_config_check_without_worker_notes_a_lab_module_only_another_pc_can_import(
+    two_pcs: tuple[tuple[Path, Path], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(check(two_pcs[0]))
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"$.nodes[1].type: node b1 runs on pc-2, not checked here: its type {two_pcs[2]!r}" in out
+    assert f"No module named {MISSING_SDK!r}" in out and "--worker pc-2`" in out
+
+
+def test_load_config_hosting_every_node_still_needs_every_driver(sdk_on_pc2: tuple[Path, Path]) -> None:
+    """`dev` and a worker without --name run every node here: another PC's driver is a problem for them."""
+    (problem,) = problems(sdk_on_pc2)
+
+    assert "$.nodes[1].module: node b1 runs on pc-2: cannot import its driver module" in problem
