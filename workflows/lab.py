@@ -180,7 +180,9 @@ class LabWorkflow:
             return
         try:
             await workflow.wait_condition(
-                self._should_continue_as_new, timeout=timedelta(seconds=self.state.plan.check_every_s)
+                self._should_continue_as_new,
+                timeout=timedelta(seconds=self.state.plan.check_every_s),
+                timeout_summary="check which PCs are online",
             )
         except TimeoutError:
             await self._check_workers()

@@ -46,7 +46,11 @@ class TaskAlarms:
         await self._tell(task_error_notification(self._stop(record)))
         while (alarm := alarms.next(policy, _waited_s(stopped_at))) is not None:
             try:
-                await workflow.wait_condition(self._decided_yet, timeout=timedelta(seconds=alarm[1]))
+                await workflow.wait_condition(
+                    self._decided_yet,
+                    timeout=timedelta(seconds=alarm[1]),
+                    timeout_summary=_alarm_summary(alarm[0], record),
+                )
                 return
             except builtins.TimeoutError:
                 await self._sound(alarm[0], alarms, record, _waited_s(stopped_at))
@@ -81,6 +85,14 @@ class TaskAlarms:
         cancel = next((d for d in reversed(self.status.decisions) if d.command == "cancel"), None)
         reason, by = (cancel.reason, cancel.by) if cancel else (None, None)
         return task_cancelled_notification(self.status.task_id, self.spec.workflow_name, reason, by)
+
+
+def _alarm_summary(alarm: Alarm, record: StepRecord) -> str:
+    """The timer's name in the Temporal UI (user metadata: not part of a replay's checks)."""
+    step = f"step {record.index + 1} on node {record.node}"
+    if alarm is Alarm.ESCALATION:
+        return f"escalate: the task still waits in ERROR at {step}"
+    return f"remind the operator: the task waits in ERROR at {step}"
 
 
 def _waited_s(since: datetime) -> float:

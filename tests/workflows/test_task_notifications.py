@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, wait_until
 from notify_receivers import Webhook, webhook_receiver
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from task_scheduler import TaskState, load_config
 from task_scheduler.engine.contracts import lab_workflow_id
@@ -80,6 +80,20 @@ async def test_failed_step_tells_reminds_escalates_and_stops_when_the_operator_a
         assert 2 <= sent < 20
         await wait_until(lambda: len(operators.messages("task_reminder")) == sent, WITHIN_S, "every reminder")
         assert [m["node_id"] for m in operators.messages("node_error")] == [lab.node("a")]
+        # The Temporal UI names each timer and each activity (their summaries), not "1 (29m, 59s)".
+        timers = summaries(history, "timer_started_event_attributes")
+        assert f"remind the operator: the task waits in ERROR at step 1 on node {lab.node('a')}" in timers
+        assert f"escalate: the task still waits in ERROR at step 1 on node {lab.node('a')}" in timers
+        assert None not in summaries(history, "activity_task_scheduled_event_attributes")
+
+
+def summaries(history: WorkflowHistory, kind: str) -> list[str | None]:
+    """The summaries (user metadata) of the history's events of one kind, None where one has none."""
+    return [
+        json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary") else None
+        for e in history.events
+        if e.HasField(kind)
+    ]
 
 
 async def test_a_lab_without_notifications_sets_no_timer(
