@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -16,6 +17,11 @@ from ..engine.errors import AuthenticationError, TokenExpiredError, TokenRevoked
 from ..settings import DAY_S, Settings
 
 ALGORITHM = "HS256"
+# Any token that does not decode, or whose signature or claims do not hold: the caller learns no more
+# (the decoder's own words only help whoever forges one); the API's debug log keeps them.
+NOT_OURS = "invalid token: not a token this lab issued (make one with `task-scheduler token create NAME`)"
+
+log = logging.getLogger(__name__)
 
 
 class Role(IntEnum):
@@ -56,10 +62,9 @@ def _claims(secret: str, token: str) -> dict[str, Any]:
         return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub"]})
     except jwt.ExpiredSignatureError as exc:
         raise TokenExpiredError("the token has expired: ask an admin for a new one") from exc
-    except jwt.PyJWTError as exc:
-        raise AuthenticationError(
-            f"invalid token ({exc}): use one made by `task-scheduler token create`"
-        ) from exc
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        log.debug("token refused: %s: %s", type(exc).__name__, exc)
+        raise AuthenticationError(NOT_OURS) from None
 
 
 def _check_not_revoked(issued_at: float, valid_after: datetime | None) -> None:

@@ -6,11 +6,13 @@ has its access log line."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import socket
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ import pytest
 from api_support import SECRET, MakeClient, ServeApp, bearer, token
 from fastapi import APIRouter
 from pydantic import SecretStr
+from starlette.routing import Mount
 
 from task_scheduler.api.app import create_app
 from task_scheduler.api.deps import Viewer
@@ -27,6 +30,19 @@ from task_scheduler.glas.app import install_seed_api
 from task_scheduler.settings import Settings
 
 PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/token/{identifier}")}
+# Outside the OpenAPI schema, public too: the OpenAPI pages, the lab page, and their files' folders.
+PAGES = {
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/lab",
+    "/",
+    "/docs-assets",
+    "/lab/assets",
+}
+API_PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+NOT_OURS = "invalid token: not a token this lab issued (make one with `task-scheduler token create NAME`)"
 ROLES = ["viewer", "operator", "admin"]
 
 
@@ -132,7 +148,7 @@ async def test_operation_without_token_is_401_and_logged(
 @pytest.mark.parametrize(
     ("credentials", "says"),
     [
-        (token("admin", secret="another-secret-" + "x" * 40), "invalid token"),
+        (token("admin", secret="another-secret-" + "x" * 40), NOT_OURS),
         (token("admin", ttl_s=-10), "the token has expired"),
     ],
     ids=["forged", "expired"],
@@ -188,27 +204,69 @@ async def test_operation_from_an_address_outside_the_allowlist_is_403_even_for_a
     assert_refusal_logged(caplog, operation, 403)
 
 
+def forged_token() -> str:
+    """Three segments whose header is not UTF-8: the decoder's own message names the byte it choked on."""
+    header = base64.urlsafe_b64encode(b"\xb7" * 12).decode().rstrip("=")
+    return f"{header}.e30.c2lnbmF0dXJl"
+
+
 @pytest.mark.parametrize(
     ("credentials", "says"),
     [
-        ("not-a-jwt", "invalid token"),
-        (jwt.encode({"sub": "mallory", "role": "admin"}, SECRET, algorithm="HS256"), "invalid token"),
+        ("not-a-jwt", NOT_OURS),
+        (forged_token(), NOT_OURS),
+        (jwt.encode({"sub": "mallory", "role": "admin"}, SECRET, algorithm="HS256"), NOT_OURS),
         (
             jwt.encode({"sub": "mallory", "role": "root", "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"),
-            "role",
+            "the token names no known role (viewer, operator, admin)",
         ),
-        (
-            jwt.encode({"sub": "mallory", "role": "admin", "exp": 2**40}, None, algorithm="none"),
-            "invalid token",
-        ),
+        (jwt.encode({"sub": "mallory", "role": "admin", "exp": 2**40}, None, algorithm="none"), NOT_OURS),
+        (token("admin", ttl_s=-10), "the token has expired: ask an admin for a new one"),
     ],
-    ids=["garbage", "no-expiry", "unknown-role", "unsigned"],
+    ids=["garbage", "forged-bytes", "no-expiry", "unknown-role", "unsigned", "expired"],
 )
-async def test_bad_token_is_401(make_client: MakeClient, credentials: str, says: str) -> None:
+async def test_bad_token_is_401_with_a_plain_reason(
+    make_client: MakeClient, credentials: str, says: str
+) -> None:
     response = await make_client(headers=bearer(credentials)).get("/tasks")
 
     assert response.status_code == 401
-    assert says in response.json()["detail"]
+    assert response.json()["detail"] == says
+
+
+async def test_forged_token_detail_goes_to_the_api_s_debug_log_only(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="task_scheduler.api.security")
+
+    response = await make_client(headers=bearer(forged_token())).get("/tasks")
+
+    assert "codec" not in response.text and "0xb7" not in response.text
+    (logged,) = [r for r in caplog.records if r.name == "task_scheduler.api.security"]
+    assert logged.levelno == logging.DEBUG
+    assert "DecodeError: Invalid header string: 'utf-8' codec can't decode byte 0xb7" in logged.getMessage()
+
+
+async def test_pages_outside_the_schema_are_public_and_api_md_lists_each(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    app = create_app(Settings(secret=SecretStr(SECRET)), lab=LabConfig(nodes=[], workflows=[]))
+    install_seed_api(app)
+    outside = {
+        route.path
+        for route in app.routes
+        if isinstance(route, Mount) or not getattr(route, "include_in_schema", True)
+    }
+    listed = API_PAGE.read_text(encoding="utf-8").split("These routes need no token")[1].split("\n\n")[1]
+
+    assert outside == PAGES
+    for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/lab"):
+        assert (await anonymous.get(path)).status_code == 200, path
+    assert (await anonymous.get("/")).headers["location"].endswith("/lab")
+    assert (await anonymous.get("/docs-assets/swagger-ui.css")).status_code == 200
+    assert (await anonymous.get("/lab/assets/lab.css")).status_code == 200
+    for path in [*PAGES, *(template for _, template in PUBLIC)]:
+        assert f"`{path}" in listed or f"GET {path}`" in listed, path
 
 
 async def test_token_of_another_scheme_is_401(make_client: MakeClient) -> None:
