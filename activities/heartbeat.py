@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from types import TracebackType
 
 from temporalio import activity
@@ -53,7 +54,7 @@ class Heartbeat:
         self.beat = beat
         if new_phase:
             if self.running:
-                activity.heartbeat(beat.sent())
+                activity.heartbeat(beat.sent(datetime.now(UTC)))
             self._phase_changed.set()
 
     async def _loop(self) -> None:
@@ -72,7 +73,7 @@ class Heartbeat:
                 if self._phase_changed.is_set():  # a new phase in the same tick: its own pace
                     fresh = True
                     continue
-                activity.heartbeat(self.beat.sent())
+                activity.heartbeat(self.beat.sent(datetime.now(UTC)))
                 fresh = False
 
     async def __aenter__(self) -> Heartbeat:

@@ -109,6 +109,9 @@ class StepBeat(BaseModel):
     worker: str | None = None
     attempt: int | None = None
     next: str | None = None  # "SELF" or "NEXT"
+    # When it was sent, by the worker's clock: a run cut off "stopped reporting" at its last beat's time,
+    # not when the server noticed (a heartbeat timeout later).
+    sent_at: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -126,5 +129,7 @@ class StepBeat(BaseModel):
             said = details.get("next")
             return cls(phase=str(details.get("phase", WAITING)), next=said if isinstance(said, str) else None)
 
-    def sent(self) -> dict[str, object]:
-        return self.model_dump(mode="json", exclude_none=True)
+    def sent(self, at: datetime | None = None) -> dict[str, object]:
+        """The beat as a heartbeat's details, stamped with the time it is sent (`at`)."""
+        beat = self.model_copy(update={"sent_at": at}) if at is not None else self
+        return beat.model_dump(mode="json", exclude_none=True)

@@ -242,7 +242,8 @@ class TaskWorkflow(TaskAlarms):
             record.take(report, StepOutcome.FAILED)
         if isinstance(cause, TimeoutError):
             beat = last_beat(cause)
-            run = record.cut_off(workflow.now(), beat.attempt, beat.worker, beat.started_at)
+            # It stopped reporting at its last beat the server received, a heartbeat timeout ago.
+            run = record.cut_off(beat.sent_at or workflow.now(), beat.attempt, beat.worker, beat.started_at)
             reason = cut_off_reason(self.status.task_id, index, record.node, run)
             key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs, attempt=run.attempt)
             await signal_ledger(record.node, NodeWorkflow.abandon_use, key)

@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -282,8 +282,10 @@ async def test_worker_frozen_mid_step_keeps_the_node_closed_until_its_late_end_a
         await wait_for(lambda: waiting_in_gate(temporal_client, other), "second task waiting in the gate")
 
         pc.freeze()
+        frozen_at = datetime.now(UTC)
         try:
             await cut_off_and_refused(temporal_client, cut, node_id)
+            await stopped_reporting_at_its_last_beat(cut, frozen_at, SHORT_HEARTBEAT_S)
         finally:
             pc.thaw()
 
@@ -304,6 +306,22 @@ async def test_worker_frozen_mid_step_keeps_the_node_closed_until_its_late_end_a
     keep("task-cut-off-run-accounted", await cut.fetch_history())
     keep("task-waiting-run-withdrawn", await other.fetch_history())
     keep("ledger-cut-off-run", await ledger_handle(temporal_client, node_id).fetch_history())
+
+
+async def stopped_reporting_at_its_last_beat(cut: TaskHandle, frozen_at: datetime, timeout_s: float) -> None:
+    """The cut-off run "stopped reporting" at its last heartbeat (before the PC froze), which the server
+    noticed a heartbeat timeout later: the reason says the former, not the time of the detection."""
+    stopped = await status(cut)
+    (run,) = stopped.steps[0].earlier_runs
+    history = await cut.fetch_history()
+    (detected,) = [
+        e.event_time.ToDatetime(tzinfo=UTC)
+        for e in history.events
+        if e.HasField("activity_task_timed_out_event_attributes")
+    ]
+    assert run.lost_at is not None and run.lost_at <= frozen_at
+    assert (detected - run.lost_at).total_seconds() >= timeout_s - 0.05  # within clock rounding
+    assert f"stopped reporting at {run.lost_at:%Y-%m-%d %H:%M:%S} UTC" in (stopped.reason or "")
 
 
 async def cut_off_and_refused(client: Client, cut: TaskHandle, node_id: str) -> None:
