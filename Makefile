@@ -33,8 +33,7 @@ TEMPORAL_PORT ?= 7233
 UI_PORT ?= 8233
 
 run: $(STAMP)
-	$(BIN)/task-scheduler dev --config examples/demo-lab --port $(PORT) --temporal-port $(TEMPORAL_PORT) \
-		--ui-port $(UI_PORT)
+	$(BIN)/task-scheduler dev --config examples/demo-lab --port $(PORT) --temporal-port $(TEMPORAL_PORT) --ui-port $(UI_PORT)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from .activities.host import ObserverFactory
+from .api.app import access_log
 from .api.security import Role, create_token
 from .api.serve import server_config
 from .devhook import local_webhook, printing_webhook
@@ -110,7 +111,7 @@ async def serve(
     cannot run says why and changes nothing. `on_ready` runs once everything serves; `on_exit` when the
     stop begins, in a thread of its own while everything still serves (it may be the lab's code, which
     may ask the lab something)."""
-    with claimed(stack.state_dir), _api_socket(stack) as api_socket:
+    with claimed(stack.state_dir), _api_socket(stack) as api_socket, _access_log_in(stack.state_dir):
         server = stack.server()
         if server is not None:
             server.start()
@@ -133,6 +134,23 @@ def _api_socket(stack: Stack) -> Iterator[socket.socket]:
         raise taken(stack.port, stack.host, "the API", _PORT_OPTION) from None
     with sock:
         yield sock
+
+
+@contextlib.contextmanager
+def _access_log_in(state_dir: Path) -> Iterator[None]:
+    """The API's access log (a line per request: the CLI's and the page's polls too) goes to a file
+    in the state directory, not the terminal, where it would bury the steps' lines and the notifications."""
+    access = access_log
+    handler = logging.FileHandler(state_dir / "access.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+    try:
+        yield
+    finally:
+        access.propagate = True
+        access.removeHandler(handler)
+        handler.close()
 
 
 async def _serve(
@@ -206,7 +224,7 @@ def banner(
         f" `{command()} token create NAME --role operator`)",
         f"  API          {api}   (docs: {api}/docs)",
         f"  Temporal UI  {settings.temporal_ui_url}",
-        f"  Temporal     {settings.temporal_address}, state in {state_dir}/",
+        f"  Temporal     {settings.temporal_address}, state in {state_dir}/ (API requests: access.log)",
         f"  notifications {notifications}",
         f"  admin token  {token}",
         f"               (also in {state_dir}/token, which the CLI finds from any folder)",

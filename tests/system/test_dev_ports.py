@@ -91,6 +91,10 @@ def test_a_second_dev_says_the_first_runs_and_the_cli_finds_it_from_any_folder(t
         assert nowhere.returncode == 1
         assert f".task-scheduler/ in {elsewhere.resolve()} and the folders above it" in nowhere.stderr
 
+        # The CLI's requests are in the access log, and not among the lines of the terminal.
+        assert "method=GET path=/tasks " in (stack.state_dir / "access.log").read_text()
+        assert "path=/tasks " not in stack.output()
+
         assert stack.interrupt() == 0, stack.output()
         assert "task_scheduler stopped" in stack.output()
         assert not (stack.state_dir / "running.json").exists()
