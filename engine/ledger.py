@@ -62,6 +62,7 @@ __all__ = [
     "UseSummary",
     "WorkerInfo",
     "step_of",
+    "step_text",
 ]
 
 
@@ -100,8 +101,8 @@ class Ledger:
         kept = self.state.kept_for
         if kept is not None and kept.step != step_of(request.key) and not _kept_too_long(kept, now):
             raise LedgerRefusal(
-                f"node {self.state.node_id} is kept for {kept.step.replace('/', ' step ')}, which an "
-                "operator chose to run again after the restart",
+                f"node {self.state.node_id} is kept for {step_text(kept.step)}, which an operator chose "
+                "to run again after the restart",
                 kept_for=kept.step,
             )
         if holder is None or holder.same_step(request.key):
@@ -401,6 +402,12 @@ def _kept_too_long(kept: KeptFor, now: datetime | None) -> bool:
 def step_of(key: UseKey) -> str:
     """The step a use belongs to, whatever its run or attempt: "task id/step index"."""
     return f"{key.task_id}/{key.step_index}"
+
+
+def step_text(step: str) -> str:
+    """A step_of as people read it: "task T step 1" for "T/0" (steps count from 1)."""
+    task_id, _, index = step.rpartition("/")
+    return f"task {task_id} step {int(index) + 1}" if index.isdigit() else step
 
 
 def _outcome(end: EndUse) -> str:

@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowExecutionDescription
 
 from ...engine.config import LabConfig, NodeConfig
 from ...engine.contracts import EXECUTE_STEP, StepBeat
-from ...engine.ledger import LedgerState
-from ...engine.states import TaskState
+from ...engine.ledger import KEPT_FOR_S, LedgerState, UseKey, step_of, step_text
+from ...engine.states import NodeState, TaskState
 from ...engine.task_state import StepOutcome
 from ...readers.liveness import LivenessReader, NodeLiveness
 from ..schemas import StepPublic, TaskPublic
@@ -72,9 +72,13 @@ async def explain_wait(
         return
     node = await reader.node(step.node)
     if node.online:
-        if pending.started:  # in its node's line
+        if not pending.started:
+            return
+        line = InLine(task.task_id, step.index, step.node, _retried(task, step))
+        why = in_line_reason(line, pending, node.ledger)
+        if why is not None:  # in its node's line
             step.outcome, step.waiting_position = StepOutcome.WAITING, pending.position
-            task.reason = task.reason or in_line_reason(step.node, pending, node.ledger)
+            task.reason = task.reason or why
         return
     step.outcome = StepOutcome.WAITING
     config = lab.node(step.node) if lab.has_node(step.node) else None
@@ -83,18 +87,70 @@ async def explain_wait(
     task.reason = task.reason or offline_reason(node, who, after_s, step.requested_at, datetime.now(UTC))
 
 
-def in_line_reason(node_id: str, pending: PendingStep, ledger: LedgerState | None) -> str:
-    """Why a step in its node's line waits: the ledger refused it (the node in ERROR, say: its heartbeat
-    says so), or the step ahead holds the node."""
+@dataclass(frozen=True)
+class InLine:
+    """A task's step in its node's line; `retried`: an operator's continue runs it again (the node is
+    restarted for it, then kept for it)."""
+
+    task_id: str
+    index: int
+    node_id: str
+    retried: bool = False
+
+    @property
+    def step(self) -> str:
+        return step_of(UseKey(task_id=self.task_id, step_index=self.index))
+
+
+def in_line_reason(
+    line: InLine, pending: PendingStep, ledger: LedgerState | None, now: datetime | None = None
+) -> str | None:
+    """Why a step in its node's line waits. The ledger's word first (the heartbeat's may be 10 s old):
+    the node is being restarted, or kept for an operator's retry (this step's, or another's); then the
+    ledger's last refusal (the node in ERROR, say: the heartbeat says so), or the step ahead that holds
+    the node. None: the ledger names this very step as the holder, so it is not waiting but beginning
+    (its heartbeat says "running" a moment later)."""
+    node_id = line.node_id
+    holder = ledger.holder if ledger else None
+    if holder is not None and step_of(holder.key) == line.step:
+        return None
+    kept = _kept_for(ledger, now or datetime.now(UTC))
+    if ledger is not None and ledger.state is NodeState.RECOVERY:
+        then = ", then kept for it" if line.retried else ""
+        whose = " for this step's retry (the operator's continue)" if line.retried else ""
+        return f"waiting for node {node_id}: it is being restarted{whose}{then}"
+    if kept == line.step:
+        return f"waiting for node {node_id}: it was restarted for this step's retry and is kept for it"
+    if kept is not None:
+        return (
+            f"waiting for node {node_id}: it was restarted for an operator's retry of {step_text(kept)}, "
+            "which goes first"
+        )
     refusal = pending.heartbeat.reason
     if refusal:
         return f"waiting for node {node_id}: {refusal}"
     place = f"number {pending.position} in its line" if pending.position else "in its line"
-    holder = ledger.holder if ledger else None
     if holder is not None:
         since = utc_text(holder.since)
         return f"waiting for node {node_id} ({place}): it is in use by {holder.key} since {since}"
     return f"waiting for node {node_id} ({place})"
+
+
+def _kept_for(ledger: LedgerState | None, now: datetime) -> str | None:
+    """The step the node is kept for, while the ledger still keeps it (KEPT_FOR_S at most)."""
+    kept = ledger.kept_for if ledger else None
+    if kept is None or (now - kept.since).total_seconds() > KEPT_FOR_S:
+        return None
+    return kept.step
+
+
+def _retried(task: TaskPublic, step: StepPublic) -> bool:
+    """The task's last command is an operator's continue of this step, stopped in ERROR: it runs again
+    (a continue with next runs it again too when its node says SELF)."""
+    last = task.decisions[-1] if task.decisions else None
+    return bool(
+        last and last.command == "continue" and last.state is TaskState.ERROR and last.step == step.index
+    )
 
 
 def _current_step(task: TaskPublic) -> StepPublic | None:

@@ -300,6 +300,32 @@ async def test_continue_retry_runs_the_failed_step_again(tasks: Tasks, operator:
     assert len(JOURNAL.runs(tasks.node("f"), task_id)) == 2
 
 
+async def test_a_retried_step_waits_for_its_node_restarted_for_it_not_for_a_node_held_by_itself(
+    tasks: Tasks, operator: httpx.AsyncClient
+) -> None:
+    task_id = (await tasks.start("failing"))["task_id"]
+    await tasks.reaches(task_id, "ERROR")
+    f = tasks.node("f")
+    JOURNAL.hold_restarts(f)
+    try:
+        response = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "retry"})
+        assert response.status_code == 200, response.text
+
+        async def waiting() -> dict[str, Any] | None:
+            task = await tasks.show(task_id)
+            return task if task["steps"][0]["outcome"] == "WAITING" else None
+
+        task = await wait_for(waiting, "the retried step waiting for its node's restart")
+    finally:
+        JOURNAL.release_restarts(f)
+
+    assert task["reason"] == (
+        f"waiting for node {f}: it is being restarted for this step's retry (the operator's continue), "
+        "then kept for it"
+    )
+    assert (await tasks.reaches(task_id, "ERROR"))["steps"][0]["runs"] == 2  # it ran again (and failed)
+
+
 async def test_pause_takes_effect_after_the_current_step_and_continue_resumes(
     tasks: Tasks, operator: httpx.AsyncClient
 ) -> None:

@@ -270,7 +270,7 @@ def test_ledger_restarted_for_a_retry_is_kept_for_that_step(ledger: Ledger) -> N
     ledger.start_restart()
     ledger.finish_restart(ok=True, message=None, now=at(10), retry_of="t1/0")
 
-    with pytest.raises(LedgerRefusal, match="kept for t1 step 0") as refused:
+    with pytest.raises(LedgerRefusal, match="kept for task t1 step 1,") as refused:
         ledger.check_begin(begin(key("t2")), at(11))
     assert refused.value.kept_for == "t1/0"
     assert ledger.begin(begin(key("t1", run=2)), at(12)) is BeginVerdict.GRANTED

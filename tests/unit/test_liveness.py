@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from task_scheduler import LabConfig, NodeConfig, NodeState
-from task_scheduler.api.services.waiting import offline_reason
+from task_scheduler.api.services.waiting import InLine, PendingStep, in_line_reason, offline_reason
 from task_scheduler.api.services.workers import health_workers, workers
-from task_scheduler.engine.ledger import LedgerState, WorkerInfo
+from task_scheduler.engine.contracts import StepBeat
+from task_scheduler.engine.ledger import Holder, KeptFor, LedgerState, UseKey, WorkerInfo
 from task_scheduler.readers.liveness import LabLiveness, NodeLiveness
 from task_scheduler.readers.pollers import Poller
 
@@ -121,4 +122,46 @@ def test_offline_reason_with_no_record_of_the_worker_counts_from_the_steps_reque
     assert offline_reason(node, None, 60, at(0), at(10)) == "waiting for node b1: its worker is not online"
     assert offline_reason(node, "pc-2", 60, at(0), at(90)) == (
         "node b1: its worker pc-2 has been offline for over 60 s (no poll of it on record)"
+    )
+
+
+def test_in_line_reason_after_a_retry_says_the_node_is_restarted_and_kept_for_the_step_not_held_by_it() -> (
+    None
+):
+    """Right after an operator's continue (retry) of a failed step: the node is restarted for that step,
+    then kept for it; once the ledger names the step as holder, the step begins (it is not waiting)."""
+    retried = InLine("t1", 0, "b1", retried=True)
+    pending = PendingStep(
+        started=True, heartbeat=StepBeat(reason="node b1 is RECOVERY: waiting for a restart")
+    )
+    node = ledger(NodeState.RECOVERY)
+
+    assert in_line_reason(retried, pending, node, at(1)) == (
+        "waiting for node b1: it is being restarted for this step's retry (the operator's continue), then "
+        "kept for it"
+    )
+    node = ledger().model_copy(update={"kept_for": KeptFor(step="t1/0", since=at(2))})
+    assert in_line_reason(retried, pending, node, at(3)) == (
+        "waiting for node b1: it was restarted for this step's retry and is kept for it"
+    )
+    held = Holder(key=UseKey(task_id="t1", step_index=0, run=2), since=at(4), worker=PC2)
+    node = ledger(NodeState.IN_USE).model_copy(update={"holder": held})
+    assert in_line_reason(retried, PendingStep(started=True), node, at(4)) is None
+
+
+def test_in_line_reason_of_another_step_names_the_retry_the_node_is_kept_for_then_the_holder() -> None:
+    other = InLine("t2", 2, "b1")
+    kept = ledger().model_copy(update={"kept_for": KeptFor(step="t1/0", since=at(0))})
+
+    assert in_line_reason(other, PendingStep(started=True), kept, at(1)) == (
+        "waiting for node b1: it was restarted for an operator's retry of task t1 step 1, which goes first"
+    )
+    assert in_line_reason(other, PendingStep(started=True), ledger(NodeState.RECOVERY), at(1)) == (
+        "waiting for node b1: it is being restarted"
+    )
+    held = Holder(key=UseKey(task_id="t1", step_index=0, run=2), since=at(4), worker=PC2)
+    busy = ledger(NodeState.IN_USE).model_copy(update={"holder": held})
+    assert in_line_reason(other, PendingStep(True, StepBeat(position=1)), busy, at(5)) == (
+        "waiting for node b1 (number 1 in its line): it is in use by task t1 step 1 (run 2, attempt 1) since "
+        "2026-01-01 08:00:04 UTC"
     )

@@ -55,6 +55,7 @@ class Journal:
         self.shutdowns: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._holds: dict[str, threading.Event] = {}
+        self._restart_holds: dict[str, threading.Event] = {}
         self.unreachable: set[str] = set()  # nodes whose is_reachable() says False
 
     def runs(self, node_id: str | None = None, task_id: str | None = None) -> list[DriverRun]:
@@ -80,6 +81,21 @@ class Journal:
     def release(self, name: str) -> None:
         with self._lock:
             self._holds[name].set()
+
+    def hold_restarts(self, node_id: str) -> None:
+        """The node's restarts (`_restart()`) last until `release_restarts(node_id)`."""
+        with self._lock:
+            self._restart_holds[node_id] = threading.Event()
+
+    def release_restarts(self, node_id: str) -> None:
+        with self._lock:
+            held = self._restart_holds.pop(node_id, None)
+        if held is not None:
+            held.set()
+
+    def _restart_hold(self, node_id: str) -> threading.Event | None:
+        with self._lock:
+            return self._restart_holds.get(node_id)
 
     def _hold_event(self, name: str | None) -> threading.Event | None:
         with self._lock:
@@ -154,6 +170,9 @@ class WorkflowTestNode(BaseNode):
 
     def _restart(self) -> bool:
         JOURNAL._count(JOURNAL.restarts, self.id)
+        held = JOURNAL._restart_hold(self.id)
+        if held is not None:
+            held.wait(HOLD_TIMEOUT_S)
         return True
 
     def is_reachable(self) -> bool:
