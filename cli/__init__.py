@@ -5,6 +5,7 @@ so `--help` and the client commands start quickly."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -33,9 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a command whose output was closed early (`task-scheduler task show ID | head`), as a
+# shell reports a program killed by SIGPIPE (128 + 13).
+PIPE_CLOSED = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        code = _run(handler, args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return PIPE_CLOSED
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
@@ -44,3 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskSchedulerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _discard_stdout() -> None:
+    """The reader is gone: what is still buffered goes nowhere, and Python's own flush at exit finds no
+    closed pipe to complain about (the recipe of Python's `signal` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (tests capture it)
+        pass

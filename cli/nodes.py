@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 
 from .options import add_client_arguments, api_client
-from .render import render_node, render_worker
+from .render import render_nodes, render_worker
 
 
 def cmd_node(args: argparse.Namespace) -> int:
     api = api_client(args)
     nodes = [api.post(f"/nodes/{args.node_id}/restart")] if args.action == "restart" else api.get("/nodes")
-    for node in nodes:
-        print(render_node(node))
+    print(render_nodes(nodes))
     return 0
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+# Temporal's status of a task's workflow that goes without saying beside the task's state: COMPLETED for
+# FINISHED, CANCELED (Temporal's spelling) for CANCELLED, and RUNNING for any state (a task that ends
+# tells the lab before its workflow closes). Any other (TERMINATED, TIMED_OUT, FAILED: someone or something
+# ended it outside the scheduler) is shown beside the state, labelled as Temporal's.
+CLOSED_AS = {"FINISHED": "COMPLETED", "CANCELLED": "CANCELED"}
+
 
 def render_task(task: dict[str, Any]) -> str:
-    lines = [f"task {task['task_id']}  {task['workflow_name']}  {task['state']}"]
+    lines = [task_header(task)]
     if task.get("reason"):
         lines.append(f"  reason: {task['reason']}")
     for step in task.get("steps", []):
@@ -16,6 +22,19 @@ def render_task(task: dict[str, Any]) -> str:
     if task.get("ui_url"):
         lines.append(f"  Temporal UI: {task['ui_url']}")
     return "\n".join(lines)
+
+
+def task_header(task: dict[str, Any]) -> str:
+    """`task t-1  prepare-plate  ACTIVE`, and Temporal's status when it says something else."""
+    note = temporal_note(task)
+    return f"task {task['task_id']}  {task['workflow_name']}  {task['state']}" + (f"  {note}" if note else "")
+
+
+def temporal_note(task: dict[str, Any]) -> str:
+    status = task.get("temporal_status")
+    if not status or status in ("RUNNING", "CONTINUED_AS_NEW", CLOSED_AS.get(task.get("state") or "")):
+        return ""
+    return f"(Temporal: {status})"
 
 
 def render_decision(decision: dict[str, Any]) -> str:
@@ -37,26 +56,49 @@ def render_step(step: dict[str, Any], current: bool) -> str:
         message += f"  (number {step['waiting_position']} in its node's line)"
     if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
         message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
-    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
+    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}".rstrip()
 
 
-def render_task_row(task: dict[str, Any]) -> str:
-    """One task of `task list`."""
-    return (
-        f"{task['task_id']:<40} {task['workflow_name'] or '-':<18} {task['state'] or '-':<10} "
-        f"{task['current_node'] or '':<12} {task['temporal_status']}"
-    )
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A header row and the rows, each column as wide as its widest cell, two spaces apart."""
+    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [headers, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
-def render_node(node: dict[str, Any]) -> str:
-    """One node of `node list`: its state, whether its worker is online, who holds it, who waits."""
-    holder = node["holder"]["key"]["task_id"] if node.get("holder") else "-"
-    online = "online" if node.get("online", node["hosted"]) else "OFFLINE"
-    worker = node.get("worker") or "-"
-    return (
-        f"{node['id']:<14} {node['state'] or '?':<10} {online:<8} worker: {worker:<10} "
-        f"holder: {holder:<30} waiting: {len(node['waiting_tasks'])}  {node.get('reason') or ''}"
-    )
+def render_tasks(tasks: list[dict[str, Any]]) -> str:
+    """`task list`: a task a row; Temporal's status only where it is not what the state implies."""
+    rows = [
+        [
+            t["task_id"],
+            t["workflow_name"] or "-",
+            t["state"] or "-",
+            t["current_node"] or "-",
+            temporal_note(t),
+        ]
+        for t in tasks
+    ]
+    return render_table(["TASK", "WORKFLOW", "STATE", "NODE", ""], rows) if rows else "no tasks"
+
+
+def render_nodes(nodes: list[dict[str, Any]]) -> str:
+    """`node list`: each node's state, its worker and whether it is online, who holds it, who waits."""
+    rows = [
+        [
+            node["id"],
+            node["state"] or "?",
+            node.get("worker") or "-",
+            "online" if node.get("online", node["hosted"]) else "OFFLINE",
+            node["holder"]["key"]["task_id"] if node.get("holder") else "-",
+            str(len(node["waiting_tasks"])),
+            node.get("reason") or "",
+        ]
+        for node in nodes
+    ]
+    return render_table(["NODE", "STATE", "WORKER", "ONLINE", "HOLDER", "WAITING", "REASON"], rows)
 
 
 def render_worker(worker: dict[str, Any]) -> str:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..client.http import ApiClient
 from ..engine.errors import TaskSchedulerError
+from .follow import TaskFollower
 from .options import add_client_arguments, api_client
-from .render import render_task, render_task_row
+from .render import render_task, render_tasks
+
+# The exit status of `task wait` and `task start --wait`, in their --help and docs/operations.md.
+FINISHED, NOT_FINISHED, INTERRUPTED = 0, 1, 130
+EXIT_STATUS = """exit status:
+  0    the task FINISHED
+  1    the task did not finish: it waits for an operator (ERROR: `task continue`), it was CANCELLED,
+       or Temporal ended its workflow; or the command failed (the API refused it or could not be reached)
+  2    the command line is wrong (an unknown option, a missing argument)
+  130  interrupted (Ctrl-C): you stopped following, the task goes on
+  141  the output was closed (`| head`)"""
 
 
 def cmd_task(args: argparse.Namespace) -> int:
@@ -32,8 +44,8 @@ def _start(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _list(api: ApiClient, args: argparse.Namespace) -> int:
-    for task in api.get("/tasks", state=args.state, workflow_name=args.workflow, node=args.node)["tasks"]:
-        print(render_task_row(task))
+    page = api.get("/tasks", state=args.state, workflow_name=args.workflow, node=args.node)
+    print(render_tasks(page["tasks"]))
     return 0
 
 
@@ -73,16 +85,29 @@ def _task_args(text: str) -> dict[str, object]:
 
 
 def _follow(api: ApiClient, task_id: str) -> int:
-    task = api.follow(task_id, lambda t: print(render_task(t), flush=True))
+    """Follow the task until it is over or waits for an operator; see EXIT_STATUS."""
+    printer = TaskFollower(sys.stdout, tty=sys.stdout.isatty())
+    try:
+        task = api.follow(task_id, printer.show)
+    except KeyboardInterrupt:
+        printer.close()
+        print(f"stopped following {task_id}; it goes on (task-scheduler task wait {task_id})")
+        return INTERRUPTED
+    printer.close()
     if task["state"] == "ERROR":
         print(f"the task waits for an operator: task-scheduler task continue {task_id} [--mode next]")
-    return 0 if task["state"] == "FINISHED" else 1
+    return FINISHED if task["state"] == "FINISHED" else NOT_FINISHED
 
 
 def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     task = commands.add_parser("task", help="start, list, show and control tasks (through the API)")
     actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
-    start = actions.add_parser("start", help="start a task")
+    start = actions.add_parser(
+        "start",
+        help="start a task",
+        epilog=EXIT_STATUS.replace("exit status:", "exit status with --wait (without: 0 once started):"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     start.add_argument("workflow", help="the lab workflow to run")
     start.add_argument("--args", default="{}", help='task arguments as JSON, e.g. \'{"plate": "P1"}\'')
     start.add_argument("--id", help="your own task id (a retried start with the same id is refused)")
@@ -99,7 +124,8 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
         ("continue", "continue a paused or failed task"),
         ("cancel", "cancel a task (its running step is aborted)"),
     ):
-        action = actions.add_parser(name, help=text)
+        follows = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
+        action = actions.add_parser(name, help=text, **(follows if name == "wait" else {}))
         action.add_argument("task_id")
         if name == "continue":
             action.add_argument(

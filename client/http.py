@@ -71,15 +71,10 @@ class ApiClient:
     def follow(
         self, task_id: str, show: Callable[[dict[str, Any]], None], poll_s: float = 0.5
     ) -> dict[str, Any]:
-        """Show the task each time it changes, until it is over or stops for an operator."""
-        last: Any = None
+        """Show the task at each answer (about once a second), until it is over or stops for an operator."""
         while True:
             task = self.get(f"/tasks/{task_id}/wait", timeout_s=poll_s)
-            steps = [(s["outcome"], s.get("waiting_position")) for s in task["steps"]]
-            view = (task["state"], task["current_step"], steps, task.get("reason"))
-            if view != last:
-                show(task)
-                last = view
+            show(task)
             if (
                 task["state"] in TERMINAL_STATES
                 or task["state"] == "ERROR"

@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-from dev_stack import BINARY, DevStack, clean_environment, fast_demo_lab
+from dev_stack import BINARY, DEMO_LAB, REPOSITORY, DevStack, clean_environment, fast_demo_lab
 
 OVERDOSE = '{"volume_ul": 5000}'
+SEED = REPOSITORY / "examples" / "seed-example"
 OVERDOSE_MESSAGE = "volume 5000 µL exceeds capacity 1000 µL"
 
 
@@ -63,14 +66,20 @@ def test_task_start_wait_follows_the_steps_until_the_task_finishes(stack: DevSta
     assert run.code == 0, run
     task_id = started_id(run)
     assert f"task {task_id}  quick-check  FINISHED" in run.out
+    # Not a terminal: the task once, then a line per change, each step's end printed once.
+    ended = r"1\. arm +SUCCEEDED +\d+\.\d s  plate P-7 moved from bench to reader"
+    assert len(re.findall(ended, run.out)) == 1, run.out
+    assert len(re.findall(r"2\. reader +SUCCEEDED", run.out)) == 1, run.out
+    assert len(re.findall(r"3\. arm +SUCCEEDED", run.out)) == 1, run.out
     final = run.out.split(f"task {task_id}  quick-check  FINISHED")[-1]
-    assert re.search(r"1\. arm +SUCCEEDED +\d+\.\d s  plate P-7 moved from bench to reader", final), run.out
-    assert re.search(r"2\. reader +SUCCEEDED", final)
-    assert re.search(r"3\. arm +SUCCEEDED", final)
     assert f"Temporal UI: http://127.0.0.1:{stack.ui_port}/namespaces/default/workflows/{task_id}" in final
+    assert "\r" not in run.out
 
     listed = cli(stack, "task", "list", "--workflow", "quick-check")
-    assert re.search(rf"^{re.escape(task_id)} +quick-check +FINISHED", listed.out, re.MULTILINE), listed
+    assert listed.out.startswith("TASK "), listed
+    assert re.match(r"TASK +WORKFLOW +STATE +NODE\n", listed.out), listed
+    assert re.search(rf"^{re.escape(task_id)} +quick-check +FINISHED +-$", listed.out, re.MULTILINE), listed
+    assert "CANCELED" not in listed.out and "COMPLETED" not in listed.out
 
 
 def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(stack: DevStack) -> None:
@@ -89,20 +98,20 @@ def test_failed_step_waits_for_the_operator_and_continue_next_finishes_the_task(
     in_error = cli(stack, "task", "list", "--state", "ERROR")
     assert re.search(rf"^{re.escape(task_id)} +prepare-plate +ERROR +dispenser", in_error.out, re.MULTILINE)
     nodes = cli(stack, "node", "list")
-    assert re.search(r"^dispenser +ERROR +online", nodes.out, re.MULTILINE), nodes
+    assert re.search(r"^dispenser +ERROR +- +online", nodes.out, re.MULTILINE), nodes
 
     continued = cli(stack, "task", "continue", task_id, "--mode", "next", "--reason", "dosed by hand")
     assert continued.code == 0, continued
     waited = cli(stack, "task", "wait", task_id)
 
     assert waited.code == 0, waited
-    final = waited.out.split(f"task {task_id}  prepare-plate  FINISHED")[-1]
-    assert re.search(r"3\. dispenser +SKIPPED", final), waited.out
+    assert f"task {task_id}  prepare-plate  FINISHED" in waited.out
+    assert re.search(r"3\. dispenser +SKIPPED", waited.out), waited.out
     decision = r"decision .* UTC  dev-admin: continue --mode next \(step 3\): dosed by hand"
-    assert re.search(decision, final), final
-    assert re.search(r"5\. hotel +SUCCEEDED", final)
+    assert len(re.findall(decision, waited.out)) == 1, waited.out
+    assert len(re.findall(r"5\. hotel +SUCCEEDED", waited.out)) == 1, waited.out
     nodes = cli(stack, "node", "list")
-    assert re.search(r"^dispenser +AVAILABLE +online", nodes.out, re.MULTILINE), nodes
+    assert re.search(r"^dispenser +AVAILABLE +- +online", nodes.out, re.MULTILINE), nodes
 
 
 def test_commands_the_api_refuses_print_why_and_fail(stack: DevStack) -> None:
@@ -126,8 +135,9 @@ def test_node_list_shows_every_demo_node_hosted(stack: DevStack) -> None:
     run = cli(stack, "node", "list")
 
     assert run.code == 0, run
+    assert re.match(r"NODE +STATE +WORKER +ONLINE +HOLDER +WAITING +REASON\n", run.out), run.out
     for node in ("hotel", "arm", "dispenser", "reader", "storage"):
-        assert re.search(rf"^{node} +\w+ +online +worker: -", run.out, re.MULTILINE), run.out
+        assert re.search(rf"^{node} +\w+ +- +online +- +0$", run.out, re.MULTILINE), run.out
 
 
 def test_workers_shows_the_one_pc_labs_worker_online_with_its_nodes(stack: DevStack) -> None:
@@ -181,6 +191,59 @@ def test_timeline_writes_an_svg_of_the_tasks_on_the_nodes(stack: DevStack) -> No
     assert any(t.startswith(f"{task_id} step 2 on reader: SUCCEEDED") for t in tips), tips
     assert bad.code == 1
     assert "not a time" in bad.err
+
+
+def closed_pipe_run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """`task-scheduler ARGS | reader`, the reader gone before the command writes (`| head` that has read
+    its lines): every write meets a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [str(BINARY), *args],
+            cwd=cwd,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    return Run(done.returncode, "", done.stderr)
+
+
+def test_commands_whose_reader_closed_the_pipe_exit_quietly(stack: DevStack) -> None:
+    task_id = started_id(cli(stack, "task", "start", "quick-check", "--wait"))
+    env = clean_environment(TASK_SCHEDULER_API_URL=stack.url, TASK_SCHEDULER_TOKEN=stack.token)
+
+    runs = [
+        closed_pipe_run(["task", "show", task_id], stack.state_dir.parent, env),
+        closed_pipe_run(["task", "list"], stack.state_dir.parent, env),
+        closed_pipe_run(["task", "wait", task_id], stack.state_dir.parent, env),
+        closed_pipe_run(["node", "list"], stack.state_dir.parent, env),
+        closed_pipe_run(["config", "check", "--config", str(DEMO_LAB)], stack.state_dir.parent, env),
+    ]
+
+    assert [(r.code, r.err) for r in runs] == [(141, "")] * len(runs)
+
+
+def test_config_check_from_a_seed_project_s_folder_finds_its_modules_there(tmp_path: Path) -> None:
+    """README's seed-layout check, typed in the project's folder; and from elsewhere, where it says
+    which option named the module and where it looked."""
+    args = ["config", "check", "-n", "config/nodes.json", "-w", "config/workflows.json", "-m", "src/nodes"]
+    here = subprocess.run([str(BINARY), *args], cwd=SEED, capture_output=True, text=True, timeout=60)
+    absolute = [str(SEED / a) if a.startswith("config/") else a for a in args]
+    elsewhere = subprocess.run(
+        [str(BINARY), *absolute], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert here.returncode == 0, here.stderr
+    assert "Configuration OK: config/nodes.json, config/workflows.json" in here.stdout
+    assert elsewhere.returncode == 1
+    located = "command line: --module src/nodes: cannot import node module 'src/nodes': FileNotFoundError"
+    assert f"{located}: no such folder: {tmp_path / 'src' / 'nodes'}" in elsewhere.stderr
+    assert "$.modules" not in elsewhere.stderr and "Traceback" not in elsewhere.stderr
 
 
 def test_stats_print_each_nodes_calls_and_each_workflows_tasks(stack: DevStack) -> None:
