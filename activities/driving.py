@@ -1,6 +1,6 @@
-"""What a driver's run comes to: the driver asked to abort and given its grace, the end of the node's
-use for each way a run ends (done, given up while the driver ran, cancelled), an output too large to
-carry, and where an operator's "next" goes after this node's step."""
+"""What a driver's run comes to: what it raised, the driver asked to abort and given its grace, the end
+of the node's use for each way a run ends (done, given up while the driver ran, cancelled), an output
+too large to carry, and where an operator's "next" goes after this node's step."""
 
 from __future__ import annotations
 
@@ -12,11 +12,51 @@ from typing import Any
 
 from temporalio import activity
 
-from ..engine.errors import DriverStuckError
+from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError, StepTimeoutError
 from ..engine.ledger import EndUse, UseKey
 from ..engine.models import NextExecution, StepResult
 from ..engine.nodes import BaseNode, CallState, DriverCall
 from ..engine.tasks import StepRequest
+from ..engine.tracebacks import driver_traceback
+
+
+async def driver_outcome(
+    node: BaseNode, request: StepRequest, call: DriverCall, future: asyncio.Future[StepResult]
+) -> StepResult:
+    """The result of the driver's call for `request`, running in the node's thread: the node's timeout
+    enforced, a cancel passed on to the driver. What the driver raised is the step's failure (a
+    TimeoutError of its own too: not the node's timeout)."""
+    grace_s = request.step.abort_grace_s
+    try:
+        done, _ = await asyncio.wait({future}, timeout=request.step.timeout_s)
+    except asyncio.CancelledError:
+        returned = await abort_and_wait(node, call, future, grace_s)
+        if returned is not None:  # it finished all the same: what it did is the use's end
+            raise DriverReturnedAfterCancelError(returned) from None
+        raise
+    if not done:
+        await abort_and_wait(node, call, future, grace_s)
+        raise StepTimeoutError(
+            f"node {node.id} did not finish within its timeout of {request.step.timeout_s} s; "
+            "it was asked to abort"
+        )
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
+        return driver_raised(node, f"step {request.step.index + 1} of task {request.task_id}", error)
+    return future.result()  # a call cancelled before it began (the worker stops): CancelledError
+
+
+def driver_raised(node: BaseNode, step: str, error: BaseException) -> StepResult:
+    """The driver of `step` ("step 2 of task T") raised: the step fails saying what and where. The
+    driver's own frames are logged in one record (the worker's log, and the step's lines while they
+    are captured) and kept with the step's record."""
+    said = f"{type(error).__name__}: {error}"
+    trace = driver_traceback(error)
+    if trace is None:  # the scheduler's own error (an abort, a result it cannot read): its message says
+        return StepResult(status=-1, message=said)
+    message = f"{said} (at {trace.where})"
+    node.logger.error("{}: its driver raised {}\n{}", step, message, trace.text)
+    return StepResult(status=-1, message=message, traceback=trace.text)
 
 
 def within_output_limit(node: BaseNode, request: StepRequest, result: StepResult) -> StepResult:
@@ -59,6 +99,8 @@ def returned_after_cancel(key: UseKey, result: StepResult, duration_s: float) ->
         message=f"{result.message or 'no message'} (the step had been given up: {why})",
         duration_s=duration_s,
         ended_at=datetime.now(UTC),
+        # A driver that stopped when asked (its failure) was cancelled; one that finished did its work.
+        cancelled=cancelled.cancelled and not result.succeeded,
     )
 
 
@@ -76,7 +118,16 @@ def cancelled_use(key: UseKey, duration_s: float) -> EndUse:
     if details is not None and details.not_found:
         message = "its task no longer runs (terminated?); the driver was aborted mid-step: check the device"
         return EndUse(key=key, succeeded=False, final=True, message=message, duration_s=duration_s)
-    return EndUse(key=key, succeeded=False, final=False, message="cancelled", duration_s=duration_s)
+    # An operator's cancel of the task is counted apart from the node's failures; a worker's stop is not.
+    by_operator = details is not None and details.cancel_requested
+    return EndUse(
+        key=key,
+        succeeded=False,
+        final=False,
+        message="cancelled: its driver was asked to abort" if by_operator else "cancelled",
+        duration_s=duration_s,
+        cancelled=by_operator,
+    )
 
 
 async def abort_and_wait(

@@ -1,6 +1,6 @@
 """A worker's metrics, in the Prometheus text format on its own port (`task-scheduler worker
---metrics-port N`): step durations and waits per node, driver failures, ledger round trips, and the
-Temporal SDK's own metrics.
+--metrics-port N`): step durations and waits per node, driver failures, steps cancelled, ledger round
+trips, and the Temporal SDK's own metrics.
 
 The SDK's exporter (its Runtime's PrometheusConfig) binds a port of its own: it is bound to a free
 loopback port, and this module's endpoint appends its text as it is (names unchanged, as Temporal's
@@ -64,6 +64,12 @@ DRIVER_FAILURES = Counter(
     ["node"],
     registry=REGISTRY,
 )
+STEPS_CANCELLED = Counter(
+    "task_scheduler_steps_cancelled",
+    "Steps an operator cancelled while their driver ran (the driver asked to abort; not failures), per node",
+    ["node"],
+    registry=REGISTRY,
+)
 LEDGER_CALLS = Histogram(
     "task_scheduler_ledger_call_duration_seconds",
     "Round trips to a node's ledger (begin_use, end_use...), answered or not, and how long each took",
@@ -85,6 +91,11 @@ def observe_step(node_id: str, duration_s: float, waited_s: float, failed: bool)
     STEP_WAIT.labels(node=node_id).observe(waited_s)
     if failed:
         DRIVER_FAILURES.labels(node=node_id).inc()
+
+
+def observe_cancel(node_id: str) -> None:
+    """An operator cancelled a step while its driver ran: counted apart from the driver's failures."""
+    STEPS_CANCELLED.labels(node=node_id).inc()
 
 
 def observe_ledger_call(kind: str, duration_s: float, failed: bool = False) -> None:
@@ -116,6 +127,7 @@ def declare_nodes(node_ids: Iterable[str]) -> None:
         STEP_DURATION.labels(node=node_id)
         STEP_WAIT.labels(node=node_id)
         DRIVER_FAILURES.labels(node=node_id)
+        STEPS_CANCELLED.labels(node=node_id)
 
 
 # --- the Temporal SDK's metrics ------------------------------------------------------------------

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ..engine.contracts import (
     EXECUTE_STEP,
@@ -22,16 +23,17 @@ from ..engine.contracts import (
     WAITING_INTERRUPTED,
     StepBeat,
 )
-from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError, StepTimeoutError
+from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError
 from ..engine.ledger import BeginUse, EndUse, UseKey, step_of
-from ..engine.logger import CapturedLines
+from ..engine.logger import NODE_LOGGERS, CapturedLines
 from ..engine.models import StepResult
 from ..engine.nodes import BaseNode
 from ..engine.task_state import StepReport
 from ..engine.tasks import StepRequest
 from .driving import (
-    abort_and_wait,
     cancelled_use,
+    driver_outcome,
+    driver_raised,
     end_of,
     next_execution,
     returned_after_cancel,
@@ -40,7 +42,7 @@ from .driving import (
 from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost
-from .metrics import observe_step
+from .metrics import observe_cancel, observe_step
 from .uses import NodeUses
 
 REFUSED_RETRY_S = 1.0
@@ -122,7 +124,7 @@ class StepActivities:
         except asyncio.CancelledError as cancel:
             if not (request.report_cancel and _cancel_requested()):
                 raise
-            raise _cancelled_while_running(node, report, lines, cancel) from None
+            raise _cancelled_while_running(node, request, report, lines, cancel) from None
         observe_step(node.id, time.monotonic() - started, waited_s, failed=not result.succeeded)
         report.next_execution = next_execution(node)
         # The node did its work (the ledger says so); an output too large to carry fails the step.
@@ -136,11 +138,16 @@ class StepActivities:
         result = kept
         _fill(report, result, lines)
         if not result.succeeded:
+            failure = _failure_text(node, request, result)
+            if result.traceback is None:  # a driver that raised was logged with its frames already
+                _log(node).warning("%s", failure)
             raise ApplicationError(
-                _failure_text(node, request, result),
+                failure,
                 report,
                 type=STEP_FAILED,
                 non_retryable=not result.retryable,
+                # Logged above in the driver's words: the SDK's warning would show only our frames.
+                category=ApplicationErrorCategory.BENIGN,
             )
         return report
 
@@ -168,20 +175,20 @@ class StepActivities:
             await self._left_running(node, key, stuck, started)
             raise asyncio.CancelledError(stuck.message) from None
         except DriverReturnedAfterCancelError as returned:
-            assert isinstance(returned.result, StepResult)
-            end = returned_after_cancel(key, returned.result, time.monotonic() - started)
-            await self.uses.finish(node.id, end)
-            raise asyncio.CancelledError(end.message) from None
+            result = returned.result
+            assert isinstance(result, StepResult)
+            await self.uses.finish(node.id, returned_after_cancel(key, result, time.monotonic() - started))
+            said = f"status {result.status}: {result.message or 'no message'}"
+            raise asyncio.CancelledError(f"its driver, asked to abort, returned {said}") from None
         except asyncio.CancelledError:
             await self.uses.finish(node.id, cancelled_use(key, time.monotonic() - started))
             raise
-        except Exception as exc:  # the driver may raise anything: it becomes the step's failure
+        except Exception as exc:  # the node's timeout, or the scheduler's own: the step's failure
             return StepResult(status=-1, message=f"{type(exc).__name__}: {exc}"), None
 
     async def _drive(self, node: BaseNode, request: StepRequest, lines: CapturedLines) -> StepResult:
-        """Run the driver in the node's thread; enforce the node's timeout; pass cancellation to it."""
+        """Run the driver in the node's thread, its lines captured (what it raised too)."""
         call = node.new_call(request.task_id)
-        grace_s = request.step.abort_grace_s
         with node.logger.capture() as captured:
             step = functools.partial(
                 node.run_step,
@@ -196,18 +203,7 @@ class StepActivities:
             )
             future = self.host.in_driver_thread(node.id, step)
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout=request.step.timeout_s)
-            except TimeoutError:
-                await abort_and_wait(node, call, future, grace_s)
-                raise StepTimeoutError(
-                    f"node {node.id} did not finish within its timeout of {request.step.timeout_s} s; "
-                    "it was asked to abort"
-                ) from None
-            except asyncio.CancelledError:
-                returned = await abort_and_wait(node, call, future, grace_s)
-                if returned is not None:  # it finished all the same: what it did is the use's end
-                    raise DriverReturnedAfterCancelError(returned) from None
-                raise
+                return await driver_outcome(node, request, call, future)
             finally:
                 lines.extend(captured.as_list())
 
@@ -234,7 +230,8 @@ class StepActivities:
         try:
             result: StepResult = await running
         except Exception as exc:  # driver code
-            result = StepResult(status=-1, message=f"{type(exc).__name__}: {exc}")
+            step = f"step {key.step_index + 1} of task {key.task_id} (run {key.run}, given up)"
+            result = driver_raised(node, step, exc)
         duration_s = time.monotonic() - started
         node.logger.warning(
             "its driver returned {:.1f} s after the step began: {}", duration_s, result.message
@@ -257,14 +254,26 @@ def _cancel_requested() -> bool:
 
 
 def _cancelled_while_running(
-    node: BaseNode, report: StepReport, lines: CapturedLines, cancel: asyncio.CancelledError
+    node: BaseNode,
+    request: StepRequest,
+    report: StepReport,
+    lines: CapturedLines,
+    cancel: asyncio.CancelledError,
 ) -> ApplicationError:
-    """The step was cancelled while its driver ran: the task records since when it ran and how it
-    ended (the end of the use is recorded in the ledger already)."""
-    why = str(cancel) or "its driver was asked to abort"
-    _fill(report, StepResult(status=-1, message=f"cancelled while running: {why}"), lines)
+    """The step was cancelled while its driver ran: the task records since when it ran, how its driver
+    ended and the lines it logged (the end of the use is recorded in the ledger already). The task's
+    record says who cancelled it (StepRecord.take_cancelled)."""
+    how = str(cancel) or "its driver stopped when asked to abort"
+    _fill(report, StepResult(status=-1, message=how), lines)
     report.next_execution = next_execution(node)
-    return ApplicationError(report.message or "cancelled", report, type=STEP_CANCELLED, non_retryable=True)
+    assert report.started_at is not None and report.finished_at is not None
+    ran_s = (report.finished_at - report.started_at).total_seconds()
+    text = f"{_step_text(node, request)} was cancelled after {ran_s:.1f} s: {how}"
+    _log(node).info("%s", text)
+    observe_cancel(node.id)
+    return ApplicationError(
+        text, report, type=STEP_CANCELLED, non_retryable=True, category=ApplicationErrorCategory.BENIGN
+    )
 
 
 def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBeat:
@@ -274,13 +283,20 @@ def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBe
 
 def _fill(report: StepReport, result: StepResult, lines: CapturedLines) -> None:
     report.status, report.message, report.endpoint = result.status, result.message, result.endpoint
-    report.output = result.output
+    report.output, report.traceback = result.output, result.traceback
     report.logs = list(lines)
     report.finished_at = datetime.now(UTC)
 
 
+def _step_text(node: BaseNode, request: StepRequest) -> str:
+    return f"step {request.step.index + 1} on node {node.id}"
+
+
 def _failure_text(node: BaseNode, request: StepRequest, result: StepResult) -> str:
-    return (
-        f"step {request.step.index + 1} on node {node.id} failed with status {result.status}: "
-        f"{result.message or 'no message'}"
-    )
+    return f"{_step_text(node, request)} failed with status {result.status}: {result.message or 'no message'}"
+
+
+def _log(node: BaseNode) -> logging.Logger:
+    """The node's logger in the worker's log, not the step's lines: once the use is ended, the node's
+    next step may be capturing its own (NodeLogger.capture)."""
+    return logging.getLogger(f"{NODE_LOGGERS}.{node.id}")

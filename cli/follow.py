@@ -64,7 +64,8 @@ class TaskFollower:
         due = self.clock() - self.live_at >= LIVE_EVERY_S
         if self.live is None or due:
             elapsed_s = (self.now() - datetime.fromisoformat(step["started_at"])).total_seconds()
-            self.live = f"  {step['index'] + 1}. {step['node']} running for {duration_text(elapsed_s)}"
+            # In the steps' columns, below the step's own line.
+            self.live = f"    {step['index'] + 1}. {step['node']:<14} running for {duration_text(elapsed_s)}"
             self.out.write(ERASE_LINE + self.live)
             self.live_at = self.clock()
 

@@ -39,6 +39,8 @@ from .states import NodeMachine, NodeState
 # How long a restarted node is kept for the step its operator runs again: the step's retry is scheduled
 # as the restart is asked for, and reaches the node within seconds unless its task was cancelled.
 KEPT_FOR_S = 120.0
+# A use's outcome in the ledger's records, as a run accounted for: a cancelled run did not finish.
+ENDED_AS = {"succeeded": RunOutcome.SUCCEEDED, "failed": RunOutcome.FAILED, "cancelled": RunOutcome.FAILED}
 
 __all__ = [
     "BeginUse",
@@ -227,7 +229,7 @@ class Ledger:
     def _count_end(self, end: EndUse, waited_s: float, now: datetime) -> None:
         """A use ended: in the node's lifetime figures and in its windowed usage."""
         self.state.stats.add(end, waited_s)
-        self.state.usage.record_end(now, end.duration_s, end.succeeded)
+        self.state.usage.record_end(now, end.duration_s, end.succeeded, cancelled=end.cancelled)
 
     def _count_lost(self, now: datetime) -> None:
         self.state.stats.lost += 1
@@ -302,7 +304,7 @@ class Ledger:
             message = "the node's ledger has no use of this run: it never reached the driver"
             return RunAccounted(key=key, outcome=RunOutcome.UNKNOWN, message=message)
         use = done[-1]
-        outcome = {"succeeded": RunOutcome.SUCCEEDED, "failed": RunOutcome.FAILED}.get(use.outcome)
+        outcome = ENDED_AS.get(use.outcome)
         return RunAccounted(
             key=use.key,
             outcome=outcome or RunOutcome.UNKNOWN,
@@ -411,7 +413,9 @@ def step_text(step: str) -> str:
 
 
 def _outcome(end: EndUse) -> str:
-    return "succeeded" if end.succeeded else "failed"
+    if end.succeeded:
+        return "succeeded"
+    return "cancelled" if end.cancelled else "failed"
 
 
 def _accounted(

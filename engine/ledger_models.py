@@ -72,6 +72,9 @@ class EndUse(BaseModel):
     # The ledger keeps the use open and the node closed in ERROR until the real end arrives (a late
     # end, sent when the driver returns) or its worker process is replaced; then a restart reopens it.
     driver_running: bool = False
+    # Ended by an operator's cancel of its task while the driver ran (it was asked to abort): counted
+    # apart from the failures, since it says nothing of the device.
+    cancelled: bool = False
 
 
 class BeginUse(BaseModel):
@@ -108,9 +111,13 @@ class CutOff(Holder):
 
 
 class NodeStats(BaseModel):
+    """A node's uses over its life: `calls` are the uses that ended (successes + failures + cancelled);
+    the run times are those of the uses that ran to their end (a cancelled one was cut short)."""
+
     calls: int = 0
     successes: int = 0
     failures: int = 0
+    cancelled: int = 0
     lost: int = 0
     total_run_s: float = 0.0
     min_run_s: float | None = None
@@ -120,10 +127,16 @@ class NodeStats(BaseModel):
 
     @property
     def mean_run_s(self) -> float | None:
-        return self.total_run_s / self.calls if self.calls else None
+        ran = self.calls - self.cancelled
+        return self.total_run_s / ran if ran else None
 
     def add(self, end: EndUse, waited_s: float) -> None:
         self.calls += 1
+        self.total_wait_s += waited_s
+        self.max_wait_s = max(self.max_wait_s, waited_s)
+        if end.cancelled and not end.succeeded:
+            self.cancelled += 1
+            return
         if end.succeeded:
             self.successes += 1
         else:
@@ -132,8 +145,6 @@ class NodeStats(BaseModel):
         # `is None`, not `or`: a 0.0 s use (a no-op node) is a real minimum.
         self.min_run_s = end.duration_s if self.min_run_s is None else min(self.min_run_s, end.duration_s)
         self.max_run_s = max(self.max_run_s or 0.0, end.duration_s)
-        self.total_wait_s += waited_s
-        self.max_wait_s = max(self.max_wait_s, waited_s)
 
 
 class UseSummary(BaseModel):

@@ -44,6 +44,8 @@ class StepResult(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     # False when trying again cannot help (e.g. bad arguments): the node's retries are skipped.
     retryable: bool = True
+    # Set by the scheduler when the driver raised: the driver's own frames, kept with the step's record.
+    traceback: str | None = None
 
     @property
     def succeeded(self) -> bool:

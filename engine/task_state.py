@@ -32,6 +32,9 @@ class StepOutcome(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+WAITING_OUTCOMES = (StepOutcome.PENDING, StepOutcome.WAITING, StepOutcome.RUNNING)
+
+
 class CutOffRun(BaseModel):
     """A run of a step that its task gave up as cut off: its worker stopped heartbeating while the
     driver ran. The node's ledger accounts for it later (its late end, or its worker replaced). Kept in
@@ -67,6 +70,8 @@ class StepRecord(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     logs: list[str] = Field(default_factory=list)
     earlier_runs: list[CutOffRun] = Field(default_factory=list)
+    # The driver raised: its own frames (from its `_execute` down), as the worker logged them.
+    traceback: str | None = None
 
     def unaccounted_run(self) -> CutOffRun | None:
         """A run given up as cut off whose end is not known yet: its driver may still be running."""
@@ -79,7 +84,25 @@ class StepRecord(BaseModel):
         self.started_at, self.finished_at = report.started_at, report.finished_at
         self.waited_s = report.waited_s
         self.status, self.message, self.endpoint = report.status, report.message, report.endpoint
-        self.output, self.logs = report.output, report.logs
+        self.output, self.logs, self.traceback = report.output, report.logs, report.traceback
+
+    def take_cancelled(self, report: StepReport, by: str | None) -> None:
+        """The report of a run an operator cancelled while its driver ran: since when it ran, how its
+        driver ended, its lines; the message says who cancelled it and after how long."""
+        self.take(report, StepOutcome.CANCELLED)
+        after = ""
+        if report.started_at is not None and report.finished_at is not None:
+            after = f" after {(report.finished_at - report.started_at).total_seconds():.1f} s"
+        how = report.message or "its driver was asked to abort"
+        self.message = f"cancelled by {by or 'an operator'}{after}: {how}"
+
+    def take_cancel(self, by: str | None) -> None:
+        """Its task was cancelled, and this step's run reported nothing: its driver had not started (it
+        waited for its node). A step that failed before keeps its failure's message."""
+        unreported = self.outcome in WAITING_OUTCOMES and self.started_at is None
+        self.outcome = StepOutcome.CANCELLED
+        if unreported and self.message is None:
+            self.message = f"cancelled by {by or 'an operator'} before its driver started"
 
     def cut_off(
         self, at: datetime, attempt: int | None, worker: str | None, started_at: datetime | None
@@ -168,6 +191,11 @@ class TaskStatus(BaseModel):
         in an earlier Temporal run (its output is there, in the step records and the history)."""
         record = self.record(index)
         return record.output if record and record.outcome is StepOutcome.SUCCEEDED else None
+
+    def cancelled_by(self) -> str | None:
+        """Who gave the task's cancel (its last decision), if it came through our commands."""
+        last = self.decisions[-1] if self.decisions else None
+        return last.by if last is not None and last.command == "cancel" else None
 
     def decide(self, decision: Decision) -> None:
         """Keep an operator's command, with the DECISIONS_KEPT before it."""
@@ -277,6 +305,7 @@ class StepReport(BaseModel):
     waited_s: float = 0.0
     next_execution: NextExecution = NextExecution.NEXT
 
+    traceback: str | None = None  # see StepRecord.traceback
 
 class StepPage(BaseModel):
     """A query for some step records of a task (a task may have thousands)."""

@@ -46,6 +46,7 @@ class UsageBucket(BaseModel):
 
     successes: int = 0
     failures: int = 0
+    cancelled: int = 0  # uses ended by an operator's cancel: apart from failures, their time cut short
     lost: int = 0  # uses cut off without an end: no duration
     run_sum_s: float = 0.0
     run_min_s: float | None = None
@@ -60,7 +61,11 @@ class UsageBucket(BaseModel):
         data: dict[str, Any] = handler(self)
         return {k: v for k, v in data.items() if v is not None and (k in KEEP_ZERO or v)}
 
-    def add_run(self, duration_s: float, succeeded: bool) -> None:
+    def add_run(self, duration_s: float, succeeded: bool, cancelled: bool = False) -> None:
+        """A use that ended; one `cancelled` by an operator is counted apart, without its duration."""
+        if cancelled and not succeeded:
+            self.cancelled += 1
+            return
         duration_s = round(duration_s, DIGITS)
         if succeeded:
             self.successes += 1
@@ -86,6 +91,7 @@ class UsageBucket(BaseModel):
         return UsageBucket(
             successes=self.successes + other.successes,
             failures=self.failures + other.failures,
+            cancelled=self.cancelled + other.cancelled,
             lost=self.lost + other.lost,
             run_sum_s=round(self.run_sum_s + other.run_sum_s, DIGITS),
             run_min_s=_pick(min, self.run_min_s, other.run_min_s),
@@ -132,13 +138,27 @@ class NodeUsage(BaseModel):
     """A node's figures over a window of whole hours or days (`since`, `until`: the buckets merged)."""
 
     node: str = ""
-    calls: int = Field(default=0, description="uses that ended in the window: successes + failures + lost")
+    calls: int = Field(
+        default=0, description="uses that ended in the window: successes + failures + cancelled + lost"
+    )
     successes: int = 0
-    failures: int = 0
+    failures: int = Field(
+        default=0, description="uses whose driver failed (a failed status, an exception, a timeout)"
+    )
+    cancelled: int = Field(
+        default=0,
+        description="uses ended by an operator's cancel of their task while the driver ran: not failures",
+    )
     lost: int = Field(default=0, description="uses cut off (their worker was lost): no duration")
-    success_rate: float | None = Field(default=None, description="successes / calls (0..1); null: no calls")
+    success_rate: float | None = Field(
+        default=None,
+        description="successes / (calls - cancelled) (0..1): an operator's cancel says nothing of the "
+        "node; null: no such calls",
+    )
     duration_s: Durations = Field(
-        default_factory=Durations, description="run time of the uses that ended (succeeded or failed)"
+        default_factory=Durations,
+        description="run time of the uses that ran to their end (succeeded or failed; a cancelled one "
+        "was cut short)",
     )
     waited_s: Waits = Field(
         default_factory=Waits, description="time tasks waited for the node, over the uses that began"
@@ -187,9 +207,9 @@ class UsageBuckets(BaseModel):
     hours: dict[int, UsageBucket] = Field(default_factory=dict)
     days: dict[int, UsageBucket] = Field(default_factory=dict)
 
-    def record_end(self, at: datetime, duration_s: float, succeeded: bool) -> None:
+    def record_end(self, at: datetime, duration_s: float, succeeded: bool, cancelled: bool = False) -> None:
         for bucket in self._buckets(at):
-            bucket.add_run(duration_s, succeeded)
+            bucket.add_run(duration_s, succeeded, cancelled)
 
     def record_lost(self, at: datetime) -> None:
         for bucket in self._buckets(at):
@@ -230,13 +250,14 @@ def _bucket(kept: dict[int, UsageBucket], index: int, span: int) -> UsageBucket:
 def figures(total: UsageBucket) -> NodeUsage:
     """What a reader sees of merged buckets."""
     ran = total.successes + total.failures
-    calls = ran + total.lost
+    judged = ran + total.lost  # the calls that say something of the node: not the cancelled ones
     return NodeUsage(
-        calls=calls,
+        calls=judged + total.cancelled,
         successes=total.successes,
         failures=total.failures,
+        cancelled=total.cancelled,
         lost=total.lost,
-        success_rate=total.successes / calls if calls else None,
+        success_rate=total.successes / judged if judged else None,
         duration_s=Durations(
             min=total.run_min_s,
             mean=total.run_sum_s / ran if ran else None,

@@ -220,7 +220,7 @@ class TaskWorkflow(TaskAlarms):
                 raise
             report = report_of(error.cause)
             if cancelled_while_running(error.cause) and report and workflow.cancellation_reason() is not None:
-                record.take(report, StepOutcome.CANCELLED)  # since when it ran: the timeline's bar
+                record.take_cancelled(report, self.status.cancelled_by())  # the timeline's bar, its lines
                 raise asyncio.CancelledError() from None
             return await self._on_failure(record, error)
         self.memory.lost_runs.pop(index, None)
@@ -327,7 +327,7 @@ class TaskWorkflow(TaskAlarms):
         # A step that ended before the cancel was honoured keeps its outcome.
         record = self.status.current_record
         if record is not None and record.outcome not in DONE_OUTCOMES:
-            record.outcome = StepOutcome.CANCELLED
+            record.take_cancel(self.status.cancelled_by())
         if self.machine.can("cancel"):
             self._transition("cancel")
 

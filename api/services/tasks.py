@@ -43,6 +43,7 @@ from .visibility import filter_value, lab_tasks
 from .waiting import explain_wait
 
 MAX_ID_STEM_CHARS = 120
+CANCEL_SETTLE_S = 5.0  # how long a cancel's answer waits for the task to end
 
 
 def _new_task_id(workflow_name: str) -> str:
@@ -225,6 +226,10 @@ class TaskService:
             request = CommandRequest(reason=reason, by=by)
             await handle.execute_update(TaskWorkflow.cancel, request, rpc_timeout=self.rpc_timeout)
             await handle.cancel(rpc_timeout=self.rpc_timeout)
+            # The answer shows the aborted step's record (its end, message and lines) once its driver
+            # stopped, about a second after the cancel; a driver slower to stop is shown still running.
+            with contextlib.suppress(TimeoutError, WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), CANCEL_SETTLE_S)
 
         return await self._command(task_id, "cancel", cancel)
 

@@ -390,6 +390,12 @@ async def test_cancel_aborts_the_running_step_and_records_who_and_why(
     response = await operator.post(f"/tasks/{task_id}/cancel", json={"reason": "wrong plate"})
 
     assert response.status_code == 200, response.text
+    # The answer shows the aborted run as it ended: when, who cancelled it, what its driver logged.
+    answered = response.json()
+    assert answered["state"] == "CANCELLED"
+    aborted = answered["steps"][0]
+    assert aborted["message"].startswith("cancelled by test-operator after ") and aborted["finished_at"]
+    assert any(f"{h1} runs for {task_id}" in line for line in aborted["logs"]), aborted
     task = await tasks.reaches(task_id, "CANCELLED")
     assert task["reason"] == "cancelled by test-operator: wrong plate"
     assert task["temporal_status"] == "CANCELED"

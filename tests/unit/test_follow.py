@@ -95,7 +95,7 @@ def test_follow_on_a_tty_shows_the_running_step_s_time_in_place_at_most_once_a_s
     written = follow(answers, tty=True)
 
     live = [part for part in written.split(ERASE_LINE) if part and "\n" not in part]
-    assert live == ["  1. arm running for 0 s", "  1. arm running for 1 s", "  1. arm running for 1 min 05 s"]
+    assert live == [f"    1. arm            running for {t}" for t in ("0 s", "1 s", "1 min 05 s")]
     assert written.count("\n") == 4 + 2 + 1  # the task, a line per change, the Temporal UI link again
     before_change = written.index("    1. arm            SUCCEEDED")
     assert written[:before_change].endswith(ERASE_LINE)  # the live line is erased, not left beside it

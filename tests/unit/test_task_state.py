@@ -98,3 +98,39 @@ def test_decisions_keep_the_newest() -> None:
         status.decide(Decision(at=T0, command="pause", by=f"op{n}", state=TaskState.ACTIVE))
     assert len(status.decisions) == DECISIONS_KEPT
     assert status.decisions[-1].by == f"op{DECISIONS_KEPT + 2}" and status.decisions[0].by == "op3"
+
+
+def test_a_cancelled_run_keeps_its_times_lines_and_says_who_cancelled_it_after_how_long() -> None:
+    state = memory()
+    state.status.decide(Decision(at=T0, command="cancel", by="alice", state=TaskState.ACTIVE))
+    record = state.status.reach(0, NODES)
+    report = StepReport(
+        status=-1,
+        message="its driver stopped when asked to abort",
+        logs=["09:00:01.000 INFO dispensed 40 of 96 wells"],
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=12.34),
+    )
+
+    record.take_cancelled(report, state.status.cancelled_by())
+
+    assert record.outcome is StepOutcome.CANCELLED
+    assert (record.started_at, record.finished_at) == (T0, T0 + timedelta(seconds=12.34))
+    assert record.message == "cancelled by alice after 12.3 s: its driver stopped when asked to abort"
+    assert record.logs == ["09:00:01.000 INFO dispensed 40 of 96 wells"]
+
+
+def test_a_step_cancelled_before_its_driver_started_says_so_and_a_failed_one_keeps_its_failure() -> None:
+    state = memory()
+    waiting = state.status.reach(0, NODES)
+    waiting.outcome = StepOutcome.RUNNING  # asked for, its driver not started
+    waiting.take_cancel(None)
+    assert waiting.outcome is StepOutcome.CANCELLED
+    assert waiting.message == "cancelled by an operator before its driver started"
+
+    failed = state.status.reach(1, NODES)
+    failed.take(
+        StepReport(status=1, message="gripper jammed", started_at=T0, finished_at=T0), StepOutcome.FAILED
+    )
+    failed.take_cancel("bob")
+    assert (failed.outcome, failed.message) == (StepOutcome.CANCELLED, "gripper jammed")

@@ -213,3 +213,21 @@ def test_stats_weeks_keep_the_latest_and_say_so() -> None:
     assert weeks[-1][1] == datetime(9999, 12, 31, 23, tzinfo=UTC)
     last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert UsageBuckets().window(last - timedelta(minutes=20), last).until == datetime.max.replace(tzinfo=UTC)
+
+
+def test_usage_counts_cancelled_uses_apart_from_failures_and_leaves_them_out_of_the_rate() -> None:
+    usage = UsageBuckets()
+    usage.record_end(NOW, 2.0, succeeded=True)
+    usage.record_end(NOW, 0.5, succeeded=False, cancelled=True)
+    usage.record_end(NOW, 0.7, succeeded=False, cancelled=True)
+
+    figures = usage.window(NOW - hours(1), NOW)
+
+    assert (figures.calls, figures.successes, figures.failures, figures.cancelled) == (3, 1, 0, 2)
+    assert figures.success_rate == 1.0  # an operator's cancel says nothing of the node
+    assert (figures.duration_s.min, figures.duration_s.mean, figures.duration_s.max) == (2.0, 2.0, 2.0)
+    only_cancelled = UsageBuckets()
+    only_cancelled.record_end(NOW, 1.0, succeeded=False, cancelled=True)
+    assert only_cancelled.window(NOW - hours(1), NOW).success_rate is None
+    bucket = json.loads(only_cancelled.model_dump_json())["hours"]
+    assert list(bucket.values()) == [{"cancelled": 1}]  # sparse, as every figure

@@ -139,7 +139,7 @@ async def test_cancel_aborts_the_running_step_and_frees_the_node(
     # It ran, and the record says from when to when: the timeline draws its run bar.
     assert cancelled.started_at is not None and cancelled.finished_at is not None
     assert cancelled.started_at < cancelled.finished_at and cancelled.attempts == 1
-    assert (cancelled.message or "").startswith("cancelled while running")
+    assert (cancelled.message or "").startswith("cancelled by alice after ")
     (aborted,) = JOURNAL.runs(a, running.id)
     assert aborted.aborted
     assert result.state is TaskState.FINISHED
