@@ -129,6 +129,7 @@ class Ledger:
             return BeginVerdict.RAN_BEFORE
         if current is not None and not self._may_take_over(current.key, request):
             self.abandon(current.key, now, f"{current.key} was cut off (its worker was lost)")
+            self.state.failed_step = request.key  # its task stops for an operator (WorkerLost)
             return BeginVerdict.LOST_PREVIOUS
         if current is not None:
             self._record(current, now, "lost")
@@ -173,6 +174,7 @@ class Ledger:
         if not request.succeeded and request.final:
             self.machine.trigger("fail")
             self.state.reason = f"{request.key} failed: {request.message or 'no message'}"
+            self.state.failed_step = request.key
         self._sync()
         return True
 
@@ -198,6 +200,7 @@ class Ledger:
         if cut_off is not None:
             self.state.cut_off.append(cut_off)
         self.state.holder = None
+        self.state.failed_step = None
         self._sync()
         self.machine.trigger("fail")
         self.state.reason = reason or self._cut_off_text()
@@ -386,6 +389,7 @@ class Ledger:
         """The restart ended. Asked for by a task whose operator runs its failed step again (`retry_of`),
         the node is kept for that step: the steps that waited meanwhile must not take it first."""
         self.state.restarts += 1
+        self.state.failed_step = None  # the operator's decision is carried out: the ERROR is the restart's
         if ok:
             self.machine.trigger("recovered")
             self.state.reason = None

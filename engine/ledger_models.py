@@ -208,6 +208,9 @@ class LedgerState(BaseModel):
     unreachable_since: datetime | None = None
     unreachable_reason: str | None = None
     kept_for: KeptFor | None = None  # restarted for an operator's retry: that step goes first
+    # The step whose failure put the node in ERROR: its task waits for an operator, whose continue
+    # restarts the node. None when the ERROR has another cause (a restart failed, a holder vanished).
+    failed_step: UseKey | None = None
 
 
 class NodeCommand(BaseModel):

@@ -189,12 +189,24 @@ def notification_key(subject: str, event: Event, attempt: int | str) -> str:
     return f"{subject}/{event.value}/{attempt}"
 
 
-def operator_commands(task_id: str) -> list[str]:
-    """The exact commands that continue or cancel a task stopped in ERROR."""
+def operator_commands(task_id: str, node_id: str | None = None) -> list[str]:
+    """The exact commands that continue or cancel a task stopped in ERROR. A continue restarts the
+    node its step failed on (`node_id`); a cancel leaves it in ERROR, for a restart of its own."""
+    restart = f"  (then restart the node: task-scheduler node restart {node_id})" if node_id else ""
     return [
         f"  retry the step:          task-scheduler task continue {task_id}",
         f"  skip to the next step:   task-scheduler task continue {task_id} --mode next",
-        f"  cancel the task:         task-scheduler task cancel {task_id}",
+        f"  cancel the task:         task-scheduler task cancel {task_id}{restart}",
+    ]
+
+
+def decision_lines(task_id: str, node_id: str) -> list[str]:
+    """What the operator of a task stopped by a failure on `node_id` decides, said alike by the task's
+    messages and the node's: the decision is the task's, and its continue restarts the node."""
+    return [
+        f"Task {task_id} waits for an operator. Check the device, then decide on the task (a continue "
+        f"restarts node {node_id} first):",
+        *operator_commands(task_id, node_id),
     ]
 
 
@@ -232,8 +244,7 @@ class TaskStop:
             f"Task {self.task_id} (workflow {self.workflow_name}) stopped at step {self.step_index + 1}, "
             f"node {self.node_id}:",
             f"  {self.message}",
-            "It waits for an operator. What to do:",
-            *operator_commands(self.task_id),
+            *decision_lines(self.task_id, self.node_id),
         ]
 
     def notification(self, event: Event, key_suffix: str, title: str, *first: str) -> Notification:
@@ -272,14 +283,21 @@ def escalation_notification(stop: TaskStop, waiting_s: float) -> Notification:
     )
 
 
-def node_error_notification(node_id: str, reason: str, attempt: int) -> Notification:
-    """A node went to ERROR. `attempt`: new for each time it does (e.g. a count of its errors)."""
+def node_error_notification(
+    node_id: str, reason: str, attempt: int, waiting_task: str | None = None
+) -> Notification:
+    """A node went to ERROR. `attempt`: new for each time it does (e.g. a count of its errors).
+    `waiting_task`: the task whose step failed there and now waits for an operator, whose decision on
+    the task restarts the node (the task's own message says the same)."""
     key = notification_key(f"node {node_id}", Event.NODE_ERROR, attempt)
-    lines = [
-        f"Node {node_id} is in ERROR: {reason}",
-        "No task can use it until it is restarted. Check the device, then:",
-        f"  task-scheduler node restart {node_id}",
-    ]
+    lines = [f"Node {node_id} is in ERROR: {reason}"]
+    if waiting_task is not None:
+        lines += ["No task can use it until it is restarted.", *decision_lines(waiting_task, node_id)]
+    else:
+        lines += [
+            "No task can use it until it is restarted. Check the device, then:",
+            f"  task-scheduler node restart {node_id}",
+        ]
     return _notification(
         Event.NODE_ERROR,
         key,
@@ -337,9 +355,18 @@ def worker_online_notification(
     )
 
 
-def task_finished_notification(task_id: str, workflow_name: str, steps: int) -> Notification:
+def counted(count: int, thing: str) -> str:
+    """`1 step`, `4 steps`."""
+    return f"{count} {thing}{'' if count == 1 else 's'}"
+
+
+def task_finished_notification(
+    task_id: str, workflow_name: str, steps: int, skipped: int = 0
+) -> Notification:
+    """A task finished: its `steps` less the `skipped` ones (an operator's continue, next) were done."""
     key = notification_key(task_id, Event.TASK_FINISHED, 1)
-    lines = [f"Task {task_id} (workflow {workflow_name}) finished: {steps} step(s) done."]
+    done = counted(steps - skipped, "step") + " done" + (f", {skipped} skipped" if skipped else "")
+    lines = [f"Task {task_id} (workflow {workflow_name}) finished: {done}."]
     return _notification(Event.TASK_FINISHED, key, f"Task {task_id} finished", lines, task_id=task_id)
 
 

@@ -225,6 +225,7 @@ class TaskMemory(BaseModel):
     lost_runs: dict[int, int] = Field(default_factory=dict)
     temporal_runs: int = 1  # how many Temporal runs (continue-as-new) this task has had
     stops: int = 0  # how many times it stopped for an operator (each stop's notifications have their key)
+    skipped: int = 0  # steps an operator skipped (continue, next): the finished notification counts them
     archives: list[StepArchive] = Field(default_factory=list)
 
     def records(self, offset: int, limit: int, nodes: Sequence[str]) -> StepRecords:
@@ -304,8 +305,8 @@ class StepReport(BaseModel):
     finished_at: datetime | None = None
     waited_s: float = 0.0
     next_execution: NextExecution = NextExecution.NEXT
-
     traceback: str | None = None  # see StepRecord.traceback
+
 
 class StepPage(BaseModel):
     """A query for some step records of a task (a task may have thousands)."""

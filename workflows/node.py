@@ -204,9 +204,9 @@ class NodeWorkflow:
         to_tell = state.errors > state.errors_told and workflow.patched(TELL_NODE_ERRORS)
         if to_tell and state.state is NodeState.ERROR:
             reason = state.reason or "no reason recorded"
-            await tell_lab(
-                workflow.info().task_queue, node_error_notification(state.node_id, reason, state.errors)
-            )
+            waiting = state.failed_step.task_id if state.failed_step else None
+            told = node_error_notification(state.node_id, reason, state.errors, waiting_task=waiting)
+            await tell_lab(workflow.info().task_queue, told)
         state.errors_told = state.errors
 
     async def _report_accounted_runs(self) -> None:

@@ -89,7 +89,9 @@ class TaskWorkflow(TaskAlarms):
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
             self._transition("finish")
-            finished = task_finished_notification(self.status.task_id, spec.workflow_name, len(spec.steps))
+            finished = task_finished_notification(
+                self.status.task_id, spec.workflow_name, len(spec.steps), skipped=self.memory.skipped
+            )
             await self._tell_if_wanted(Event.TASK_FINISHED, finished)
             every = [self.status.output_of(i) for i in range(self.status.steps_total)]
             outputs, omitted = bounded_outputs(every)
@@ -278,6 +280,7 @@ class TaskWorkflow(TaskAlarms):
         if again:
             return record.index
         record.outcome = StepOutcome.SKIPPED
+        self.memory.skipped += 1
         return record.index + 1
 
     # --- bookkeeping -------------------------------------------------------------------------------

@@ -360,3 +360,28 @@ def test_ledger_state_survives_a_round_trip_with_its_holder(ledger: Ledger) -> N
         copy.begin(begin(key("t2")), at(1))
     assert copy.end(EndUse(key=key("t1"), succeeded=True), at(2)) is True
     assert copy.state.state is NodeState.AVAILABLE
+
+
+def test_ledger_counts_a_cancelled_use_apart_from_failures_and_without_its_cut_short_time(
+    ledger: Ledger,
+) -> None:
+    ledger.begin(begin(key("t1")), at(0))
+    ledger.end(EndUse(key=key("t1"), succeeded=True, duration_s=4.0), at(4))
+    ledger.begin(begin(key("t2"), waited_s=2.0), at(10))
+    ledger.end(EndUse(key=key("t2"), succeeded=False, final=False, duration_s=1.0, cancelled=True), at(11))
+
+    stats = ledger.state.stats
+    assert (stats.calls, stats.successes, stats.failures, stats.cancelled) == (2, 1, 0, 1)
+    assert (stats.min_run_s, stats.max_run_s, stats.mean_run_s) == (4.0, 4.0, 4.0)
+    assert stats.max_wait_s == 2.0
+    assert [u.outcome for u in ledger.state.recent] == ["succeeded", "cancelled"]
+    assert ledger.state.state is NodeState.AVAILABLE and ledger.state.errors == 0
+
+
+def test_ledger_names_the_failed_step_whose_task_waits_until_the_restart(ledger: Ledger) -> None:
+    failed_node(ledger)
+    assert ledger.state.failed_step == key("t1")  # its task waits for an operator's decision
+
+    ledger.start_restart()
+    ledger.finish_restart(False, "no power", at(5))
+    assert ledger.state.state is NodeState.ERROR and ledger.state.failed_step is None

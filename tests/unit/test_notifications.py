@@ -25,6 +25,7 @@ from task_scheduler.engine.notifications import (
     reminder_notification,
     targets_for,
     task_error_notification,
+    task_finished_notification,
     worker_offline_notification,
 )
 
@@ -170,6 +171,44 @@ def test_reminder_and_node_error_messages_have_keys_of_their_own() -> None:
     assert "task-scheduler task continue t-1" in reminder.body
     node = node_error_notification("arm", "restart failed: no power", attempt=4)
     assert node.key == "node arm/node_error/4" and "task-scheduler node restart arm" in node.body
+
+
+def test_task_and_node_messages_about_one_failure_advise_the_same_decision_on_the_task() -> None:
+    stop = TaskStop("t-1", "measure-plate", 2, "reader", "lamp failure", attempt=1)
+    task = task_error_notification(stop).body
+    reason = "task t-1 step 3 (run 1, attempt 1) failed: lamp failure"
+    node = node_error_notification("reader", reason, attempt=2, waiting_task="t-1").body
+
+    advice = task[task.index("Task t-1 waits for an operator") : task.index("\n\nkey:")]
+    assert advice in node  # the node's message says what the task's says, word for word
+    assert "decide on the task (a continue restarts node reader first):" in advice
+    assert "task-scheduler task continue t-1\n" in advice
+    assert "task-scheduler task continue t-1 --mode next" in advice
+    # A restart by hand only after a cancel, which leaves the node in ERROR.
+    cancel_line = next(line for line in advice.splitlines() if "task cancel t-1" in line)
+    assert cancel_line.endswith("(then restart the node: task-scheduler node restart reader)")
+    assert [line for line in node.splitlines() if "node restart" in line] == [cancel_line]
+
+
+def test_node_error_without_a_waiting_task_advises_a_restart_of_the_node() -> None:
+    body = node_error_notification("arm", "restart failed: no power", attempt=4).body
+    assert "Check the device, then:\n  task-scheduler node restart arm" in body
+    assert "task continue" not in body
+
+
+@pytest.mark.parametrize(
+    ("steps", "skipped", "said"),
+    [
+        (5, 1, "4 steps done, 1 skipped."),
+        (5, 0, "5 steps done."),
+        (1, 0, "1 step done."),
+        (2, 1, "1 step done, 1 skipped."),
+        (3, 2, "1 step done, 2 skipped."),
+    ],
+)
+def test_task_finished_message_counts_the_steps_done_and_skipped(steps: int, skipped: int, said: str) -> None:
+    notification = task_finished_notification("t-1", "prep", steps, skipped=skipped)
+    assert notification.body.splitlines()[0] == f"Task t-1 (workflow prep) finished: {said}"
 
 
 def test_webhook_url_carries_the_key_as_field_and_header() -> None:

@@ -123,6 +123,8 @@ async def test_finished_and_cancelled_tasks_are_told_when_asked_for(
         await asyncio.wait_for(done.result(), 30)
         (finished,) = await wait_until(lambda: operators.messages("task_finished"), WITHIN_S, "task_finished")
         assert finished["task_id"] == done.id
+        said = f"Task {done.id} (workflow {lab.workflow('dose')}) finished: 1 step done."
+        assert said in finished["message"]
 
         hold = JOURNAL.hold(f"cancel-{lab.suffix}")
         cancelled = await start_task(lab, "dose", {"hold": hold})
@@ -132,3 +134,25 @@ async def test_finished_and_cancelled_tasks_are_told_when_asked_for(
         (told,) = await wait_until(lambda: operators.messages("task_cancelled"), WITHIN_S, "task_cancelled")
         assert told["task_id"] == cancelled.id
         assert "cancelled by bob: wrong plate" in told["message"]
+
+
+async def test_one_failure_is_told_alike_by_task_and_node_and_the_finish_counts_the_skipped_step(
+    temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask, operators: Webhook
+) -> None:
+    lab = make_lab({"dose": [{"node": "a", "args": {"fail": True}}, "b"]})
+    events = ["task_error", "node_error", "task_finished"]
+    lab = notifying(lab, {"targets": [{"url": operators.url, "events": events}]})
+    async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)):
+        handle = await start_task(lab, "dose")
+        (task,) = await wait_until(lambda: operators.messages("task_error"), WITHIN_S, "the task_error")
+        (node,) = await wait_until(lambda: operators.messages("node_error"), WITHIN_S, "the node_error")
+        # One failure, one decision: the node's message advises what the task's does, on the task.
+        told = task["message"]
+        advice = told[told.index(f"Task {handle.id} waits") : told.index("\n\nkey:")]
+        assert f"task-scheduler task continue {handle.id} --mode next" in advice
+        assert advice in node["message"]
+
+        await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="next", by="alice"))
+        assert (await asyncio.wait_for(handle.result(), 30)).state is TaskState.FINISHED
+        (finished,) = await wait_until(lambda: operators.messages("task_finished"), WITHIN_S, "task_finished")
+        assert "finished: 1 step done, 1 skipped." in finished["message"]
