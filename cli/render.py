@@ -18,6 +18,7 @@ def render_task(task: dict[str, Any]) -> str:
         lines.append(f"  reason: {task['reason']}")
     for step in task.get("steps", []):
         lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
+        lines += _traceback_lines(step)
     lines += [render_decision(d) for d in task.get("decisions", [])]
     if task.get("ui_url"):
         lines.append(f"  Temporal UI: {task['ui_url']}")
@@ -56,7 +57,15 @@ def render_step(step: dict[str, Any], current: bool) -> str:
         message += f"  (number {step['waiting_position']} in its node's line)"
     if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
         message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
-    return f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}".rstrip()
+    line = f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
+    return line.rstrip()
+
+
+def _traceback_lines(step: dict[str, Any]) -> list[str]:
+    """The driver's own frames of a step that raised, under the step: its file and line at a glance."""
+    if not step.get("traceback"):
+        return []
+    return ["       " + line for line in step["traceback"].rstrip().splitlines()]
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -119,7 +128,7 @@ def render_stats(stats: dict[str, Any]) -> str:
     lines = [
         f"from {utc_text(stats['since'])} to {utc_text(stats['until'])} (nodes: whole {stats['resolution']}s "
         f"from {utc_text(stats['nodes_since'])}; p95 within 5 %)",
-        f"{'node':<16}{'calls':>7}{'ok':>6}{'failed':>7}{'lost':>6}{'rate':>7}"
+        f"{'node':<16}{'calls':>7}{'ok':>6}{'failed':>7}{'cancel':>7}{'lost':>6}{'rate':>7}"
         f"{'min s':>9}{'mean s':>9}{'p95 s':>9}{'max s':>9}{'waited s':>10}{'mean wait':>10}",
     ]
     lines.extend(_node_row(node) for node in stats["nodes"])
@@ -143,7 +152,8 @@ def _node_row(node: dict[str, Any]) -> str:
     run, wait, rate = node["duration_s"], node["waited_s"], node["success_rate"]
     times = [_figure(run[k], 9) for k in ("min", "mean", "p95", "max")]
     return (
-        f"{node['node']:<16}{node['calls']:>7}{node['successes']:>6}{node['failures']:>7}{node['lost']:>6}"
+        f"{node['node']:<16}{node['calls']:>7}{node['successes']:>6}{node['failures']:>7}"
+        f"{node.get('cancelled', 0):>7}{node['lost']:>6}"
         f"{'-' if rate is None else f'{rate:.0%}':>7}{''.join(times)}"
         f"{_figure(wait['total'], 10)}{_figure(wait['mean'], 10)}"
         + (f"  ({node['note']})" if node["note"] else "")

@@ -1,5 +1,6 @@
-"""The lab's timeline: which task ran which step on which node, when, and how it ended; and its picture,
-an SVG Gantt chart with one lane per node. Pure: step records in, a model and an SVG string out."""
+"""The lab's timeline: which task ran which step on which node, when, and how it ended, in a window that
+is asked for or fitted to what it shows. Pure: step records in, a model out (its picture:
+timeline_svg.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
-from xml.sax.saxutils import escape, quoteattr
 
 from pydantic import BaseModel, Field
 
@@ -46,10 +46,21 @@ def _moment(text: str, now: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+FIT = "fit"  # the timeline's default window: fitted to what it shows
+FIT_WITHIN = "2h"  # ... among the steps of the last 2 hours before its end
+FIT_MIN_S = 60.0  # ... and at least a minute long
+FIT_MARGIN = 0.05  # the first bar starts this share of the window after its left edge
+
+
+def fits(since: str | None) -> bool:
+    """Whether a timeline's `since` asks for the window fitted to what it shows (the default)."""
+    return since is None or since.strip().lower() == FIT
+
+
 def window(
     since: str | None, until: str | None, now: datetime, default: str = "2h"
 ) -> tuple[datetime, datetime]:
-    """The [since, until) window asked for; since defaults to 2 h back, until to now."""
+    """The [since, until) window asked for; since defaults to `default` back, until to now."""
     start = parse_moment(since or default, now)
     end = parse_moment(until, now) if until else now.astimezone(UTC)
     if start >= end:
@@ -114,6 +125,19 @@ def build_timeline(
     )
 
 
+def fit(timeline: Timeline) -> Timeline:
+    """The window narrowed to what it shows: from a little before its first bar to its end, at least
+    FIT_MIN_S long and never wider than it was. A five-minute tour then fills the picture instead of
+    being a sliver at its right edge; a window with no bar is kept whole (it says nothing ran in it)."""
+    if not timeline.bars:
+        return timeline
+    first = min(bar.start for bar in timeline.bars)
+    shown_s = (timeline.until - first).total_seconds()
+    span_s = max(FIT_MIN_S, shown_s * (1 + FIT_MARGIN))
+    since = max(timeline.since, timeline.until - timedelta(seconds=span_s))
+    return timeline.model_copy(update={"since": since})
+
+
 def _step_bars(task: TaskSteps, step: StepRecord, since: datetime, until: datetime) -> list[TimelineBar]:
     if step.requested_at is None and step.started_at is None:
         return []  # never reached its node
@@ -149,155 +173,3 @@ def _run_outcome(step: StepRecord) -> str:
     if step.finished_at is None and step.outcome in (StepOutcome.PENDING, StepOutcome.WAITING):
         return StepOutcome.RUNNING.value
     return step.outcome.value
-
-
-# --- the picture -------------------------------------------------------------------------------------
-
-COLOURS = {
-    "SUCCEEDED": "#2e9d4f",
-    "FAILED": "#d62828",
-    "LOST": "#8e44ad",
-    "RUNNING": "#1f6fd1",
-    "WAITING": "#f2b84b",
-    "CANCELLED": "#7f7f7f",
-    "SKIPPED": "#b0b0b0",
-}
-LEGEND = ["SUCCEEDED", "FAILED", "LOST", "RUNNING", "WAITING", "CANCELLED", "SKIPPED"]
-WIDTH = 1200
-LEFT = 150  # the node names
-RIGHT = 20
-TOP = 40
-LANE = 30
-RUN_HEIGHT = 18
-WAIT_HEIGHT = 6
-CHAR_PX = 6.2  # an 11 px sans-serif character, about
-TICKS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
-FONT = 'font-family="sans-serif" font-size="11"'
-
-
-def render_svg(timeline: Timeline, width: int = WIDTH) -> str:
-    """The timeline as a standalone SVG: a lane per node, a time axis, bars coloured by outcome (waits
-    thin and pale under the runs), each with a tooltip naming its task; a legend under the lanes."""
-    plot = width - LEFT - RIGHT
-    lanes = timeline.nodes or ["(no steps)"]
-    height = TOP + LANE * len(lanes) + 60
-    span = max((timeline.until - timeline.since).total_seconds(), 1e-6)
-    scale = plot / span
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" {FONT}>',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        _heading(timeline),
-        *_lanes(lanes, width),
-        *_axis(timeline, scale, len(lanes)),
-    ]
-    row = {node: i for i, node in enumerate(lanes)}
-    parts.append('<g class="bars">')
-    parts.extend(_bar(bar, timeline.since, scale, row[bar.node]) for bar in _drawing_order(timeline.bars))
-    parts.append("</g>")
-    parts.append(_legend(TOP + LANE * len(lanes) + 32))
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def _drawing_order(bars: Sequence[TimelineBar]) -> list[TimelineBar]:
-    return sorted(bars, key=lambda b: (b.kind == "run", b.start))  # waits first: runs are drawn on top
-
-
-def _heading(timeline: Timeline) -> str:
-    text = (
-        f"{timeline.tasks} tasks, {sum(b.kind == 'run' for b in timeline.bars)} step runs, "
-        f"{_stamp(timeline.since)} to {_stamp(timeline.until)} UTC"
-        + (" (truncated: more tasks than shown)" if timeline.truncated else "")
-        + (f" ({timeline.unread} tasks unread: no answer)" if timeline.unread else "")
-    )
-    return f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{escape(text)}</text>'
-
-
-def _lanes(lanes: Sequence[str], width: int) -> list[str]:
-    parts = []
-    for i, node in enumerate(lanes):
-        y = TOP + i * LANE
-        fill = "#f4f6f8" if i % 2 == 0 else "#ffffff"
-        parts.append(
-            f'<rect class="lane" x="{LEFT}" y="{y}" width="{width - LEFT - RIGHT}" height="{LANE}" '
-            f'fill="{fill}"/>'
-        )
-        label = node if len(node) * CHAR_PX < LEFT - 12 else node[: int((LEFT - 12) / CHAR_PX) - 1] + "…"
-        parts.append(
-            f'<text class="node" x="{LEFT - 6}" y="{y + LANE / 2 + 4}" text-anchor="end">'
-            f"{escape(label)}<title>{escape(node)}</title></text>"
-        )
-    return parts
-
-
-def _axis(timeline: Timeline, scale: float, lanes: int) -> list[str]:
-    span = (timeline.until - timeline.since).total_seconds()
-    step = next((t for t in TICKS_S if span / t <= 10), TICKS_S[-1] * max(1, int(span / TICKS_S[-1] / 10)))
-    bottom = TOP + lanes * LANE
-    parts = [f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT + span * scale:.1f}" y2="{bottom}" stroke="#555"/>']
-    moment, last = (timeline.since.timestamp() // step + 1) * step, timeline.until.timestamp()
-    while moment <= last:  # in seconds: a datetime past the year 9999 cannot be made
-        tick = datetime.fromtimestamp(moment, UTC)
-        x = LEFT + (tick - timeline.since).total_seconds() * scale
-        parts.append(
-            f'<line class="tick" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom + 4}" '
-            'stroke="#ccc" stroke-width="0.5"/>'
-        )
-        parts.append(
-            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_tick_label(tick, step)}</text>'
-        )
-        moment += step
-    return parts
-
-
-def _tick_label(tick: datetime, step: float) -> str:
-    if step < 60:
-        return tick.strftime("%H:%M:%S")
-    if step < 86400:
-        return tick.strftime("%H:%M")
-    return tick.strftime("%m-%d" if step < 30 * 86400 else "%Y-%m-%d")
-
-
-def _bar(bar: TimelineBar, since: datetime, scale: float, row: int) -> str:
-    x = LEFT + (bar.start - since).total_seconds() * scale
-    w = max((bar.end - bar.start).total_seconds() * scale, 1.0)
-    lane_top = float(TOP + row * LANE)
-    if bar.kind == "wait":
-        y, h, extra = lane_top + LANE - WAIT_HEIGHT - 2, WAIT_HEIGHT, ' fill-opacity="0.55"'
-    else:
-        y, h, extra = (
-            lane_top + (LANE - RUN_HEIGHT) / 2 - 2,
-            RUN_HEIGHT,
-            ' stroke="#ffffff" stroke-width="0.5"' if w >= 4 else "",  # a thin bar keeps its colour
-        )
-    what = "waited" if bar.kind == "wait" else bar.outcome
-    tip = (
-        f"{bar.task_id} step {bar.step + 1} on {bar.node}: {what}, "
-        f"{_stamp(bar.start)} to {'(ongoing)' if bar.ongoing else _stamp(bar.end)}"
-    )
-    rect = (
-        f'<rect class="{bar.kind} {bar.outcome.lower()}" x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" '
-        f'height="{h}" fill="{COLOURS.get(bar.outcome, "#999")}"{extra}/>'
-    )
-    label = ""
-    if bar.kind == "run" and len(bar.task_id) * CHAR_PX + 6 <= w:
-        text_y = y + RUN_HEIGHT / 2 + 4
-        label = f'<text x="{x + 3:.1f}" y="{text_y:.1f}" fill="#fff">{escape(bar.task_id)}</text>'
-    return f"<g><title>{escape(tip)}</title>{rect}{label}</g>"
-
-
-def _legend(y: int) -> str:
-    items, x = [], LEFT
-    for outcome in LEGEND:
-        items.append(
-            f'<rect x="{x}" y="{y - 9}" width="12" height="10" fill={quoteattr(COLOURS[outcome])}/>'
-            f'<text x="{x + 16}" y="{y}">{outcome.lower()}</text>'
-        )
-        x += 24 + int(len(outcome) * CHAR_PX) + 10
-    items.append(f'<text x="{x}" y="{y}" fill="#555">thin pale bars: waiting for the node</text>')
-    return '<g class="legend">' + "".join(items) + "</g>"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

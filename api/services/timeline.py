@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from ...engine.errors import TaskSchedulerError
 from ...engine.task_state import StepRecord
-from ...engine.timeline import TaskSteps, Timeline, build_timeline, window
+from ...engine.timeline import FIT_WITHIN, TaskSteps, Timeline, build_timeline, fit, fits, window
 from ...readers.records import step_records
 from ...workflows.search_attributes import LAB_WORKFLOW
 from .errors import temporal_errors
@@ -38,7 +38,10 @@ READ_BUDGET_S = 20.0  # for every task's steps: past it, the tasks not read yet 
 async def read_timeline(
     tasks: TaskService, since: str | None, until: str | None, node: str | None, workflow: str | None
 ) -> Timeline:
-    start, end = window(since, until, datetime.now(UTC))
+    """The timeline of [since, until); `since` omitted or `fit`: the window fitted to the steps of the
+    FIT_WITHIN before `until` that it shows (engine/timeline.py, fit)."""
+    fitted = fits(since)
+    start, end = window(FIT_WITHIN if fitted else since, until, datetime.now(UTC))
     listed, truncated = await _tasks_in(tasks, start, end, workflow)
     read = await _read_steps(tasks, listed)
     lanes = [n.id for n in tasks.lab.nodes]
@@ -48,7 +51,7 @@ async def read_timeline(
         model.bars = [b for b in model.bars if b.node == node]
         model.nodes = [node]
         model.tasks = len({b.task_id for b in model.bars})
-    return model
+    return fit(model) if fitted else model
 
 
 def _stamp(moment: datetime) -> str:

@@ -107,3 +107,25 @@ async def test_timeline_and_stats_refuse_a_bad_time_and_need_a_token(
     assert backwards.status_code == 422
     assert "must be before until" in backwards.json()["detail"]
     assert refused.status_code == 401
+
+
+async def test_timeline_by_default_fits_its_window_to_the_steps_it_shows_and_draws_for_a_width(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    quick = await tasks.start("quick")
+    await tasks.reaches(quick["task_id"], "FINISHED")
+
+    fitted = (await viewer.get("/timeline", params={"node": tasks.node("a")})).json()
+    svg = await viewer.get("/timeline.svg", params={"since": "fit", "width": 900})
+    narrow = await viewer.get("/timeline.svg", params={"width": 100})
+
+    since, until = datetime.fromisoformat(fitted["since"]), datetime.fromisoformat(fitted["until"])
+    first = min(datetime.fromisoformat(b["start"]) for b in fitted["bars"])
+    assert quick["task_id"] in {b["task_id"] for b in fitted["bars"]}
+    assert until - since < timedelta(hours=2)  # not the 2 hours it reads
+    assert since <= first  # a little before the first step shown: 5 % of the window, or a minute in all
+    assert first - since <= max((until - first) * 0.06, timedelta(minutes=1))
+    root = ET.fromstring(svg.text)
+    assert (root.get("width"), root.get("viewBox", "").split()[2]) == ("900", "900")
+    assert narrow.status_code == 422
+    assert "480" in narrow.text

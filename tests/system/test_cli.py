@@ -10,6 +10,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -193,6 +194,32 @@ def test_timeline_writes_an_svg_of_the_tasks_on_the_nodes(stack: DevStack) -> No
     assert "not a time" in bad.err
 
 
+def test_timeline_by_default_writes_outside_the_current_folder_says_where_and_fits_its_window(
+    stack: DevStack,
+) -> None:
+    task_id = started_id(cli(stack, "task", "start", "quick-check", "--wait"))
+    here = stack.state_dir.parent
+
+    run = cli(stack, "timeline")
+    printed = cli(stack, "timeline", "-o", "-")
+
+    assert run.code == 0, run
+    match = re.search(r"^wrote (/\S+\.svg): ", run.out)
+    assert match, run.out
+    written = Path(match.group(1))
+    assert written.exists() and written.parent != here
+    assert not (here / "timeline.svg").exists()
+    assert printed.code == 0, printed
+    root = ET.fromstring(printed.out)
+    svg = "{http://www.w3.org/2000/svg}"
+    assert any(task_id in (t.text or "") for t in root.iter(f"{svg}title"))
+    heading = next(root.iter(f"{svg}text")).text or ""
+    window = re.search(r"(\S+ \S+) to (\S+ \S+) UTC", heading)
+    assert window, heading
+    since, until = (datetime.fromisoformat(t) for t in window.groups())
+    assert until - since < timedelta(minutes=30), heading  # this module's tasks, not 2 hours
+
+
 def closed_pipe_run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
     """`task-scheduler ARGS | reader`, the reader gone before the command writes (`| head` that has read
     its lines): every write meets a closed pipe."""
@@ -253,6 +280,7 @@ def test_stats_print_each_nodes_calls_and_each_workflows_tasks(stack: DevStack) 
     as_json = cli(stack, "stats", "--json")
 
     assert table.code == 0, table
+    assert re.search(r"^node +calls +ok +failed +cancel +lost +rate ", table.out, re.MULTILINE), table.out
     assert re.search(r"^arm +[1-9]\d* ", table.out, re.MULTILINE), table.out
     assert re.search(r"^quick-check +[1-9]", table.out, re.MULTILINE), table.out
     nodes = {n["node"]: n for n in json.loads(as_json.out)["nodes"]}

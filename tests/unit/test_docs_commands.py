@@ -34,7 +34,9 @@ def shown_commands() -> dict[tuple[str, ...], set[str]]:
                 path = command_path(words)
                 if path:
                     options = {
-                        w.split("=")[0] for w in words if w.startswith("-") and not w.startswith("---")
+                        w.split("=")[0]
+                        for w in words
+                        if w.startswith("-") and w != "-" and not w.startswith("---")
                     }
                     found.setdefault(path, set()).update(options)
     return found

@@ -168,3 +168,20 @@ def test_node_list_has_a_header_and_aligned_columns() -> None:
         "arm        IN_USE   -       online   t-1     1",
         "dispenser  OFFLINE  pc-2    OFFLINE  -       0        its worker pc-2 is not online",
     ]
+
+
+def test_task_show_puts_the_driver_s_frames_under_its_failed_step() -> None:
+    from task_scheduler.cli.render import render_task
+
+    frames = "Traceback (most recent call last):\n  File \"lab_nodes.py\", line 42, in _execute\nKeyError: 'sample'"
+    failed = step(0, "arm", "FAILED", message="KeyError: 'sample' (at lab_nodes.py:42, in _execute)")
+    shown = render_task(task("ERROR", [{**failed, "traceback": frames}, step(1, "reader", "PENDING")]))
+
+    lines = shown.splitlines()
+    at = next(i for i, line in enumerate(lines) if "1. arm" in line)
+    assert lines[at + 1 : at + 4] == [
+        "       Traceback (most recent call last):",
+        '         File "lab_nodes.py", line 42, in _execute',
+        "       KeyError: 'sample'",
+    ]
+    assert "2. reader" in lines[at + 4]

@@ -3,6 +3,7 @@ per wait and run, legible with 200 tasks on 10 nodes."""
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,8 @@ import pytest
 
 from task_scheduler.engine.errors import InvalidRequestError
 from task_scheduler.engine.task_state import StepOutcome, StepRecord
-from task_scheduler.engine.timeline import TaskSteps, build_timeline, parse_moment, render_svg, window
+from task_scheduler.engine.timeline import TaskSteps, build_timeline, fit, parse_moment, window
+from task_scheduler.engine.timeline_svg import render_svg
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -161,3 +163,43 @@ def test_render_svg_says_when_tasks_were_left_out() -> None:
     assert heading.startswith("3 tasks, 3 step runs, 2026-12-01 11:00:00 to 2026-12-01 12:00:00 UTC")
     assert "truncated" in heading
     assert "2 tasks unread" in heading
+
+
+def test_fit_narrows_the_window_to_a_short_tour_with_a_margin_and_at_least_a_minute() -> None:
+    tour = [TaskSteps(task_id="tour-1", steps=[step(0, "a", 12, 12, 10, "SUCCEEDED")])]
+    just_now = [TaskSteps(task_id="tour-2", steps=[step(0, "a", 0.5, 0.5, 0.25, "SUCCEEDED")])]
+
+    fitted = fit(build_timeline(tour, at(120), NOW))
+    short = fit(build_timeline(just_now, at(120), NOW))
+    nothing = fit(build_timeline([], at(120), NOW))
+    before = [TaskSteps(task_id="t0", steps=[step(0, "a", 70, 70, 30, "SUCCEEDED")])]
+    old = fit(build_timeline(before, at(60), NOW))
+
+    assert at(13) < fitted.since < at(12)  # the tour starts near the left edge, not as a sliver at the right
+    assert fitted.until == NOW
+    assert short.since == at(1)
+    assert nothing.since == at(120)  # nothing ran: the whole window says so
+    assert old.since == at(60)  # never wider than the window read
+
+
+@pytest.mark.parametrize("width", [480, 940, 1200, 2400])
+def test_render_svg_at_any_width_keeps_its_text_inside_the_picture(width: int) -> None:
+    timeline = build_timeline(sample(), at(60), NOW, nodes=["a", "b", "c"])
+
+    root = ET.fromstring(render_svg(timeline, width))
+
+    assert root.get("width") == str(width)
+    assert root.get("viewBox") == f"0 0 {width} {root.get('height')}"
+    legend = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend")
+    ends = [float(t.get("x", "0")) + len(t.text or "") * 6.2 for t in legend.iter(f"{SVG}text")]
+    assert max(ends) <= width
+    ticks = [float(t.get("x", "0")) for t in root.iter(f"{SVG}text") if t.get("text-anchor") == "middle"]
+    assert len(ticks) >= 2 and min(b - a for a, b in itertools.pairwise(ticks)) >= 60
+
+
+def test_render_svg_heading_counts_in_words() -> None:
+    one = [TaskSteps(task_id="t1", steps=[step(0, "a", 10, 10, 5, "SUCCEEDED")])]
+
+    heading = next(ET.fromstring(render_svg(build_timeline(one, at(60), NOW))).iter(f"{SVG}text")).text
+
+    assert (heading or "").startswith("1 task, 1 step run, ")
