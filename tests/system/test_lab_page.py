@@ -6,174 +6,61 @@ a viewer sees the same page without any command button; the timeline and the sta
 The browser reaches only 127.0.0.1, so nothing can come from a CDN.
 
 The screenshots are kept under the test's tmp_path; with TASK_SCHEDULER_SCREENSHOTS=DIR (as
-`make screenshots` sets it to docs/images) they are written there too, for README."""
+`make screenshots` sets it to docs/images) they are written there too, for docs/lab-page.md."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from browser import CHROMIUM, CHROMIUM_FLAGS, UI_TIMEOUT_MS, require_chromium
 from dev_stack import DevStack
-from playwright.sync_api import Browser, Locator, Page, Request, Route, ViewportSize, expect, sync_playwright
+from lab_page import (
+    NEEDS_WITHIN_MS,
+    Offline,
+    make_token,
+    node_row,
+    offline_browser,
+    save,
+    sign_in,
+    start,
+    task_card,
+    write_page_lab,
+)
+from playwright.sync_api import Locator, Page, expect
 
 from task_scheduler.api.security import Role, create_token
 
-SCREENSHOTS_ENV = "TASK_SCHEDULER_SCREENSHOTS"
-LOCAL = "http://127.0.0.1:"
-VIEW: ViewportSize = {"width": 1440, "height": 980}
-PLAYWRIGHT_EXPECT_MS = 5_000  # Playwright's default, put back after each test
-NEEDS_WITHIN_MS = 10_000  # a failed task is under "Needs an operator" this soon (the page polls every 2 s)
 REFUSED_RESTART = "cannot restart node prep: it is IN_USE by task lab-4"  # the API's 409
-
-PAGE_NODES = '''
-"""The lab page test's drivers: quick steps, and a sampler that jams on each task's first try."""
-
-import threading
-import time
-from pathlib import Path
-
-from task_scheduler import BaseNode, StepResult
-from task_scheduler.engine.errors import StepAbortedError
-
-
-class Station(BaseNode):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._stop = threading.Event()
-
-    def _execute(self, src, dst, task_id, args=None):
-        self._stop.clear()
-        if self._stop.wait(float((args or {}).get("seconds", 0.3))):
-            raise StepAbortedError(f"{self.id}: aborted")
-        self.logger.info("{}: plate of {} handled", self.id, task_id)
-        return StepResult(message=f"plate of {task_id} handled", output={"station": self.id})
-
-    def _abort(self):
-        self._stop.set()
-
-
-class JamsOnce(BaseNode):
-    def _execute(self, src, dst, task_id, args=None):
-        time.sleep(0.3)
-        mark = Path(self.properties["marks"]) / task_id
-        if not mark.exists():
-            mark.write_text("jammed once")
-            self.logger.error("{}: sample jammed (first try of {})", self.id, task_id)
-            return StepResult(status=1, message=f"sample jammed in {self.id}")
-        self.logger.info("{}: sample of {} measured", self.id, task_id)
-        return StepResult(message="sample measured", output={"value": 42})
-'''
-
-
-def write_page_lab(folder: Path) -> Path:
-    """prep -> sampler (jams once per task) -> finish; quick: prep -> finish; slow: a minute on prep
-    (or until its task is cancelled)."""
-    marks = folder / "marks"
-    marks.mkdir(parents=True)
-    (folder / "page_nodes.py").write_text(PAGE_NODES, encoding="utf-8")
-    nodes = [
-        {"id": "prep", "name": "Plate prep", "type": "Station"},
-        {"id": "sampler", "name": "Sampler", "type": "JamsOnce", "properties": {"marks": str(marks)}},
-        {"id": "finish", "name": "Sealer", "type": "Station"},
-    ]
-    workflows = [
-        {"name": "assay", "steps": ["prep", "sampler", "finish"]},
-        {"name": "quick", "steps": ["prep", "finish"]},
-        {"name": "slow", "steps": [{"node": "prep", "args": {"seconds": 60}}]},
-    ]
-    (folder / "nodes.json").write_text(json.dumps({"modules": ["page_nodes.py"], "nodes": nodes}), "utf-8")
-    (folder / "workflows.json").write_text(json.dumps({"workflows": workflows}), encoding="utf-8")
-    return folder
+# assay: prep -> sampler (jams once per task) -> finish; quick: prep -> finish; slow: a minute on prep
+# (or until its task is cancelled).
+WORKFLOWS = [
+    {"name": "assay", "steps": ["prep", "sampler", "finish"]},
+    {"name": "quick", "steps": ["prep", "finish"]},
+    {"name": "slow", "steps": [{"node": "prep", "args": {"seconds": 60}}]},
+]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     folder = tmp_path_factory.mktemp("lab-page")
-    stack = DevStack(config=write_page_lab(folder / "lab"), state_dir=folder / "state")
+    stack = DevStack(config=write_page_lab(folder / "lab", WORKFLOWS), state_dir=folder / "state")
     stack.start()
     yield stack
     stack.cleanup()
 
 
-@dataclass
-class Offline:
-    """Pages that reach only 127.0.0.1; what else they asked for is refused and kept in `blocked`."""
-
-    browser: Browser
-    blocked: list[str] = field(default_factory=list)
-
-    def page(self) -> Page:
-        """A new tab (its own sessionStorage: signed out)."""
-        context = self.browser.new_context(viewport=VIEW)
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        context.route("**/*", self._route)
-        return context.new_page()
-
-    def _route(self, route: Route, request: Request) -> None:
-        if request.url.startswith(LOCAL):
-            route.continue_()
-        else:
-            self.blocked.append(request.url)
-            route.abort()
-
-
 @pytest.fixture
 def offline() -> Iterator[Offline]:
-    require_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        expect.set_options(timeout=UI_TIMEOUT_MS)  # a poll of the page may be 2 s away, a task 10 s
-        try:
-            yield Offline(browser)
-        finally:
-            expect.set_options(timeout=PLAYWRIGHT_EXPECT_MS)
-            browser.close()
-
-
-def _save(page: Page, tmp_path: Path, name: str, target: Locator | None = None) -> None:
-    (target or page).screenshot(path=tmp_path / name)
-    folder = os.environ.get(SCREENSHOTS_ENV)
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / name, Path(folder) / name)
-
-
-def _token(http: httpx.Client, name: str, role: str) -> str:
-    response = http.post("/tokens", json={"name": name, "role": role})
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
-
-
-def _start(http: httpx.Client, task_id: str, workflow: str) -> None:
-    response = http.post("/tasks", json={"workflow_name": workflow, "id": task_id})
-    assert response.status_code == 201, response.text
-
-
-def _sign_in(page: Page, url: str, token: str) -> None:
-    page.goto(f"{url}/lab")
-    page.get_by_label("Token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def _card(page: Page, task_id: str) -> Locator:
-    return page.get_by_role("article", name=f"task {task_id}")
-
-
-def _node_row(page: Page, node: str) -> Locator:
-    return page.locator("#nodes-body tr", has=page.get_by_text(node, exact=True))
+    with offline_browser() as browser:
+        yield browser
 
 
 def _expect_needs(page: Page, task_id: str) -> Locator:
     """The task's card under "Needs an operator" (the only one), the red banner and the tab's title."""
-    card = _card(page, task_id)
+    card = task_card(page, task_id)
     expect(card).to_be_visible(timeout=NEEDS_WITHIN_MS)
     expect(page.locator("#alert")).to_have_text("1 task needs an operator")
     expect(page).to_have_title(re.compile(r"^\(1\) needs an operator"))
@@ -185,8 +72,8 @@ def _retry_from_the_task_page(page: Page, tmp_path: Path) -> None:
     card = _expect_needs(page, "lab-1")
     expect(card).to_contain_text("step 2 of 3 on sampler")
     expect(card).to_contain_text("sample jammed in sampler")
-    expect(_node_row(page, "sampler")).to_contain_text("lab-2")  # lab-2 waits in the sampler's line
-    _save(page, tmp_path, "lab-overview.png")
+    expect(node_row(page, "sampler")).to_contain_text("lab-2")  # lab-2 waits in the sampler's line
+    save(page, tmp_path, "lab-overview.png")
 
     card.get_by_role("link", name="lab-1").click()
     expect(page.locator("#task-title")).to_have_text("Task lab-1")
@@ -198,7 +85,7 @@ def _retry_from_the_task_page(page: Page, tmp_path: Path) -> None:
     expect(page.get_by_role("link", name="open this task in the Temporal UI")).to_have_attribute(
         "href", re.compile(r"/workflows/lab-1")
     )
-    _save(page, tmp_path, "lab-task.png", page.locator("#task"))
+    save(page, tmp_path, "lab-task.png", page.locator("#task"))
 
     card.get_by_label("Reason for lab-1").fill("cleared the jam")
     card.get_by_role("button", name="Retry").click()
@@ -219,10 +106,10 @@ def _skip(page: Page) -> None:
 
 def _viewer_sees_no_buttons(offline: Offline, url: str, token: str) -> None:
     page = offline.page()
-    _sign_in(page, url, token)
+    sign_in(page, url, token)
     expect(page.locator("#who")).to_have_text("page-viewer · viewer")
-    expect(_card(page, "lab-3")).to_be_visible(timeout=NEEDS_WITHIN_MS)
-    expect(_node_row(page, "sampler")).to_contain_text("ERROR")
+    expect(task_card(page, "lab-3")).to_be_visible(timeout=NEEDS_WITHIN_MS)
+    expect(node_row(page, "sampler")).to_contain_text("ERROR")
     for name in ("Retry", "Skip", "Cancel", "Resume"):
         expect(page.get_by_role("button", name=name)).to_have_count(0)
     expect(page.locator("button.act")).to_have_count(0)
@@ -231,13 +118,13 @@ def _viewer_sees_no_buttons(offline: Offline, url: str, token: str) -> None:
 
 def _cancel_and_restart(page: Page) -> None:
     """lab-3 is cancelled with a reason; its node stays in ERROR until the operator restarts it."""
-    card = _card(page, "lab-3")
+    card = task_card(page, "lab-3")
     card.get_by_label("Reason for lab-3").fill("plate dropped")
     card.get_by_role("button", name="Cancel").click()
     expect(card).to_be_hidden()
     expect(page.locator("#alert")).to_be_hidden()
     expect(page).to_have_title("Lab · task_scheduler")
-    sampler = _node_row(page, "sampler")
+    sampler = node_row(page, "sampler")
     expect(sampler).to_contain_text("ERROR")
     sampler.get_by_role("button", name="Restart sampler").click()
     expect(sampler.locator(".badge")).to_have_text("AVAILABLE")
@@ -245,8 +132,8 @@ def _cancel_and_restart(page: Page) -> None:
 
 def _restart_refused_while_a_step_runs(page: Page, http: httpx.Client) -> None:
     """The API refuses to restart a node in use (409): the page shows its answer on the node's row."""
-    _start(http, "lab-4", "slow")
-    prep = _node_row(page, "prep")
+    start(http, "lab-4", "slow")
+    prep = node_row(page, "prep")
     expect(prep.locator(".badge")).to_have_text("IN_USE")
     expect(prep).to_contain_text("lab-4 step 1")
     prep.get_by_role("button", name="Restart prep").click()
@@ -259,7 +146,8 @@ def _timeline_and_stats(page: Page, tmp_path: Path) -> None:
     """4 tasks ran 10 steps: lab-0 2, lab-1 3 (its retry redrew step 2), lab-2 3 (one skipped), lab-3 2
     (one cancelled)."""
     page.reload()  # the token is kept for the tab's session; the pictures are read at once
-    page.get_by_role("button", name="1h").click()
+    # The default window (Fit) starts at the first of these steps: they fill the picture.
+    expect(page.get_by_role("button", name="Fit")).to_have_attribute("aria-pressed", "true")
     timeline = page.locator("#timeline svg")
     expect(timeline).to_contain_text("4 tasks, 10 step runs")
     expect(timeline.locator("rect.run")).to_have_count(10)
@@ -273,7 +161,7 @@ def _timeline_and_stats(page: Page, tmp_path: Path) -> None:
     expect(stats).to_contain_text("100% of 3 calls")  # finish: lab-0, lab-1, lab-2
     expect(stats).to_contain_text("3 tasks: 2 FINISHED, 1 CANCELLED")  # assay
     expect(stats).to_contain_text("1 task: 1 FINISHED")  # quick
-    _save(page, tmp_path, "lab-timeline-stats.png", page.locator("#pictures"))
+    save(page, tmp_path, "lab-timeline-stats.png", page.locator("#pictures"))
 
 
 @pytest.mark.timeout(300)
@@ -281,16 +169,19 @@ def test_lab_page_an_operator_retries_skips_and_cancels_a_viewer_only_looks(
     stack: DevStack, offline: Offline, tmp_path: Path
 ) -> None:
     with stack.client() as http:
-        operator, viewer = _token(http, "page-operator", "operator"), _token(http, "page-viewer", "viewer")
-        _start(http, "lab-0", "quick")
+        operator, viewer = (
+            make_token(http, "page-operator", "operator"),
+            make_token(http, "page-viewer", "viewer"),
+        )
+        start(http, "lab-0", "quick")
         page = offline.page()
-        _sign_in(page, stack.url, operator)
+        sign_in(page, stack.url, operator)
         expect(page.locator("#who")).to_have_text("page-operator · operator")
-        _start(http, "lab-1", "assay")
-        _start(http, "lab-2", "assay")
+        start(http, "lab-1", "assay")
+        start(http, "lab-2", "assay")
         _retry_from_the_task_page(page, tmp_path)
         _skip(page)
-        _start(http, "lab-3", "assay")
+        start(http, "lab-3", "assay")
         _expect_needs(page, "lab-3")
         _viewer_sees_no_buttons(offline, stack.url, viewer)
         _cancel_and_restart(page)
@@ -304,13 +195,13 @@ def test_lab_page_refuses_a_wrong_or_expired_token_with_the_apis_message(
 ) -> None:
     page = offline.page()
 
-    _sign_in(page, stack.url, "not-a-token")
+    sign_in(page, stack.url, "not-a-token")
 
     expect(page.locator("#sign-in-error")).to_contain_text("invalid token")
     expect(page.locator("#app")).to_be_hidden()
     secret = (stack.state_dir / "secret").read_text().strip()
     expired = create_token(secret, "page-late", Role.operator, ttl_s=-60)
-    _sign_in(page, stack.url, expired)
+    sign_in(page, stack.url, expired)
     expect(page.locator("#sign-in-error")).to_contain_text("the token has expired")
     assert page.evaluate("sessionStorage.length") == 0
     assert offline.blocked == []

@@ -56,6 +56,11 @@ export function clock(iso) {
   return today ? time : `${when.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
 }
 
+/** "1 task", "3 tasks": a count and its noun, singular when it is one. */
+export function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 /** "3 s", "4 min 10 s", "2 h 5 min". */
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "";

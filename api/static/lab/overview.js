@@ -1,32 +1,15 @@
-// The overview: what needs an operator, the nodes, the running tasks and the recent ones.
+// The overview: what needs an operator, the nodes, the running tasks and the recent ones, each drawn from
+// one reading of the lab (snapshot.js), so that a task shows the same state in every panel.
 
 import { get, post, taskPath } from "./api.js";
 import { ago, badge, clock, h, keyed, put, taskLink } from "./dom.js";
 
-const DETAILS_MAX = 20; // tasks whose full status is read at each refresh (the rest are listed only)
+export const ACK_MS = 8000; // an acknowledgement stays this long at most
 
 /** The record of the step a task is at (its current one), if the status holds it. */
 export function currentStep(task) {
   if (task.current_step === null || task.current_step === undefined) return null;
-  return task.steps.find((step) => step.index === task.current_step) || null;
-}
-
-async function details(summaries) {
-  const shown = summaries.slice(0, DETAILS_MAX);
-  const read = await Promise.all(shown.map((t) => get(taskPath(t.task_id)).catch(() => ({ ...t, steps: [] }))));
-  return { tasks: read, more: summaries.length - shown.length };
-}
-
-export async function readNeeds() {
-  const [errors, paused] = await Promise.all([
-    get("tasks", { state: "ERROR", page_size: 100 }),
-    get("tasks", { state: "PAUSED", page_size: 100 }),
-  ]);
-  return details([...errors.tasks, ...paused.tasks]);
-}
-
-export async function readRunning() {
-  return details((await get("tasks", { state: "ACTIVE", page_size: 100 })).tasks);
+  return (task.steps || []).find((step) => step.index === task.current_step) || null;
 }
 
 function stepLine(task) {
@@ -37,18 +20,19 @@ function stepLine(task) {
   return `step ${number} of ${total}${where}`;
 }
 
-/** An operator's command: the buttons are off while it is sent; the API's refusal is shown in place. */
-async function command(card, path, body, done, what) {
+/** An operator's command on a task: the buttons are off while it is sent; the API's refusal is shown in
+ * place; `done` hears of the answer (and of a 401). */
+async function command(card, path, body, done, what, taskId) {
   const buttons = card.querySelectorAll("button");
   const error = card.querySelector(".card-error");
   buttons.forEach((b) => { b.disabled = true; });
   put(error);
   try {
     await post(path, body);
-    done(`${what}: sent`);
+    done({ text: `${what}: sent`, task: taskId });
   } catch (failure) {
     put(error, failure.message);
-    if (failure.status === 401) done(null, failure);
+    if (failure.status === 401) done({ failure });
   } finally {
     buttons.forEach((b) => { b.disabled = false; });
   }
@@ -62,7 +46,7 @@ function commandForm(task, done) {
   const why = () => reason.value.trim() || null;
   const act = (label, action) => h("button", { type: "button", class: `act ${action}`, on: { click: () => {
     const body = action === "cancel" ? { reason: why() } : { mode: action === "retry" ? "retry" : "next", reason: why() };
-    command(card(), `${path}/${action === "cancel" ? "cancel" : "continue"}`, body, done, `${label} ${task.task_id}`);
+    command(card(), `${path}/${action === "cancel" ? "cancel" : "continue"}`, body, done, `${label} ${task.task_id}`, task.task_id);
   } } }, label);
   const paused = task.state === "PAUSED";
   return h("div", { class: "commands" }, reason, h("div", { class: "buttons" },
@@ -85,6 +69,7 @@ function needsInfo(task) {
 
 export function drawNeeds(read, canCommand, done) {
   const list = document.getElementById("needs-list");
+  list.querySelectorAll(".more").forEach((el) => el.remove());
   keyed(list, read.tasks, (t) => t.task_id,
     (task) => h("article", { class: "card", "aria-label": `task ${task.task_id}` },
       h("div", { class: "card-info" }), canCommand ? commandForm(task, done) : null,
@@ -92,7 +77,7 @@ export function drawNeeds(read, canCommand, done) {
     (el, task) => put(el.querySelector(".card-info"), needsInfo(task)));
   document.getElementById("needs-none").hidden = read.tasks.length > 0;
   document.getElementById("needs").classList.toggle("urgent", read.tasks.length > 0);
-  if (read.more > 0) list.append(h("p", { class: "muted" }, `and ${read.more} more (see Recent tasks, state ERROR)`));
+  if (read.more > 0) list.append(h("p", { class: "muted more" }, `and ${read.more} more (see Recent tasks, state ERROR)`));
   return read.tasks.length + read.more;
 }
 
@@ -113,18 +98,28 @@ function holderCell(node) {
     h("span", { class: "muted" }, `since ${clock(node.holder.since)} (${ago(node.holder.since)})`)];
 }
 
+/** A node's acknowledgement, in its own row, for ACK_MS. */
+function acknowledge(row, text) {
+  const ack = row.querySelector(".row-ack");
+  put(ack, text);
+  clearTimeout(Number(ack.dataset.timer));
+  ack.dataset.timer = String(setTimeout(() => put(ack), ACK_MS));
+}
+
 function restartButton(node, done) {
   return h("button", { type: "button", class: "act restart", "aria-label": `Restart ${node.id}`, on: { click: async (event) => {
     const button = event.currentTarget;
     const row = button.closest("tr");
     button.disabled = true;
     put(row.querySelector(".row-error"));
+    put(row.querySelector(".row-ack"));
     try {
       await post(`nodes/${encodeURIComponent(node.id)}/restart`);
-      done(`restart ${node.id}: done`);
+      acknowledge(row, "restarted");
+      done({ node: node.id });
     } catch (failure) {
       put(row.querySelector(".row-error"), failure.message);
-      if (failure.status === 401) done(null, failure);
+      if (failure.status === 401) done({ failure });
     } finally {
       button.disabled = false;
     }
@@ -136,7 +131,8 @@ export function drawNodes(nodes, workers, canCommand, done) {
   keyed(document.getElementById("nodes-body"), nodes, (n) => n.id,
     (node) => h("tr", {}, h("td", { class: "node-id" }), h("td", { class: "node-state" }), h("td", { class: "node-worker" }),
       h("td", { class: "node-holder" }), h("td", { class: "node-waiting" }),
-      h("td", {}, canCommand ? restartButton(node, done) : null, h("div", { class: "row-error error", role: "alert" }))),
+      h("td", {}, canCommand ? restartButton(node, done) : null, h("div", { class: "row-ack muted small", role: "status" }),
+        h("div", { class: "row-error error", role: "alert" }))),
     (row, node) => {
       put(row.querySelector(".node-id"), h("strong", {}, node.id), h("br"), h("span", { class: "muted" }, node.name));
       put(row.querySelector(".node-state"), badge(node.state || "OFFLINE"),
@@ -172,23 +168,24 @@ function drawTasks(bodyId, tasks, more) {
     });
 }
 
-export function drawRunning(read) {
-  drawTasks("running-body", read.tasks, [
+export function drawRunning(tasks) {
+  drawTasks("running-body", tasks, [
     progress,
     (task) => (currentStep(task) || {}).node || task.current_node || "",
     (task) => clock(task.started_at),
   ]);
-  document.getElementById("running-none").hidden = read.tasks.length > 0;
-  document.getElementById("running-body").closest("table").hidden = read.tasks.length === 0;
+  document.getElementById("running-none").hidden = tasks.length > 0;
+  document.getElementById("running-body").closest("table").hidden = tasks.length === 0;
 }
 
-export async function readRecent() {
+/** The Recent tasks filters, as the API's query parameters. */
+export function recentFilters() {
   const form = document.getElementById("recent-filters");
-  return get("tasks", { state: form.state.value, workflow_name: form.workflow_name.value, page_size: 30 });
+  return { state: form.state.value, workflow_name: form.workflow_name.value };
 }
 
-export function drawRecent(page) {
-  drawTasks("recent-body", page.tasks, [
+export function drawRecent(tasks) {
+  drawTasks("recent-body", tasks, [
     (task) => task.current_node || "",
     (task) => clock(task.started_at),
     (task) => clock(task.closed_at),
