@@ -194,6 +194,7 @@ class LabWorker:
             ops.probe_node,
             ops.shutdown_node,
             ops.check_holder,
+            ops.withdraw_waiter,
         ]
         for node_id in self.node_ids:
             # Steps waiting for the node sit in its gate and each holds a slot: allow many.

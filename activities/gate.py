@@ -9,10 +9,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..engine.ledger import EndUse
+
+# A withdrawal that found no waiter is remembered this long, for a run still on its way to the line.
+WITHDRAWAL_KEPT_S = 60.0
+WITHDRAWALS_KEPT = 100
 
 
 @dataclass(order=True)
@@ -23,6 +28,9 @@ class Waiter:
     # Resolved once the use handed to this waiter has been recorded as ended in the ledger.
     handed_close: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
     step: str = field(default="", compare=False)  # the step it runs (ledger.step_of)
+    run: int = field(default=0, compare=False)  # the step's run (ledger.UseKey.run)
+    # Makes the step heartbeat now: its task was cancelled, and the cancel comes in the answer.
+    hurry: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class NodeGate:
@@ -41,15 +49,48 @@ class NodeGate:
         # task that asked 1.3 s later go first. The gate admits nobody until the deliveries settled.
         self._opens_at = time.monotonic() + settle_s
         self._settling: asyncio.TimerHandle | None = None
+        # Withdrawals of runs that were not in the line when they came (see `withdraw`): run by step,
+        # with when they came (monotonic), the oldest dropped first.
+        self._withdrawn: dict[str, tuple[int, float]] = {}
 
-    def enter(self, name: str, priority: int, requested_at: datetime, step: str = "") -> Waiter:
+    def enter(
+        self,
+        name: str,
+        priority: int,
+        requested_at: datetime,
+        step: str = "",
+        run: int = 0,
+        hurry: Callable[[], None] | None = None,
+    ) -> Waiter:
         loop = asyncio.get_running_loop()
         order = (-priority, requested_at, next(self._arrivals))
-        waiter = Waiter(order, name, loop.create_future(), step=step)
+        waiter = Waiter(order, name, loop.create_future(), step=step, run=run, hurry=hurry)
         self._waiters.append(waiter)
         self._waiters.sort()
+        self._hurry_if_withdrawn(waiter)
         self._admit()
         return waiter
+
+    def withdraw(self, step: str, run: int) -> bool:
+        """The task of this step's run was cancelled while the run waited for the node: the waiter
+        heartbeats at once, so the cancel (which Temporal hands an activity only in the answer to a
+        heartbeat) reaches it now, not at its next beat (up to 10 s). A run not in the line yet (still
+        on its way, or asking the ledger) is hurried when it joins or rejoins it. Whether it was there."""
+        self._withdrawn.pop(step, None)  # re-inserted: the newest last
+        self._withdrawn[step] = (run, time.monotonic())
+        for oldest in list(self._withdrawn)[: max(0, len(self._withdrawn) - WITHDRAWALS_KEPT)]:
+            del self._withdrawn[oldest]
+        waiters = [w for w in self._waiters if (w.step, w.run) == (step, run)]
+        for waiter in waiters:
+            self._hurry_if_withdrawn(waiter)
+        return bool(waiters)
+
+    def _hurry_if_withdrawn(self, waiter: Waiter) -> None:
+        withdrawn = self._withdrawn.get(waiter.step)
+        if withdrawn is None or withdrawn[0] != waiter.run:
+            return
+        if time.monotonic() - withdrawn[1] <= WITHDRAWAL_KEPT_S and waiter.hurry is not None:
+            waiter.hurry()
 
     def position(self, waiter: Waiter) -> int:
         """1 = next in line (0 once admitted)."""
@@ -73,6 +114,7 @@ class NodeGate:
         waiter.handed_close = None
         self._waiters.append(waiter)
         self._waiters.sort()
+        self._hurry_if_withdrawn(waiter)
 
     def readmit(self) -> None:
         self._admit()

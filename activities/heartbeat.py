@@ -20,8 +20,9 @@ from temporalio import activity
 
 from ..engine.contracts import StepBeat
 
-# A waiting step beats only to show its place in line and to hear of a cancel: 50 steps queued for hours
-# would otherwise keep the server writing (W3 of bench/: -9 % server CPU per step from 5 s to 10 s).
+# A waiting step beats only to show its place in line and to hear of a cancel (its cancelled task asks
+# for a beat at once: `hurry`): 50 steps queued for hours would otherwise keep the server writing (W3 of
+# bench/: -9 % server CPU per step from 5 s to 10 s).
 WAITING_INTERVAL_S = 10.0
 # A cancellation reaches the activity only in the answer to a heartbeat: while the driver runs, beat
 # often, so an operator's cancel reaches `_abort()` within about a second (the worker's throttle too).
@@ -37,7 +38,8 @@ class Heartbeat:
     def __init__(self, heartbeat_timeout_s: float) -> None:
         self.timeout_s = heartbeat_timeout_s
         self.beat = StepBeat()
-        self._phase_changed = asyncio.Event()
+        self._phase_changed = asyncio.Event()  # or a beat asked for now (`hurry`)
+        self._hurried = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -57,10 +59,18 @@ class Heartbeat:
                 activity.heartbeat(beat.sent(datetime.now(UTC)))
             self._phase_changed.set()
 
+    def hurry(self) -> None:
+        """Beat now, from the step's own task (a heartbeat is its activity's): its task was cancelled
+        while it waited, and Temporal hands an activity its cancel only in the answer to a heartbeat."""
+        self._hurried = True
+        self._phase_changed.set()
+
     async def _loop(self) -> None:
         fresh = True  # no beat sent yet in this phase
         while True:
             self._phase_changed.clear()
+            if self._beat_if_hurried():  # asked for while this loop was not waiting
+                fresh = False
             first_wait = fresh and not self.running  # "running" went out in `set`
             wait_s = min(FIRST_BEAT_S, self.interval_s) if first_wait else self.interval_s
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as the
@@ -68,13 +78,20 @@ class Heartbeat:
             try:
                 async with asyncio.timeout(wait_s):
                     await self._phase_changed.wait()
-                fresh = True
+                fresh = not self._beat_if_hurried()
             except TimeoutError:
-                if self._phase_changed.is_set():  # a new phase in the same tick: its own pace
-                    fresh = True
+                if self._phase_changed.is_set():  # a new phase (or a hurry) in the same tick
+                    fresh = not self._beat_if_hurried()
                     continue
                 activity.heartbeat(self.beat.sent(datetime.now(UTC)))
                 fresh = False
+
+    def _beat_if_hurried(self) -> bool:
+        if not self._hurried:
+            return False
+        self._hurried = False
+        activity.heartbeat(self.beat.sent(datetime.now(UTC)))
+        return True
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.create_task(self._loop())

@@ -1,4 +1,5 @@
-"""Activities on a node itself: restart, probe, shutdown, and whether its holder task still runs."""
+"""Activities on a node itself: restart, probe, shutdown, whether its holder task still runs, and the
+withdrawal of a cancelled task's step from the node's line."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from ..engine.contracts import CHECK_HOLDER, PROBE_NODE, RESTART_NODE, SHUTDOWN_NODE
-from ..engine.ledger import HolderAnswer, HolderCheck, NodeCommand, NodeCommandResult
+from ..engine.contracts import (
+    CHECK_HOLDER,
+    PROBE_NODE,
+    RESTART_NODE,
+    SHUTDOWN_NODE,
+    WITHDRAW_WAITER,
+    WaiterWithdrawal,
+)
+from ..engine.ledger import HolderAnswer, HolderCheck, NodeCommand, NodeCommandResult, step_of
 from .host import NodeHost
 from .recovery import ended_use
 
@@ -45,6 +53,13 @@ class NodeActivities:
         if not self.host.emulate:
             await self.host.in_driver_thread(node.id, node._shutdown)
         return NodeCommandResult(ok=True)
+
+    @activity.defn(name=WITHDRAW_WAITER)
+    async def withdraw_waiter(self, withdrawal: WaiterWithdrawal) -> bool:
+        """The task of this run was cancelled: if the run waits in the node's line, it heartbeats now and
+        hears of the cancel at once (else when it joins the line). Whether it was in the line."""
+        key = withdrawal.key
+        return self.host.gates[withdrawal.node_id].withdraw(step_of(key), key.run)
 
     @activity.defn(name=CHECK_HOLDER)
     async def check_holder(self, check: HolderCheck) -> HolderAnswer:

@@ -71,7 +71,9 @@ class StepActivities:
     async def _acquire(self, node_id: str, request: StepRequest, key: UseKey, beat: Heartbeat) -> float:
         gate = self.host.gates[node_id]
         entered = time.monotonic()
-        waiter = gate.enter(str(key), request.priority, request.requested_at, step=step_of(key))
+        waiter = gate.enter(
+            str(key), request.priority, request.requested_at, step=step_of(key), run=key.run, hurry=beat.hurry
+        )
         refusal: str | None = None  # the ledger's last word, said in every heartbeat until it is granted
         try:
             while True:

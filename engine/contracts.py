@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
 
-from .ledger_models import LedgerState
+from .ledger_models import LedgerState, UseKey
 
 # --- task queues and workflow ids -----------------------------------------------------------------
 
@@ -63,6 +63,7 @@ RESTART_NODE = "restart_node"
 PROBE_NODE = "probe_node"
 SHUTDOWN_NODE = "shutdown_node"
 CHECK_HOLDER = "check_holder"  # does the task holding a node still run?
+WITHDRAW_WAITER = "withdraw_waiter"  # on the node's queue: a cancelled task's step leaves its line now
 DELIVER_ACTIVITY = "deliver_notification"  # on the workflow queue: the LabWorkflow's
 CHECK_WORKERS_ACTIVITY = "check_workers"
 
@@ -88,6 +89,14 @@ class NodeInput(BaseModel):
     # Updates are capped at 2000 per run (server default) and each use costs one or two.
     uses_per_run: int = 500
     holder_check_s: float = 60.0
+
+
+class WaiterWithdrawal(BaseModel):
+    """A task cancelled while its step's run may wait in its node's line (WITHDRAW_WAITER): the worker
+    hosting the node has that run heartbeat at once, so the cancel reaches it now."""
+
+    node_id: str
+    key: UseKey
 
 
 WAITING, RUNNING = "waiting", "running"  # a step's phases, as its heartbeats say them

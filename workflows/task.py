@@ -16,7 +16,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 with workflow.unsafe.imports_passed_through():
     from ..engine.contracts import (
-        EXECUTE_STEP,
         GET_STEPS,
         RUN_ACCOUNTED_SIGNAL,
         TASK_WORKFLOW_TYPE,
@@ -35,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         StepPage,
         StepRecord,
         StepRecords,
-        StepReport,
         TaskMemory,
         TaskResult,
         TaskStatus,
@@ -46,15 +44,14 @@ with workflow.unsafe.imports_passed_through():
     from .search_attributes import UPSERT_CHANGES_ONLY, upsert_task_attributes
     from .task_alarms import TaskAlarms
     from .task_steps import (
-        activity_options,
         cancelled_while_running,
+        execute_step,
         is_worker_lost,
         last_beat,
         lost_while_waiting,
         next_execution,
         refusal,
         report_of,
-        step_request,
     )
 
 STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
@@ -211,18 +208,13 @@ class TaskWorkflow(TaskAlarms):
         record.runs += 1
         record.outcome = StepOutcome.RUNNING
         try:
-            report = await workflow.execute_activity(
-                EXECUTE_STEP,
-                step_request(self.spec, self.memory, record, workflow.now()),
-                result_type=StepReport,
-                **activity_options(self.spec, record),
-            )
+            report = await execute_step(self.spec, self.memory, record)
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise
-            report = report_of(error.cause)
-            if cancelled_while_running(error.cause) and report and workflow.cancellation_reason() is not None:
-                record.take_cancelled(report, self.status.cancelled_by())  # the timeline's bar, its lines
+            told = report_of(error.cause)
+            if cancelled_while_running(error.cause) and told and workflow.cancellation_reason() is not None:
+                record.take_cancelled(told, self.status.cancelled_by())  # the timeline's bar, its lines
                 raise asyncio.CancelledError() from None
             return await self._on_failure(record, error)
         self.memory.lost_runs.pop(index, None)

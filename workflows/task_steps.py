@@ -6,6 +6,8 @@ Workflow code (deterministic): it reads only what the activity's result or error
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
@@ -17,21 +19,91 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from ..engine.contracts import (
         COMMAND_REFUSED,
+        EXECUTE_STEP,
         STEP_CANCELLED,
         STEP_FAILED,
         WAITING_INTERRUPTED,
+        WITHDRAW_WAITER,
         WORKER_LOST,
         StepBeat,
+        WaiterWithdrawal,
         node_task_queue,
     )
     from ..engine.errors import InvalidTransitionError
+    from ..engine.ledger import UseKey
     from ..engine.models import NextExecution
     from ..engine.states import TaskState
     from ..engine.task_state import StepRecord, StepReport, TaskMemory
     from ..engine.tasks import StepRequest, TaskSpec, step_args
+    from .node import NodeWorkflow, signal_ledger
 
 # The wait for the node counts in start-to-close; the node's own timeout is enforced by the worker.
 STEP_START_TO_CLOSE = timedelta(days=30)
+# A task cancelled while its step's activity is pending withdraws the run from its node's line: the
+# ledger refuses it, and the worker hosting the node has it heartbeat at once to hear of the cancel.
+WITHDRAW_ON_CANCEL = "withdraw-on-cancel"
+WITHDRAWAL_TIMEOUT = timedelta(seconds=30)
+
+
+async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -> StepReport:
+    """Run this run of step `record.index` on its node. A cancel of the task reaches the step as always
+    (Temporal requests the activity's cancel, and the task waits until the step is done); a step that
+    waits for its node would hear of it only at its next heartbeat (up to 10 s), so the run is withdrawn
+    from the node's line meanwhile, and hears of it at once."""
+    withdrawal = _Withdrawal(memory.status.task_id, record)
+    watch = asyncio.create_task(withdrawal.when_cancelled())
+    try:
+        report: StepReport = await workflow.execute_activity(
+            EXECUTE_STEP,
+            step_request(spec, memory, record, workflow.now()),
+            result_type=StepReport,
+            **activity_options(spec, record),
+        )
+        return report
+    finally:
+        await withdrawal.settle(watch)
+
+
+class _Withdrawal:
+    """The withdrawal of a step's run from its node's line, once its task is cancelled: new commands
+    (WITHDRAW_ON_CANCEL), and a wait with no command of its own until then, so histories recorded before
+    replay as they were."""
+
+    def __init__(self, task_id: str, record: StepRecord) -> None:
+        self.node_id = record.node
+        self.key = UseKey(task_id=task_id, step_index=record.index, run=record.runs)
+        self.started = False
+
+    async def when_cancelled(self) -> None:
+        await workflow.wait_condition(lambda: workflow.cancellation_reason() is not None)
+        if not workflow.patched(WITHDRAW_ON_CANCEL):
+            return
+        self.started = True
+        # The worker first: the cancel reaches a waiting step in the answer to the heartbeat it asks for.
+        push = workflow.start_activity(
+            WITHDRAW_WAITER,
+            WaiterWithdrawal(node_id=self.node_id, key=self.key),
+            result_type=bool,
+            task_queue=node_task_queue(self.node_id),
+            schedule_to_close_timeout=WITHDRAWAL_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary=f"withdraw {self.key} from the line of {self.node_id}",
+        )
+        # Not awaited: the task waits for its step, not for this (its node's worker may be gone).
+        push.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # The ledger too: a begin already on its way, or a waiter in a worker the first did not reach, is
+        # refused and never reaches the driver.
+        await signal_ledger(self.node_id, NodeWorkflow.withdraw_run, self.key)
+
+    async def settle(self, watch: asyncio.Task[None]) -> None:
+        """The step's activity is done: a withdrawal under way is finished (a signal not sent before the
+        task closes is never sent); one not begun is dropped, with no command."""
+        if self.started or watch.done():
+            await watch
+            return
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
 
 
 def step_request(spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: datetime) -> StepRequest:

@@ -56,6 +56,7 @@ def test_every_activity_is_defined_under_a_contract_name() -> None:
         contracts.PROBE_NODE,
         contracts.SHUTDOWN_NODE,
         contracts.CHECK_HOLDER,
+        contracts.WITHDRAW_WAITER,
         contracts.DELIVER_ACTIVITY,
         contracts.CHECK_WORKERS_ACTIVITY,
     }

@@ -8,13 +8,18 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
+from task_scheduler.activities import heartbeat
+from task_scheduler.activities.gate import NodeGate
 from task_scheduler.activities.heartbeat import FIRST_BEAT_S, Heartbeat
 from task_scheduler.engine.contracts import RUNNING, StepBeat
 
 DEADLINE_S = 10.0
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 Beats = list[tuple[float, str]]  # (monotonic time, phase) of each heartbeat sent
 Body = Callable[[Heartbeat, Beats], Awaitable[None]]
 
@@ -74,3 +79,39 @@ async def test_a_running_step_beats_well_within_its_heartbeat_timeout() -> None:
     assert phases(beats) == ["running"] * 5
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(beats)]
     assert max(gaps) < 0.9, gaps
+
+
+async def test_a_waiting_step_withdrawn_from_its_nodes_line_beats_at_once_to_hear_of_its_cancel() -> None:
+    """Its task was cancelled: the cancel comes in the answer to a heartbeat, not 10 s later."""
+
+    async def withdrawn(beat: Heartbeat, beats: Beats) -> None:
+        gate = NodeGate("b1")
+        busy = gate.enter("t0", 0, T0, step="t0/0", run=1)  # holds the node
+        await until(lambda: busy.turn.done(), "the first step admitted")
+        waiter = gate.enter("t1", 0, T0, step="t1/0", run=1, hurry=beat.hurry)
+        await until(lambda: bool(beats), "the first waiting beat")
+        asked = time.monotonic()
+
+        assert gate.withdraw("t1/0", 1) is True
+        await until(lambda: len(beats) == 2, "a beat at once")
+        assert beats[1][0] - asked < 1.0 and not waiter.turn.done()
+
+    assert phases(await beats_during(withdrawn)) == ["waiting", "waiting"]
+
+
+async def test_a_run_withdrawn_before_it_joins_its_nodes_line_beats_when_it_joins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heartbeat, "FIRST_BEAT_S", 60.0)  # any beat within the test is a hurried one
+
+    async def late(beat: Heartbeat, beats: Beats) -> None:
+        gate = NodeGate("b1")
+        gate.enter("t0", 0, T0, step="t0/0", run=1)
+        assert gate.withdraw("t1/0", 1) is False  # still on its way to the worker
+        gate.enter("t2", 0, T0, step="t2/0", run=1, hurry=beat.hurry)  # another step: not hurried
+        gate.enter("t1", 0, T0, step="t1/0", run=2, hurry=beat.hurry)  # another run: not hurried
+        assert beats == []
+        gate.enter("t1", 0, T0, step="t1/0", run=1, hurry=beat.hurry)
+        await until(lambda: bool(beats), "a beat as it joins the line")
+
+    assert phases(await beats_during(late)) == ["waiting"]

@@ -48,6 +48,7 @@ KEPT_ELSEWHERE = (
     "task-worker-lost-while-waiting",
     "task-cut-off-run-accounted",
     "task-waiting-run-withdrawn",
+    "task-cancelled-while-waiting",
     "ledger-cut-off-run",
     "ledger-error-told-at-once",
 )

@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab_fixtures import JOURNAL, DriverRun, MakeLab, StartTask, scheduled_activities, summaries, wait_until
@@ -164,9 +165,9 @@ def spy_on_gate(gate: NodeGate) -> dict[datetime, float]:
     entered: dict[datetime, float] = {}
     enter = gate.enter
 
-    def spied(name: str, priority: int, requested_at: datetime, step: str = "") -> Waiter:
+    def spied(name: str, priority: int, requested_at: datetime, *args: Any, **kwargs: Any) -> Waiter:
         entered.setdefault(requested_at, time.monotonic())
-        return enter(name, priority, requested_at, step)
+        return enter(name, priority, requested_at, *args, **kwargs)
 
     gate.enter = spied  # type: ignore[method-assign]
     return entered
