@@ -63,9 +63,8 @@ async def test_root_redirects_to_the_lab_page(anonymous: httpx.AsyncClient) -> N
 
 def test_lab_page_files_are_package_data() -> None:
     pyproject = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["task_scheduler.api"]
-    api = REPOSITORY / "api"
-    covered = {path for pattern in patterns for path in api.glob(pattern) if path.is_file()}
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["task_scheduler.api.static.lab"]
+    covered = {path for pattern in patterns for path in FOLDER.glob(pattern) if path.is_file()}
 
     assert covered == {path for path in FOLDER.iterdir() if path.is_file()}
 

@@ -173,7 +173,13 @@ def test_node_list_has_a_header_and_aligned_columns() -> None:
 def test_task_show_puts_the_driver_s_frames_under_its_failed_step() -> None:
     from task_scheduler.cli.render import render_task
 
-    frames = "Traceback (most recent call last):\n  File \"lab_nodes.py\", line 42, in _execute\nKeyError: 'sample'"
+    frames = "\n".join(
+        [
+            "Traceback (most recent call last):",
+            '  File "lab_nodes.py", line 42, in _execute',
+            "KeyError: 'sample'",
+        ]
+    )
     failed = step(0, "arm", "FAILED", message="KeyError: 'sample' (at lab_nodes.py:42, in _execute)")
     shown = render_task(task("ERROR", [{**failed, "traceback": frames}, step(1, "reader", "PENDING")]))
 
