@@ -128,14 +128,22 @@ function barChart(title, rows, max, width) {
   return h("figure", { class: "chart-box" }, h("figcaption", {}, title), svg);
 }
 
+/** Each node's calls as one bar: succeeded, failed, cancelled by an operator (apart: a cancel says
+ * nothing of the node, and the rate leaves it out), lost. */
 function successChart(nodes, width) {
-  return barChart("Success rate per node", nodes.map((n) => ({
-    label: n.node,
-    segments: [[n.successes / (n.calls || 1), COLOURS.SUCCEEDED, `${n.successes} succeeded`],
-      [n.failures / (n.calls || 1), COLOURS.FAILED, `${n.failures} failed`], [n.lost / (n.calls || 1), COLOURS.LOST, `${n.lost} lost`]],
-    text: n.calls ? `${Math.round((n.success_rate ?? 0) * 100)}% of ${count(n.calls, "call")}` + (n.failures ? `, ${n.failures} failed` : "")
-      : "no calls",
-  })), 1, width);
+  return barChart("Success rate per node", nodes.map((n) => {
+    const part = (k) => (n[k] ?? 0) / (n.calls || 1);
+    const cancelled = n.cancelled ?? 0;
+    const extra = [n.failures ? `${n.failures} failed` : "", cancelled ? `${cancelled} cancelled` : ""].filter(Boolean);
+    return {
+      label: n.node,
+      segments: [[part("successes"), COLOURS.SUCCEEDED, `${n.successes} succeeded`],
+        [part("failures"), COLOURS.FAILED, `${n.failures} failed`],
+        [part("cancelled"), COLOURS.CANCELLED, `${cancelled} cancelled`], [part("lost"), COLOURS.LOST, `${n.lost} lost`]],
+      text: n.calls ? `${Math.round((n.success_rate ?? 0) * 100)}% of ${count(n.calls, "call")}` + extra.map((e) => `, ${e}`).join("")
+        : "no calls",
+    };
+  }), 1, width);
 }
 
 function durationChart(nodes, width) {
