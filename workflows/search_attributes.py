@@ -33,10 +33,16 @@ CUSTOM_SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (TASK_STATE, LAB_WORK
 # Patched: a task's search attributes are upserted only where they changed (the step's CurrentNode, the
 # state), and the start goes with the first step's. Tasks that began before upsert all three each time.
 UPSERT_CHANGES_ONLY = "upsert-changes-only"
+# Patched: a task that ends (cancelled at a step) clears its CurrentNode; earlier tasks kept it.
+NO_NODE_WHEN_OVER = "no-node-when-over"
+OVER = frozenset({TaskState.FINISHED, TaskState.CANCELLED})
 
 
 def upsert_task_attributes(state: TaskState, workflow_name: str, node: str | None) -> None:
-    """In a TaskWorkflow: say its state, lab workflow and current node to visibility."""
+    """In a TaskWorkflow: say its state, lab workflow and current node to visibility. A task that is
+    over is at no node (`CurrentNode="arm"` lists the tasks at the arm, not those cancelled there)."""
+    if node is not None and state in OVER and workflow.patched(NO_NODE_WHEN_OVER):
+        node = None
     wanted = [(TASK_STATE, state.value), (LAB_WORKFLOW, workflow_name), (CURRENT_NODE, node or "")]
     if workflow.patched(UPSERT_CHANGES_ONLY):
         now = workflow.info().typed_search_attributes

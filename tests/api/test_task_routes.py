@@ -172,6 +172,28 @@ async def test_list_tasks_filters_by_state_workflow_and_node(tasks: Tasks, viewe
     assert mine <= everything
 
 
+async def test_a_task_cancelled_at_a_node_leaves_that_node_s_listing(
+    tasks: Tasks, viewer: httpx.AsyncClient, operator: httpx.AsyncClient
+) -> None:
+    """`--node arm` (CurrentNode="arm") lists the tasks at the arm, not those that were cancelled there."""
+    held = (await tasks.start("held", {"hold": tasks.hold()}))["task_id"]
+    await tasks.step_running(held)
+    h1 = tasks.node("h1")
+
+    async def at_h1() -> bool:
+        return held in await _listed(viewer, node=h1)
+
+    await wait_for(at_h1, "the running task to be listed at its node")
+    assert (await operator.post(f"/tasks/{held}/cancel", json={"reason": "test"})).status_code == 200
+    await tasks.reaches(held, "CANCELLED")
+
+    async def moved() -> bool:
+        cancelled = held in await _listed(viewer, state="CANCELLED")
+        return cancelled and held not in await _listed(viewer, node=h1)
+
+    await wait_for(moved, "the cancelled task to leave its node's listing")
+
+
 @pytest.mark.parametrize("params", [{"state": "SLEEPING"}, {"page_size": 0}, {"page_size": 5000}])
 async def test_list_tasks_with_bad_filter_is_422(viewer: httpx.AsyncClient, params: dict[str, Any]) -> None:
     response = await viewer.get("/tasks", params=params)
