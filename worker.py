@@ -23,7 +23,7 @@ from .activities.host import PROBE_EVERY_S, NodeHost, ObserverFactory
 from .activities.lab_watch import WatchActivities
 from .activities.node_ops import NodeActivities
 from .activities.notify import NotifyActivities
-from .activities.recovery import close_if_ended
+from .activities.recovery import close_if_ended, fail_lost_run
 from .activities.steps import StepActivities
 from .client.handles import ledger_handle, start_ledger
 from .engine.config import LabConfig, build_node, driver_digest
@@ -305,6 +305,8 @@ class LabWorker:
             )
             assert self.host is not None
             self.host.gates[node_id].prefer(step_of(ledger.holder.key))
+            # Its task would show it RUNNING until its heartbeat timeout: it is reported lost at once.
+            await fail_lost_run(self.client, node_id, ledger.holder, self.worker_info())
         return ledger.reachable
 
 

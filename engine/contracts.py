@@ -33,6 +33,12 @@ def node_task_queue(node_id: str) -> str:
     return f"{NODE_QUEUE_PREFIX}{node_id}"
 
 
+def step_activity_id(step_index: int, node_id: str, run: int) -> str:
+    """The id of a step run's activity in its task (each attempt of a run shares it): what the Temporal
+    UI shows, and how a worker finds the activity of a use its node's ledger holds."""
+    return f"step-{step_index + 1}-{node_id}-run-{run}"
+
+
 def lab_workflow_id(task_queue: str) -> str:
     """The id of a lab's LabWorkflow (notifications, PC liveness): one per workflow task queue."""
     return f"{LAB_WORKFLOW_PREFIX}{task_queue}"
@@ -73,6 +79,9 @@ STEP_FAILED = "StepFailed"  # the driver reported a failure; its StepReport ride
 STEP_CANCELLED = "StepCancelled"  # cancelled while its driver ran; its StepReport rides in the details
 WORKER_LOST = "WorkerLost"  # an earlier run of the step began and never ended, or ended unreported
 WAITING_INTERRUPTED = "WaitingInterrupted"  # the worker stopped while the step waited for its node
+# The step ran in a worker process that is gone (another now hosts its node): failed by that one at once,
+# retried as the node's retry allows, else cut off like a run whose heartbeats stopped.
+WORKER_REPLACED = "WorkerReplaced"
 LEDGER_REFUSAL = "LedgerRefusal"  # the ledger refused an update (the node is held, in ERROR...)
 COMMAND_REFUSED = "CommandRefused"  # a task refused an operator's command in its state
 DELIVERY_FAILED = "NotificationNotDelivered"  # a failed send: retried

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from ..engine.contracts import (
@@ -45,9 +45,9 @@ with workflow.unsafe.imports_passed_through():
     from .task_alarms import TaskAlarms
     from .task_steps import (
         cancelled_while_running,
+        cut_off_beat,
         execute_step,
         is_worker_lost,
-        last_beat,
         lost_while_waiting,
         next_execution,
         refusal,
@@ -234,8 +234,8 @@ class TaskWorkflow(TaskAlarms):
         report = report_of(cause)
         if report is not None:
             record.take(report, StepOutcome.FAILED)
-        if isinstance(cause, TimeoutError):
-            beat = last_beat(cause)
+        beat = cut_off_beat(cause)
+        if beat is not None:
             # It stopped reporting at its last beat the server received, a heartbeat timeout ago.
             run = record.cut_off(beat.sent_at or workflow.now(), beat.attempt, beat.worker, beat.started_at)
             reason = cut_off_reason(self.status.task_id, index, record.node, run)

@@ -25,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         WAITING_INTERRUPTED,
         WITHDRAW_WAITER,
         WORKER_LOST,
+        WORKER_REPLACED,
         StepBeat,
         WaiterWithdrawal,
         node_task_queue,
+        step_activity_id,
     )
     from ..engine.errors import InvalidTransitionError
     from ..engine.ledger import UseKey
@@ -43,6 +45,7 @@ STEP_START_TO_CLOSE = timedelta(days=30)
 # ledger refuses it, and the worker hosting the node has it heartbeat at once to hear of the cancel.
 WITHDRAW_ON_CANCEL = "withdraw-on-cancel"
 WITHDRAWAL_TIMEOUT = timedelta(seconds=30)
+CUT_OFF_WHEN_REPLACED = "cut-off-when-worker-replaced"
 
 
 async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -> StepReport:
@@ -133,7 +136,7 @@ def activity_options(spec: TaskSpec, record: StepRecord) -> dict[str, Any]:
     retry = step.retry
     return {
         "task_queue": node_task_queue(step.node.id),
-        "activity_id": f"step-{record.index + 1}-{step.node.id}-run-{record.runs}",
+        "activity_id": step_activity_id(record.index, step.node.id, record.runs),
         "summary": f"step {record.index + 1}/{len(spec.steps)}: {step.node.name} ({step.node.id})",
         "start_to_close_timeout": STEP_START_TO_CLOSE,
         "heartbeat_timeout": timedelta(seconds=step.heartbeat_timeout_s),
@@ -162,8 +165,23 @@ def is_worker_lost(cause: BaseException | None) -> TypeGuard[ApplicationError]:
     return isinstance(cause, ApplicationError) and cause.type == WORKER_LOST
 
 
-def last_beat(cause: TimeoutError) -> StepBeat:
-    details = cause.last_heartbeat_details
+def cut_off_beat(cause: BaseException | None) -> StepBeat | None:
+    """The last heartbeat of a run cut off, whose driver may have been acting: its heartbeats stopped
+    (a timeout), or the worker process that ran it is gone, as the one now hosting its node found when it
+    started (WorkerReplaced: known at once, not a heartbeat timeout later). None: not cut off."""
+    if isinstance(cause, TimeoutError):
+        return last_beat(cause)
+    replaced = isinstance(cause, ApplicationError) and cause.type == WORKER_REPLACED
+    # Patched: a task that met such a failure before this code took it for the step's own failure.
+    if replaced and workflow.patched(CUT_OFF_WHEN_REPLACED):
+        assert isinstance(cause, ApplicationError)
+        return last_beat(cause)
+    return None
+
+
+def last_beat(cause: TimeoutError | ApplicationError) -> StepBeat:
+    """The run's last heartbeat: in a heartbeat timeout, or in a WorkerReplaced failure's details."""
+    details = cause.last_heartbeat_details if isinstance(cause, TimeoutError) else cause.details
     return StepBeat.of(details[0] if details else None)
 
 

@@ -42,6 +42,10 @@ TaskHandle = WorkflowHandle[TaskWorkflow, TaskResult]
 QUERY_TIMEOUT = timedelta(seconds=2)  # a query to a workflow whose worker is dead must not hang
 UNANSWERED = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError)
 SHORT_HEARTBEAT_S = 2.0
+# Far longer than a worker's restart, even on a loaded machine: a run reported lost well before it was
+# reported by its worker's restart, not by the server's heartbeat timeout.
+LONG_HEARTBEAT_S = 90.0
+REPORTED_WITHIN_S = 45.0
 OUTAGE_S = 5.0  # the server is down this long (DESIGN measured 8 s with a 5 s heartbeat timeout)
 
 
@@ -225,6 +229,56 @@ async def test_worker_killed_mid_step_of_a_retrying_node_retries_by_itself(
     # The end of a use that succeeded is recorded within about a second of the step's return.
     node = await node_in(temporal_client, node_id, NodeState.AVAILABLE)
     assert (node.stats.calls, node.stats.lost, node.restarts) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("attempts", [1, 3], ids=["one-attempt", "retrying"])
+async def test_worker_restarted_after_a_crash_reports_the_run_that_never_ended_at_once(
+    attempts: int,
+    temporal_server: DevServer,
+    temporal_client: Client,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_worker: StartWorker,
+) -> None:
+    """The restarted worker finds in the node's ledger a use run by the process that died: its step is
+    reported at once, not a heartbeat timeout later (a minute here). A one-attempt step is cut off (the
+    task in ERROR, the run's end unknown, the operator decides); a retrying one runs again by itself."""
+    retry = {"max_attempts": attempts, "initial_interval_s": 0.2}
+    node = {"heartbeat_timeout_s": LONG_HEARTBEAT_S, "retry": retry}
+    lab = make_lab(nodes={"arm": node}, workflows={"move": ["arm"]})
+    node_id = lab.lab.nodes[0].id
+    first = start_worker(lab, temporal_server.address, task_queue)
+    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
+    cut = await start_task(temporal_client, lab, "move", task_queue, sleep_s=2.0)
+    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+
+    first.kill()
+    killed_at = datetime.now(UTC)
+    second = start_worker(lab, temporal_server.address, task_queue)
+
+    if attempts == 1:
+        stopped = await wait_for(lambda: accounted(cut), "the lost run reported", timeout_s=REPORTED_WITHIN_S)
+        assert "never reported its end" in (stopped.reason or "")
+        (earlier,) = stopped.steps[0].earlier_runs
+        assert (stopped.steps[0].outcome, earlier.late_outcome) == (StepOutcome.LOST, "UNKNOWN")
+        assert earlier.lost_at is not None and earlier.lost_at <= killed_at  # its last heartbeat
+        await cut.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry"))
+    (result,) = await finished([cut], REPORTED_WITHIN_S, second)
+    assert result.state is TaskState.FINISHED
+    assert [e.pid for e in lab.starts(cut.id)] == [first.pid, second.pid]
+    history = await cut.fetch_history()
+    failures = [
+        e.activity_task_failed_event_attributes.failure.application_failure_info.type
+        for e in history.events
+        if e.HasField("activity_task_failed_event_attributes")
+    ]
+    timed_out = [e for e in history.events if e.HasField("activity_task_timed_out_event_attributes")]
+    assert (failures, timed_out) == ((["WorkerReplaced"] if attempts == 1 else []), [])
+    done = await status(cut)
+    assert (done.steps[0].attempts, done.steps[0].runs) == ((1, 2) if attempts == 1 else (2, 1))
+    assert_no_overlap(lab, node_id)
+    if attempts == 1:
+        keep("task-worker-replaced-cut-off", history)
 
 
 async def test_temporal_server_killed_while_tasks_run_every_task_finishes(

@@ -49,6 +49,7 @@ KEPT_ELSEWHERE = (
     "task-cut-off-run-accounted",
     "task-waiting-run-withdrawn",
     "task-cancelled-while-waiting",
+    "task-worker-replaced-cut-off",
     "ledger-cut-off-run",
     "ledger-error-told-at-once",
 )
