@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -55,6 +55,8 @@ async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -
     from the node's line meanwhile, and hears of it at once."""
     withdrawal = _Withdrawal(memory.status.task_id, record)
     watch = asyncio.create_task(withdrawal.when_cancelled())
+    # Not `finally`: a workflow evicted from the worker's cache is closed where it waits, and must not
+    # wait again on its way out.
     try:
         report: StepReport = await workflow.execute_activity(
             EXECUTE_STEP,
@@ -62,9 +64,11 @@ async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -
             result_type=StepReport,
             **activity_options(spec, record),
         )
-        return report
-    finally:
+    except (ActivityError, asyncio.CancelledError):
         await withdrawal.settle(watch)
+        raise
+    await withdrawal.settle(watch)
+    return report
 
 
 class _Withdrawal:
