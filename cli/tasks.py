@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..client.http import ApiClient
+from ..devstate import command
 from ..engine.errors import TaskSchedulerError
 from .follow import TaskFollower
 from .options import add_client_arguments, api_client
@@ -91,11 +92,11 @@ def _follow(api: ApiClient, task_id: str) -> int:
         task = api.follow(task_id, printer.show)
     except KeyboardInterrupt:
         printer.close()
-        print(f"stopped following {task_id}; it goes on (task-scheduler task wait {task_id})")
+        print(f"stopped following {task_id}; it goes on ({command()} task wait {task_id})")
         return INTERRUPTED
     printer.close()
     if task["state"] == "ERROR":
-        print(f"the task waits for an operator: task-scheduler task continue {task_id} [--mode next]")
+        print(f"the task waits for an operator: {command()} task continue {task_id} [--mode next]")
     return FINISHED if task["state"] == "FINISHED" else NOT_FINISHED
 
 
