@@ -43,12 +43,28 @@ class RunningStack:
 
     @classmethod
     def read(cls, path: Path) -> RunningStack | None:
-        """The stack `path` describes, if it is well formed and its process still lives."""
+        """The stack `path` describes, if it is well formed and a process still holds its folder (the
+        lock, not the pid: after a crash or a reboot the pid may be another process's)."""
         try:
             stack = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        return stack if _alive(stack.pid) else None
+        return stack if _held(Path(stack.state_dir)) else None
+
+
+def _held(state_dir: Path) -> bool:
+    """Whether a running stack holds `state_dir` (its `dev.lock`)."""
+    try:
+        lock = (state_dir / LOCK).open("r")
+    except OSError:
+        return False
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
 
 
 @contextmanager
@@ -120,23 +136,27 @@ class Found:
 
 
 def find(start: Path | None = None) -> Found:
-    """The dev stack's state folder the CLI should use: the nearest `.task-scheduler/` in the current
-    folder or above it, else the one of a stack running on this machine for this user (the latest
-    started, if several)."""
+    """The dev stack's state folder the CLI should use: a running stack's, the nearest in the current
+    folder or above it first, else the latest started on this machine for this user; with none running,
+    the nearest `.task-scheduler/` that holds a token (a stack that is stopped: its token, its secret)."""
     here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / DEFAULT_STATE_DIR
-        if candidate.is_dir():
-            return Found(candidate, RunningStack.read(candidate / RUNNING), (f"{candidate}/",))
+    folders = [folder / DEFAULT_STATE_DIR for folder in (here, *here.parents)]
+    nearby = [folder for folder in folders if folder.is_dir()]
+    for folder in nearby:
+        stack = RunningStack.read(folder / RUNNING)
+        if stack is not None:
+            return Found(folder, stack, (f"{folder}/",))
     looked = f"{DEFAULT_STATE_DIR}/ in {here} and the folders above it"
     running = list(_running())
-    if not running:
-        return Found(None, None, (looked, f"no running stack listed in {registry()}/"))
-    stack = max(running, key=lambda one: one.started_at)
-    if len(running) > 1:
-        others = ", ".join(one.state_dir for one in running if one is not stack)
-        print(f"note: several dev stacks run; using {stack.state_dir} (others: {others})", file=sys.stderr)
-    return Found(Path(stack.state_dir), stack, (looked, f"the running stack in {stack.state_dir}/"))
+    if running:
+        stack = max(running, key=lambda one: one.started_at)
+        if len(running) > 1:
+            others = ", ".join(one.state_dir for one in running if one is not stack)
+            print(f"note: several dev stacks run; using {stack.state_dir} (also: {others})", file=sys.stderr)
+        return Found(Path(stack.state_dir), stack, (looked, f"the running stack in {stack.state_dir}/"))
+    stopped = next((folder for folder in nearby if (folder / "token").exists()), None)
+    where = (looked, f"no running stack listed in {registry()}/")
+    return Found(stopped, None, (*where, f"a stopped stack's {stopped}/") if stopped else where)
 
 
 def _running() -> Iterator[RunningStack]:
@@ -147,16 +167,6 @@ def _running() -> Iterator[RunningStack]:
             path.unlink(missing_ok=True)  # its stack was killed: the pointer outlived it
         else:
             yield stack
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's: alive
-    return True
 
 
 def command(name: str = "task-scheduler") -> str:
