@@ -77,12 +77,13 @@ def _path_of(spec: str, base_dir: Path) -> Path:
 
 
 def _failure(shown: str, target: Path | str, exc: Exception, base_dir: Path) -> ImportFailure:
-    """Why a target did not import: its own module not found (said with where it was looked for), or
-    something it imports missing here (`missing`), or any other error its code raised."""
+    """Why a target did not import: its own module not found (said with where it was looked for), or a
+    package it imports not installed here (`missing`), or any other error its code raised (an
+    ImportError of a name that does not exist is the code's own: it fails on every PC)."""
     error = f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, ImportError):
+    if not isinstance(exc, ModuleNotFoundError):  # a bad name imported, a syntax error: the code's own
         return ImportFailure(shown, error)
-    if isinstance(target, str) and isinstance(exc, ModuleNotFoundError) and _names_itself(target, exc):
+    if isinstance(target, str) and _names_itself(target, exc):
         where = _path_of(target, base_dir)
         return ImportFailure(
             shown,

@@ -382,6 +382,24 @@ def test_config_check_without_worker_fails_on_a_driver_that_is_broken_everywhere
     assert "SyntaxError" in err
 
 
+def test_config_check_without_worker_fails_on_a_name_its_driver_imports_that_exists_nowhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ImportError of a name (not a package missing here) is the driver's own bug, on every PC."""
+    wrong = tmp_path / "drv_wrong_name.py"
+    wrong.write_text("from json import no_such_name\n")
+    paths = write(tmp_path, [node("b1", "WrongName", worker="pc-2", module=wrong.name)])
+
+    code = main(check(paths))
+
+    err = capsys.readouterr().err
+    assert code == 1
+    located = "$.nodes[0].module: node b1 runs on pc-2: cannot import its driver module 'drv_wrong_name.py'"
+    assert located in err
+    assert "ImportError: cannot import name 'no_such_name'" in err
+    assert "note(s)" not in err
+
+
 def test_config_check_worker_on_the_pc_without_the_sdk_fails_and_says_what_is_missing(
     sdk_on_pc2: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
