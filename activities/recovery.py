@@ -100,6 +100,9 @@ async def fail_lost_run(client: Client, node_id: str, holder: Holder, hosting: W
     except (RPCError, RPCTimeoutOrCancelledError) as exc:
         log.info("could not fail the lost run %s: %s", key, exc)  # its heartbeat timeout will
         return False
+    except Exception:  # best effort while the worker comes online: never a reason not to come online
+        log.exception("could not fail the lost run %s; its heartbeat timeout will report it", key)
+        return False
     log.warning("the use by %s never ended and its worker process is gone: the run is reported lost", key)
     return True
 
@@ -141,5 +144,5 @@ async def _last_beat(client: Client, pending: PendingActivityInfo, holder: Holde
         worker=holder.worker.label if holder.worker else said.worker,
         attempt=holder.key.attempt,
         next=said.next,
-        sent_at=heard or said.sent_at,  # by the server's clock: when it heard the run last
+        sent_at=said.sent_at or heard,  # the PC's clock, as a heartbeat timeout reads it; else the server's
     )
