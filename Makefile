@@ -28,7 +28,10 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 # The ports move with `make run PORT=8001 TEMPORAL_PORT=7234 UI_PORT=8234` when others use the defaults.
-PORT ?= 8000
+# PORT is taken from the command line only: cloud shells and containers export a PORT of their own.
+ifneq ($(origin PORT),command line)
+PORT := 8000
+endif
 TEMPORAL_PORT ?= 7233
 UI_PORT ?= 8233
 

@@ -37,12 +37,15 @@ from .worker import WorkerOptions, run_worker
 
 log = logging.getLogger("task_scheduler.dev")
 PRIVATE = 0o600  # owner read and write: the secret and the admin token are nobody else's
-# How a user of `make run` or `task-scheduler dev` moves each port.
-_PORT_OPTION = "`make run PORT=8001`, or `task-scheduler dev --port 8001`"
-_SERVER_PORT_OPTIONS = (
-    "`make run TEMPORAL_PORT=7234`, or `task-scheduler dev --temporal-port 7234`",
-    "`make run UI_PORT=8234`, or `task-scheduler dev --ui-port 8234`",
-)
+
+
+@dataclass(frozen=True)
+class PortMoves:
+    """How the user of this stack moves each of its ports, said when one is taken."""
+
+    api: str = "`make run PORT=8001`, or `task-scheduler dev --port 8001`"
+    temporal: str = "`make run TEMPORAL_PORT=7234`, or `task-scheduler dev --temporal-port 7234`"
+    ui: str = "`make run UI_PORT=8234`, or `task-scheduler dev --ui-port 8234`"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Stack:
     emulate: bool = False
     drivers: dict[str, BaseNode] | None = None  # the lab's own node objects (else built from the config)
     observers: ObserverFactory | None = None
+    moves: PortMoves = PortMoves()
 
     def server(self) -> DevServer | None:
         if self.temporal_address is not None:
@@ -68,7 +72,7 @@ class Stack:
             port=self.temporal_port,
             ui_port=self.ui_port,
             log_file=self.state_dir / "temporal.log",
-            port_options=_SERVER_PORT_OPTIONS,
+            port_options=(self.moves.temporal, self.moves.ui),
         )
 
     def settings(self, server: DevServer | None, base: Settings | None = None) -> Settings:
@@ -107,10 +111,10 @@ async def serve(
     on_exit: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM: the server (if this stack starts one), the API on `app`, a worker.
-    The state directory and every port are taken before anything starts or is written, so a stack that
-    cannot run says why and changes nothing. `on_ready` runs once everything serves; `on_exit` when the
-    stop begins, in a thread of its own while everything still serves (it may be the lab's code, which
-    may ask the lab something)."""
+    The state directory and every port are taken before a server starts or the admin token is written,
+    so a stack that cannot run says why and leaves the running one's token as it was. `on_ready` runs
+    once everything serves; `on_exit` when the stop begins, in a thread of its own while everything
+    still serves (it may be the lab's code, which may ask the lab something)."""
     with claimed(stack.state_dir), _api_socket(stack) as api_socket, _access_log_in(stack.state_dir):
         server = stack.server()
         if server is not None:
@@ -131,7 +135,7 @@ def _api_socket(stack: Stack) -> Iterator[socket.socket]:
     try:
         sock = bound(stack.port, stack.host)
     except OSError:
-        raise taken(stack.port, stack.host, "the API", _PORT_OPTION) from None
+        raise taken(stack.port, stack.host, "the API", stack.moves.api) from None
     with sock:
         yield sock
 

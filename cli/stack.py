@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -175,7 +176,9 @@ def cmd_api(args: argparse.Namespace) -> int:
         sock = bound(config.port, config.host)
     except OSError:
         raise taken(config.port, config.host, "the API", "--port, or TASK_SCHEDULER_API_PORT") from None
-    print(_api_banner(settings, f"http://{config.host}:{config.port}"), flush=True)
+    # Bound to every interface, it is reached by this PC's name (0.0.0.0 is no address to open).
+    shown = socket.gethostname() if config.host in ("0.0.0.0", "::") else config.host
+    print(_api_banner(settings, f"http://{shown}:{config.port}"), flush=True)
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -26,7 +26,7 @@ from temporalio.client import Client
 
 from ..api.app import MIN_SECRET_BYTES, create_app
 from ..api.serve import server_config
-from ..devstack import Stack, dev_secret, serve
+from ..devstack import PortMoves, Stack, dev_secret, serve
 from ..engine.config import LabConfig
 from ..engine.seed import OrchestratorErrorCodes
 from ..lifecycle import run_async
@@ -37,6 +37,12 @@ from .operations import SeedOperations
 from .routes import SeedRoutes
 
 log = logging.getLogger("task_scheduler.app.GLAS")
+# How a GLAS project's user moves a taken port: its run.py's -p, and our settings for the embedded server.
+GLAS_PORT_MOVES = PortMoves(
+    api="the project's `-p PORT`, e.g. `./exec.sh 3001`",
+    temporal="TASK_SCHEDULER_TEMPORAL_PORT=7234 in the environment or .env",
+    ui="TASK_SCHEDULER_TEMPORAL_UI_PORT=8234 in the environment or .env",
+)
 NOT_NEEDED = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
 
 
@@ -104,6 +110,7 @@ class BaseScheduler(SeedRoutes):
             temporal_address=address,
             drivers=self.orchestrator.drive(),
             observers=self.orchestrator.step_hooks,
+            moves=GLAS_PORT_MOVES,
         )
 
     async def _ready(self, client: Client) -> None:
