@@ -327,6 +327,21 @@ async def refuse_hosted_nodes(client: Client, node_ids: Sequence[str]) -> None:
             )
 
 
+SDK_SHUTDOWN_LINES = ("Beginning worker shutdown", "Worker cancelled, shutting down")
+
+
+def _drop_sdk_shutdown_lines(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(SDK_SHUTDOWN_LINES)
+
+
+def _one_shutdown_line() -> None:
+    """The SDK says "Beginning worker shutdown" at INFO once per Temporal worker (one per hosted node, one
+    for the workflows); our own line says it once. Only those lines go: the SDK's others stay."""
+    sdk = logging.getLogger("temporalio.worker._worker")
+    if _drop_sdk_shutdown_lines not in sdk.filters:
+        sdk.addFilter(_drop_sdk_shutdown_lines)
+
+
 async def run_worker(
     client: Client,
     options: WorkerOptions,
@@ -335,9 +350,7 @@ async def run_worker(
 ) -> None:
     """Run until `stop` is set (SIGTERM/SIGINT): stop taking work, let running steps finish, exit.
     `on_ready` runs once the worker polls."""
-    # The SDK says "Beginning worker shutdown" at INFO once per Temporal worker (one per hosted node, one
-    # for the workflows); our own line says it once.
-    logging.getLogger("temporalio.worker._worker").setLevel(logging.WARNING)
+    _one_shutdown_line()
     async with LabWorker(client, options) as worker:
         log.info("worker %s hosts nodes: %s", options.identity, ", ".join(worker.node_ids) or "none")
         if on_ready is not None:

@@ -97,7 +97,7 @@ class _Withdrawal:
             summary=f"withdraw {self.key} from the line of {self.node_id}",
         )
         # Not awaited: the task waits for its step, not for this (its node's worker may be gone).
-        push.add_done_callback(lambda done: done.cancelled() or done.exception())
+        push.add_done_callback(_said_if_failed)
         # The ledger too: a begin already on its way, or a waiter in a worker the first did not reach, is
         # refused and never reaches the driver.
         await signal_ledger(self.node_id, NodeWorkflow.withdraw_run, self.key)
@@ -111,6 +111,12 @@ class _Withdrawal:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
+
+
+def _said_if_failed(done: asyncio.Future[bool]) -> None:
+    """A withdrawal that failed is logged: the ledger's refusal, or the step's heartbeat, still stops it."""
+    if not done.cancelled() and done.exception() is not None:
+        workflow.logger.info("the waiter's withdrawal failed: %s", done.exception())
 
 
 def step_request(spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: datetime) -> StepRequest:

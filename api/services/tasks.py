@@ -18,6 +18,7 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -228,8 +229,7 @@ class TaskService:
             await handle.cancel(rpc_timeout=self.rpc_timeout)
             # The answer shows the aborted step's record (its end, message and lines) once its driver
             # stopped, about a second after the cancel; a driver slower to stop is shown still running.
-            with contextlib.suppress(TimeoutError, WorkflowFailureError):
-                await asyncio.wait_for(handle.result(), CANCEL_SETTLE_S)
+            await _settled(handle, CANCEL_SETTLE_S)
 
         return await self._command(task_id, "cancel", cancel)
 
@@ -255,8 +255,7 @@ class TaskService:
         async with temporal_errors(task_id):
             await handle.describe(rpc_timeout=self.rpc_timeout)
             # Not over yet, or cancelled: the status shown says which.
-            with contextlib.suppress(TimeoutError, WorkflowFailureError):
-                await asyncio.wait_for(handle.result(), timeout=timeout_s)
+            await _settled(handle, timeout_s)
         return await self.show(task_id)
 
     async def ids_in_state(self, *states: TaskState) -> list[str]:
@@ -282,3 +281,11 @@ def _summary(execution: WorkflowExecution) -> TaskSummary:
         started_at=execution.start_time,
         closed_at=execution.close_time,
     )
+
+
+async def _settled(handle: WorkflowHandle[Any, Any], timeout_s: float) -> None:
+    """Wait up to `timeout_s` for the task's workflow to close, for an answer that shows how it ended.
+    A wait, never a verdict: not closed in time, closed by a failure or a cancel, or a server that does
+    not answer the wait are all shown as they are by the status read next."""
+    with contextlib.suppress(TimeoutError, WorkflowFailureError, RPCError):
+        await asyncio.wait_for(handle.result(), timeout_s)
