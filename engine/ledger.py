@@ -13,6 +13,7 @@ from datetime import datetime
 
 from .ledger_models import (
     ENDED_RUNS_KEPT,
+    KEPT_FOR_S,
     RECENT_USES_KEPT,
     BeginUse,
     BeginVerdict,
@@ -36,13 +37,11 @@ from .ledger_models import (
 )
 from .states import NodeMachine, NodeState
 
-# How long a restarted node is kept for the step its operator runs again: the step's retry is scheduled
-# as the restart is asked for, and reaches the node within seconds unless its task was cancelled.
-KEPT_FOR_S = 120.0
 # A use's outcome in the ledger's records, as a run accounted for: a cancelled run did not finish.
 ENDED_AS = {"succeeded": RunOutcome.SUCCEEDED, "failed": RunOutcome.FAILED, "cancelled": RunOutcome.FAILED}
 
 __all__ = [
+    "KEPT_FOR_S",
     "BeginUse",
     "BeginVerdict",
     "CutOff",
@@ -402,7 +401,7 @@ class Ledger:
 
 
 def _kept_too_long(kept: KeptFor, now: datetime | None) -> bool:
-    return now is not None and (now - kept.since).total_seconds() > KEPT_FOR_S
+    return now is not None and not kept.holds_at(now)
 
 
 def step_of(key: UseKey) -> str:

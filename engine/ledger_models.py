@@ -15,6 +15,10 @@ from .errors import TaskSchedulerError
 from .states import NodeState
 from .usage import UsageBuckets
 
+# How long a restarted node is kept for the step its operator runs again: the step's retry is scheduled
+# as the restart is asked for, and reaches the node within seconds unless its task was cancelled.
+KEPT_FOR_S = 120.0
+
 RECENT_USES_KEPT = 20
 # Steps whose use ended, by their latest run: what a step run again after its worker was lost "while
 # waiting" is checked against. Only the uses since the loss matter (a few): 500 is ample.
@@ -231,6 +235,10 @@ class KeptFor(BaseModel):
 
     step: str  # "task/step" (step_of)
     since: datetime
+
+    def holds_at(self, now: datetime) -> bool:
+        """Whether the node is still kept for the step at `now`."""
+        return (now - self.since).total_seconds() <= KEPT_FOR_S
 
 
 class Reachability(BaseModel):

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowExecutionDescription
 
 from ...engine.config import LabConfig, NodeConfig
 from ...engine.contracts import EXECUTE_STEP, StepBeat
-from ...engine.ledger import KEPT_FOR_S, LedgerState, UseKey, step_of, step_text
+from ...engine.ledger import LedgerState, UseKey, step_of, step_text
 from ...engine.states import NodeState, TaskState
 from ...engine.task_state import StepOutcome
 from ...readers.liveness import LivenessReader, NodeLiveness
@@ -139,9 +139,7 @@ def in_line_reason(
 def _kept_for(ledger: LedgerState | None, now: datetime) -> str | None:
     """The step the node is kept for, while the ledger still keeps it (KEPT_FOR_S at most)."""
     kept = ledger.kept_for if ledger else None
-    if kept is None or (now - kept.since).total_seconds() > KEPT_FOR_S:
-        return None
-    return kept.step
+    return kept.step if kept is not None and kept.holds_at(now) else None
 
 
 def _retried(task: TaskPublic, step: StepPublic) -> bool:
