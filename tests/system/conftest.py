@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from crash_lab import CRASH_NODES, WORKER_BINARY, CrashLab, MakeLab, StartWorker, WorkerProcess, crash_node
+from lab_page import Offline, offline_browser
 from reliability import ApiProcess, Process
 
 from task_scheduler import LabConfig, NodeConfig, WorkflowConfig
@@ -82,3 +83,10 @@ def owned() -> Iterator[list[Process | ApiProcess]]:
     yield processes
     for process in processes:
         process.kill()
+
+
+@pytest.fixture
+def offline() -> Iterator[Offline]:
+    """A headless Chromium that reaches nothing but this machine (the lab page's tests)."""
+    with offline_browser() as browser:
+        yield browser

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from browser import CHROMIUM, CHROMIUM_FLAGS, UI_TIMEOUT_MS, require_chromium
+from dev_stack import DevStack
 from playwright.sync_api import Browser, Locator, Page, Request, Route, ViewportSize, expect, sync_playwright
 
 SCREENSHOTS_ENV = "TASK_SCHEDULER_SCREENSHOTS"
@@ -79,6 +80,17 @@ def write_page_lab(folder: Path, workflows: list[dict[str, Any]]) -> Path:
     (folder / "nodes.json").write_text(json.dumps({"modules": ["page_nodes.py"], "nodes": nodes}), "utf-8")
     (folder / "workflows.json").write_text(json.dumps({"workflows": workflows}), encoding="utf-8")
     return folder
+
+
+@contextmanager
+def page_lab_stack(folder: Path, workflows: list[dict[str, Any]]) -> Iterator[DevStack]:
+    """A `dev` stack on the page's lab with these workflows, stopped by its pid at the end."""
+    stack = DevStack(config=write_page_lab(folder / "lab", workflows), state_dir=folder / "state")
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.cleanup()
 
 
 @dataclass

@@ -22,12 +22,11 @@ from lab_page import (
     Offline,
     make_token,
     node_row,
-    offline_browser,
+    page_lab_stack,
     save,
     sign_in,
     start,
     task_card,
-    write_page_lab,
 )
 from playwright.sync_api import Locator, Page, expect
 
@@ -45,17 +44,8 @@ WORKFLOWS = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    folder = tmp_path_factory.mktemp("lab-page")
-    stack = DevStack(config=write_page_lab(folder / "lab", WORKFLOWS), state_dir=folder / "state")
-    stack.start()
-    yield stack
-    stack.cleanup()
-
-
-@pytest.fixture
-def offline() -> Iterator[Offline]:
-    with offline_browser() as browser:
-        yield browser
+    with page_lab_stack(tmp_path_factory.mktemp("lab-page"), WORKFLOWS) as stack:
+        yield stack
 
 
 def _expect_needs(page: Page, task_id: str) -> Locator:

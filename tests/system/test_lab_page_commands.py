@@ -22,11 +22,10 @@ from lab_page import (
     NEEDS_WITHIN_MS,
     Offline,
     make_token,
-    offline_browser,
+    page_lab_stack,
     sign_in,
     start,
     task_card,
-    write_page_lab,
 )
 from playwright.sync_api import Page, ViewportSize, expect
 
@@ -77,17 +76,8 @@ WINDOW = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) to (\d{4}-\d\d-\d\d \d\d:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    folder = tmp_path_factory.mktemp("lab-page-commands")
-    stack = DevStack(config=write_page_lab(folder / "lab", WORKFLOWS), state_dir=folder / "state")
-    stack.start()
-    yield stack
-    stack.cleanup()
-
-
-@pytest.fixture
-def offline() -> Iterator[Offline]:
-    with offline_browser() as browser:
-        yield browser
+    with page_lab_stack(tmp_path_factory.mktemp("lab-page-commands"), WORKFLOWS) as stack:
+        yield stack
 
 
 def _torn(moments: list[dict[str, Any]]) -> list[dict[str, Any]]:
