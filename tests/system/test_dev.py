@@ -100,6 +100,10 @@ def test_dev_prints_the_notification_of_a_step_that_needs_an_operator(tmp_path: 
                 timeout_s=30,
             )
         assert f"task-scheduler task continue {task_id} --mode next" in stack.output()
+        # An expected failure is a line in the terminal, not the SDK's traceback of our own frames.
+        said = stack.output()
+        assert "step 3 on node dispenser failed with status 2: volume 5000" in said, said
+        assert "Traceback" not in said and "Completing activity as failed" not in said, said
         assert stack.interrupt() == 0, stack.output()
     finally:
         stack.cleanup()
