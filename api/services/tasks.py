@@ -8,7 +8,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -72,7 +72,7 @@ class TaskService:
 
     async def start(self, body: TaskCreate, hooks: str | None = None) -> TaskPublic:
         """Start a task; `hooks`: the seed's Task subclass whose step hooks run around its steps."""
-        spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority)
+        spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority, _lab_utc_offset_s())
         spec.hooks = hooks
         task_id = body.id or _new_task_id(body.workflow_name)
         async with temporal_errors(task_id):
@@ -106,7 +106,7 @@ class TaskService:
             workflow_name=spec.workflow_name,
             priority=spec.priority,
             args=spec.args,
-            steps=[StepRecord(index=step.index, node=step.node.id) for step in spec.steps],
+            steps=[StepRecord(index=step.index, node=step.node_id, id=step.step_id) for step in spec.steps],
             steps_total=len(spec.steps),
         )
         return self._public(status, "RUNNING", live=False)
@@ -268,6 +268,12 @@ class TaskService:
         )
         async with temporal_errors():
             return [e.id async for e in self.client.list_workflows(query, rpc_timeout=self.rpc_timeout)]
+
+
+def _lab_utc_offset_s() -> int:
+    """The lab's offset from UTC now: the API's PC's local time (a wait until 14:30 is 14:30 there)."""
+    offset = datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _summary(execution: WorkflowExecution) -> TaskSummary:
