@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, unique_id, wait_until
+from saved_histories import keep
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
@@ -79,6 +80,7 @@ async def test_diamond_runs_its_two_branches_at_once_on_their_nodes(
         handle = await start_task(lab, "diamond")
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
         status = await status_of(handle)
+    keep("task-protocol-diamond", await handle.fetch_history())
 
     assert result.state is TaskState.FINISHED
     a, b, c, d = (step(status, s) for s in "ABCD")
@@ -127,6 +129,7 @@ async def test_failure_in_one_branch_lets_the_other_finish_and_retry_reruns_only
         await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry", by="op"))
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
         status = await status_of(handle)
+    keep("task-protocol-branch-failed-retried", await handle.fetch_history())
 
     assert result.state is TaskState.FINISHED
     assert (len(JOURNAL.runs(b, handle.id)), len(JOURNAL.runs(c, handle.id))) == (2, 1)
@@ -242,6 +245,7 @@ async def test_a_wait_ended_by_an_operator_lets_the_next_step_start(
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
         status = await status_of(handle)
         history = await handle.fetch_history()
+    keep("task-protocol-wait-ended", history)
 
     assert result.state is TaskState.FINISHED
     settle = step(status, "settle")
