@@ -209,9 +209,11 @@ class TaskService:
             lambda: handle.execute_update(TaskWorkflow.pause, request, rpc_timeout=self.rpc_timeout),
         )
 
-    async def proceed(self, task_id: str, mode: str, by: str | None, reason: str | None = None) -> TaskPublic:
+    async def proceed(
+        self, task_id: str, mode: str, by: str | None, reason: str | None = None, step: str | None = None
+    ) -> TaskPublic:
         handle = task_handle(self.client, task_id)
-        request = ContinueRequest(mode=mode, by=by, reason=reason)  # type: ignore[arg-type]
+        request = ContinueRequest(mode=mode, by=by, reason=reason, step=step)  # type: ignore[arg-type]
         return await self._command(
             task_id,
             "continue",
