@@ -78,8 +78,7 @@ async def pause_task(task_id: TaskId, who: Operator, tasks: Tasks) -> TaskPublic
 async def continue_task(
     task_id: TaskId, who: Operator, tasks: Tasks, body: ContinueBody | None = None
 ) -> TaskPublic:
-    """Continue a paused task, or one stopped by a failed step: `retry` the step or go to the `next`;
-    `next` on a task whose wait runs ends the wait. `step` names the step when several could be meant."""
+    """Continue a paused or failed task (`retry` the step, or go `next`), or end a running wait (`next`)."""
     body = body or ContinueBody()
     return await tasks.proceed(task_id, body.mode, who.name, body.reason, body.step)
 
