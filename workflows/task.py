@@ -12,7 +12,6 @@ task_alarms.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from temporalio import workflow
@@ -32,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         CommandRequest,
         ContinueRequest,
         Decision,
-        StepOutcome,
         StepPage,
         StepRecords,
         TaskMemory,
@@ -46,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
     from .task_steps import refusal
 
 STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
-DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 
 
 @workflow.defn(name=TASK_WORKFLOW_TYPE)
@@ -126,15 +123,6 @@ class TaskWorkflow(TaskRuns):
             if running.done():
                 del self.runs[step_id]
                 running.result()
-
-    async def _stop_runs(self) -> None:
-        """The task is cancelled: its running steps are cancelled, and it waits until each has ended (a
-        driver is asked to abort and has stopped, a wait's timer is cancelled)."""
-        for running in self.runs.values():
-            running.cancel()
-        for running in self.runs.values():
-            with contextlib.suppress(asyncio.CancelledError, ActivityError):
-                await running
 
     def _changed(self) -> None:
         self.changes += 1
@@ -299,14 +287,6 @@ class TaskWorkflow(TaskRuns):
         return CommandAck(
             task_id=self.status.task_id, state=self.status.state, pause_requested=self.status.pause_requested
         )
-
-    def _mark_cancelled(self) -> None:
-        # A step that ended before the cancel was honoured keeps its outcome; one not begun stays PENDING.
-        for record in self.status.steps:
-            if record.outcome not in DONE_OUTCOMES and record.outcome is not StepOutcome.PENDING:
-                record.take_cancel(self.status.cancelled_by())
-        if self.machine.can("cancel"):
-            self._transition("cancel")
 
 
 def _new_status(spec: TaskSpec) -> TaskStatus:

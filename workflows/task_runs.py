@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ..engine.book import Book
+    from ..engine.book import DONE, Book
     from ..engine.explain import current_details, cut_off_reason
     from ..engine.ledger import NodeCommand, UseKey, step_of
     from ..engine.models import NextExecution
@@ -45,6 +46,7 @@ class TaskRuns(TaskAlarms):
     book: Book
     nodes: list[str | None]
     ids: list[str]
+    runs: dict[str, asyncio.Task[None]]
 
     # --- steps on a node ---------------------------------------------------------------------------
 
@@ -193,6 +195,26 @@ class TaskRuns(TaskAlarms):
         except builtins.TimeoutError:
             return False
         return True
+
+    # --- the task's cancel -------------------------------------------------------------------------
+
+    async def _stop_runs(self) -> None:
+        """The task is cancelled: its running steps are cancelled, and it waits until each has ended (a
+        driver is asked to abort and has stopped, a wait's timer is cancelled)."""
+        for running in self.runs.values():
+            running.cancel()
+        for running in self.runs.values():
+            with contextlib.suppress(asyncio.CancelledError, ActivityError):
+                await running
+
+    def _mark_cancelled(self) -> None:
+        # A step that ended before the cancel was honoured keeps its outcome; one never begun stays
+        # PENDING (a failed one an operator chose to retry is PENDING too, but it ran: CANCELLED).
+        for record in self.status.steps:
+            if record.outcome not in DONE and (record.outcome is not StepOutcome.PENDING or record.runs):
+                record.take_cancel(self.status.cancelled_by())
+        if self.machine.can("cancel"):
+            self._transition("cancel")
 
     # --- bookkeeping -------------------------------------------------------------------------------
 
