@@ -55,7 +55,7 @@ class StepActivities:
 
     @activity.defn(name=EXECUTE_STEP)
     async def execute_step(self, request: StepRequest) -> StepReport:
-        node = self.host.node(request.step.node.id)
+        node = self.host.node(request.step.runs_on.id)
         key = UseKey(
             task_id=request.task_id,
             step_index=request.step.index,

@@ -82,6 +82,13 @@ class StepPagePublic(BaseModel):
 
 class ContinueBody(BaseModel):
     mode: Literal["retry", "next"] = "retry"
+    step: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the step this continue is about, by its id or number: needed when several steps "
+        "failed, or to end one of several running waits (mode next)",
+    )
     reason: str | None = Field(default=None, max_length=1000, description="why: kept in the task's decisions")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.config import LabConfig
+from ..engine.config import LabConfig, StepConfig, WorkflowConfig
 from ..engine.errors import ConfigError, ConfigProblem
 from ..engine.loader import check_config
 from ..engine.node_types import CheckCommand
+from ..engine.protocol import protocol_of
 from .options import add_config_arguments, lab_files
 
 
@@ -29,11 +30,29 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  {node.id:<14} {node.type:<16} worker: {worker:<8} {attempts}, timeout {timeout}")
     print(f"{len(lab.workflows)} workflow(s):")
     for workflow in lab.workflows:
-        print(f"  {workflow.name:<18} " + " -> ".join(step.node for step in workflow.steps))
+        print(f"  {workflow.name:<18} " + workflow_text(workflow))
     _print_notifications(lab)
     _print_notes(checked.notes)
     _print_hosting(lab, args)
     return 0
+
+
+def workflow_text(workflow: WorkflowConfig) -> str:
+    """`a -> wait 600 s -> b` for a line of steps; a workflow with branches lists each step by its id,
+    with the steps it comes after."""
+    if all(step.after is None for step in workflow.steps):
+        return " -> ".join(_step_text(step) for step in workflow.steps)
+    steps = protocol_of(workflow).steps
+    return "; ".join(
+        f"{s.id}: {_step_text(workflow.steps[s.index])}" + (f" after {', '.join(s.after)}" if s.after else "")
+        for s in steps
+    )
+
+
+def _step_text(step: StepConfig) -> str:
+    if step.node is not None:
+        return step.node
+    return f"wait {step.wait_s:g} s" if step.wait_s is not None else f"wait until {step.wait_until}"
 
 
 def _print_notes(notes: list[ConfigProblem]) -> None:

@@ -11,7 +11,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .render import render_decision, render_step, render_task, task_header
+from .render import (
+    duration_text,
+    render_decision,
+    render_step,
+    render_task,
+    step_label,
+    task_header,
+    wait_left_text,
+)
 
 Task = dict[str, Any]
 ERASE_LINE = "\r\x1b[K"  # back to the line's start, and clear it
@@ -64,8 +72,13 @@ class TaskFollower:
         due = self.clock() - self.live_at >= LIVE_EVERY_S
         if self.live is None or due:
             elapsed_s = (self.now() - datetime.fromisoformat(step["started_at"])).total_seconds()
+            doing = (
+                wait_left_text(step, self.now())
+                if step.get("ends_at")
+                else f"running for {duration_text(elapsed_s)}"
+            )
             # In the steps' columns, below the step's own line.
-            self.live = f"    {step['index'] + 1}. {step['node']:<14} running for {duration_text(elapsed_s)}"
+            self.live = f"    {step['index'] + 1}. {step_label(step):<14} {doing}"
             self.out.write(ERASE_LINE + self.live)
             self.live_at = self.clock()
 
@@ -85,7 +98,7 @@ def changes(before: Task, after: Task) -> list[str]:
         if prior is None and step["outcome"] == "PENDING":
             continue  # a step not begun, come into the window of steps the API shows
         if prior is None or _view(prior) != _view(step):
-            lines.append("  " + render_step(step, step["index"] == after.get("current_step")))
+            lines.append("  " + render_step(step))
     if after["state"] != before["state"]:
         lines.append(task_header(after))
     if after.get("reason") and after.get("reason") != before.get("reason"):
@@ -103,16 +116,6 @@ def running_step(task: Task) -> dict[str, Any] | None:
         ),
         None,
     )
-
-
-def duration_text(seconds: float) -> str:
-    """`42 s`, `3 min 05 s`, `1 h 02 min`."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def _view(step: dict[str, Any]) -> tuple[Any, ...]:

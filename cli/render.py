@@ -17,7 +17,7 @@ def render_task(task: dict[str, Any]) -> str:
     if task.get("reason"):
         lines.append(f"  reason: {task['reason']}")
     for step in task.get("steps", []):
-        lines.append("  " + render_step(step, step["index"] == task.get("current_step")))
+        lines.append("  " + render_step(step))
         lines += _traceback_lines(step)
     lines += [render_decision(d) for d in task.get("decisions", [])]
     if task.get("ui_url"):
@@ -47,18 +47,45 @@ def render_decision(decision: dict[str, Any]) -> str:
     return f"  decision {at} UTC  {decision.get('by') or 'someone'}: {decision['command']}{mode}{step}{why}"
 
 
-def render_step(step: dict[str, Any], current: bool) -> str:
+def render_step(step: dict[str, Any], now: datetime | None = None) -> str:
+    """`> 2. arm            RUNNING ...`: a step's line; every step that runs is marked (branches of a
+    protocol run at once), a wait says when it ends and how long is left."""
     took = ""
     if step.get("started_at") and step.get("finished_at"):
         took = f"{_duration_s(step['started_at'], step['finished_at']):.1f} s"
-    marker = ">" if current and step["outcome"] in ("RUNNING", "WAITING") else " "
+    marker = ">" if step["outcome"] in ("RUNNING", "WAITING") else " "
     message = f"  {step['message']}" if step.get("message") else ""
     if step.get("waiting_position"):
         message += f"  (number {step['waiting_position']} in its node's line)"
-    if step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
+    if step["outcome"] == "RUNNING" and step.get("ends_at") and not step.get("finished_at"):
+        message += f"  ({wait_left_text(step, now or datetime.now(UTC))})"
+    elif step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
         message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
-    line = f"{marker} {step['index'] + 1}. {step['node']:<14} {step['outcome']:<10} {took:>8}{message}"
+    line = f"{marker} {step['index'] + 1}. {step_label(step):<14} {step['outcome']:<10} {took:>8}{message}"
     return line.rstrip()
+
+
+def step_label(step: dict[str, Any]) -> str:
+    """The step's node, or `wait`; a step with an id of its own says it first (`B: reader`)."""
+    where = step.get("node") or "wait"
+    given = step.get("id")
+    return f"{given}: {where}" if given and given != str(step["index"] + 1) else where
+
+
+def wait_left_text(step: dict[str, Any], now: datetime) -> str:
+    """`ends 2026-12-01 14:30:00 UTC, 3 min 05 s left`: a running wait."""
+    left_s = (datetime.fromisoformat(step["ends_at"]) - now).total_seconds()
+    return f"ends {utc_text(step['ends_at'])}, {duration_text(left_s)} left"
+
+
+def duration_text(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `1 h 02 min`."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def _traceback_lines(step: dict[str, Any]) -> list[str]:

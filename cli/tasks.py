@@ -58,7 +58,11 @@ def _show(api: ApiClient, args: argparse.Namespace) -> int:
 def _task_command(api: ApiClient, args: argparse.Namespace) -> int:
     """pause, continue, cancel."""
     body = {
-        "continue": {"mode": getattr(args, "mode", None), "reason": getattr(args, "reason", None)},
+        "continue": {
+            "mode": getattr(args, "mode", None),
+            "reason": getattr(args, "reason", None),
+            "step": getattr(args, "step", None),
+        },
         "cancel": {"reason": getattr(args, "reason", None)},
     }
     print(render_task(api.post(f"/tasks/{args.task_id}/{args.action}", body.get(args.action))))
@@ -121,8 +125,8 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
     for name, text in (
         ("show", "show a task and its steps"),
         ("wait", "follow a task live"),
-        ("pause", "pause after the current step"),
-        ("continue", "continue a paused or failed task"),
+        ("pause", "pause once the running steps end (no new step starts)"),
+        ("continue", "continue a paused or failed task, or end a running wait (--mode next)"),
         ("cancel", "cancel a task (its running step is aborted)"),
     ):
         follows = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
@@ -133,7 +137,14 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
                 "--mode",
                 choices=["retry", "next"],
                 default="retry",
-                help="after a failed step: run it again (retry) or move on (next)",
+                help="after a failed step: run it again (retry) or move on (next); next also ends a "
+                "running wait",
+            )
+            action.add_argument(
+                "--step",
+                metavar="ID",
+                help="the step this is about, by its id or number: needed when several steps failed "
+                "(or several waits run)",
             )
         if name in ("continue", "cancel"):
             action.add_argument("--reason", help="why: kept with the decision in the task")

@@ -123,9 +123,20 @@ class Book:
         """A running step ended: SUCCEEDED, FAILED, LOST or CANCELLED."""
         if outcome not in ENDINGS:
             raise InvalidRequestError(f"a step ends {', '.join(ENDINGS)}, not {outcome}")
-        if self.outcome(step_id) not in STARTED:
-            raise InvalidTransitionError("step", self.outcome(step_id).value, "end", "it is not running")
+        self._running(step_id, "end")
         self._set(step_id, StepOutcome(outcome))
+
+    def again(self, step_id: str) -> None:
+        """A started step's run ended before the step began (it was lost while it waited for its node):
+        the step is ready again, at no cost and with no decision."""
+        self._running(step_id, "start again")
+        self._set(step_id, StepOutcome.PENDING)
+
+    def skip(self, step_id: str) -> None:
+        """An operator ends a running step as done (a wait cut short): SKIPPED, the steps after it may
+        start."""
+        self._running(step_id, "skip")
+        self._set(step_id, StepOutcome.SKIPPED)
 
     def decide(self, mode: DecisionMode, step_id: str | None = None) -> str | None:
         """An operator's decision about a failed step (named when several failed); returns the step it
@@ -167,6 +178,10 @@ class Book:
         _mark(self._started, step_id, outcome in STARTED)
         _mark(self._failed, step_id, outcome in FAILED)
         _mark(self._done, step_id, outcome in DONE)
+
+    def _running(self, step_id: str, change: str) -> None:
+        if self.outcome(step_id) not in STARTED:
+            raise InvalidTransitionError("step", self.outcome(step_id).value, change, "it is not running")
 
     def _in_order(self, step_ids: set[str]) -> list[str]:
         return sorted(step_ids, key=lambda s: self.protocol.step(s).index)

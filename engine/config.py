@@ -35,15 +35,30 @@ class NodeConfig(Strict):
     max_output_bytes: int = Field(default=256 * 1024, gt=0, le=1024 * 1024)
     emulate: EmulationConfig = Field(default_factory=EmulationConfig)
     properties: dict[str, Any] = Field(default_factory=dict)
+    # How many steps may hold the node at once. Read so that a lab writing it is told it is not
+    # supported yet (the loader refuses any other value than 1), not that the key is unknown.
+    capacity: int = Field(default=1, ge=1, strict=True)
 
 
 class StepConfig(Strict):
-    """One step of a workflow: a node id (the seed) or an object naming the node and its arguments."""
+    """One step of a workflow: a node id (the seed), or an object naming the node it runs on and its
+    arguments, or a wait (`wait_s`, `wait_until`). An `id` names it (else its number from 1), `after`
+    lists the steps it comes after (else the step above it): engine/protocol.py reads the graph."""
 
-    node: str = Field(min_length=1)
+    id: str | None = Field(default=None, min_length=1)
+    after: list[str] | None = None
+    node: str | None = Field(default=None, min_length=1)
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = Field(default=None, gt=0)
     retry: RetryConfig | None = None
+    wait_s: float | None = Field(default=None, strict=True)  # "600" or true is a typo, not a wait
+    wait_until: str | None = None
+    # Read so that the loader says it is not supported yet, rather than that the key is unknown.
+    holds: list[str] | None = None
+
+    @property
+    def is_wait(self) -> bool:
+        return self.node is None
 
 
 class WorkflowConfig(Strict):

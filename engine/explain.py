@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .states import TaskState
-from .task_state import CutOffRun, TaskStatus
+from .task_state import WAITING_OUTCOMES, CutOffRun, StepOutcome, TaskStatus
 from .tasks import TaskSpec
 
 
@@ -62,21 +62,25 @@ def current_details(status: TaskStatus, spec: TaskSpec) -> str:
     """The task's current details in the Temporal UI (Markdown): its state, the step and node, why it
     waits or what failed, and the commands that continue it."""
     total = len(spec.steps)
-    index = status.current_step
-    where = f"step {index + 1}/{total} on node {spec.steps[index].node.id}" if index is not None else ""
+    where = step_where(spec, status.current_step) if status.current_step is not None else ""
     state = status.state.value
     if status.state is TaskState.ERROR:
+        failed = [r.id for r in status.steps if r.outcome in (StepOutcome.FAILED, StepOutcome.LOST)]
+        step = f" --step {failed[0]}" if len(failed) > 1 else ""
         return "\n\n".join(
             [
                 f"**{state}** at {where}: waits for an operator",
                 status.reason or "the step failed",
-                f"`task-scheduler task continue {status.task_id}` (retry the step), "
+                f"`task-scheduler task continue {status.task_id}{step}` (retry the step), "
                 f"`... --mode next` (skip it), `task-scheduler task cancel {status.task_id}`",
             ]
         )
     if status.state is TaskState.PAUSED:
         return f"**{state}** before {where}: `task-scheduler task continue {status.task_id}` resumes it"
     if status.state is TaskState.ACTIVE:
+        running = [r for r in status.steps if r.outcome in WAITING_OUTCOMES[1:]]
+        if len(running) > 1:
+            where = "steps " + ", ".join(r.id for r in running) + " run"
         pause = " (a pause is requested: it pauses after this step)" if status.pause_requested else ""
         return f"**{state}**: {where}{pause}"
     if status.state is TaskState.FINISHED:
@@ -84,6 +88,13 @@ def current_details(status: TaskStatus, spec: TaskSpec) -> str:
     if status.state is TaskState.CANCELLED:
         return f"**{state}**: {status.reason or 'cancelled'}"
     return f"**{state}**: waiting to start"
+
+
+def step_where(spec: TaskSpec, index: int) -> str:
+    """`step 2/4 on node arm`; a step with an id of its own says it (`step 3/4 (settle): a wait`)."""
+    step = spec.steps[index]
+    name = f"step {index + 1}/{len(spec.steps)}" + (f" ({step.id})" if step.id is not None else "")
+    return f"{name} on node {step.node.id}" if step.node is not None else f"{name}: a wait"
 
 
 SUMMARY_ARGS_CHARS = 120

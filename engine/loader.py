@@ -18,10 +18,19 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import LabConfig, NodeConfig, NodesFile, WorkflowConfig, WorkflowsFile, nodes_of_worker
+from .config import (
+    LabConfig,
+    NodeConfig,
+    NodesFile,
+    StepConfig,
+    WorkflowConfig,
+    WorkflowsFile,
+    nodes_of_worker,
+)
 from .errors import ConfigError, ConfigProblem
 from .node_types import CheckCommand, Indexed, ModuleSpec, TypeCheck
 from .notifications import NotificationsConfig, expand_variables, masked
+from .protocol import ProtocolCheck
 
 # Where node modules are looked for when the configuration names none (the seed's project layout).
 DEFAULT_NODE_FOLDERS = ("nodes", "../nodes", "../src/nodes", "src/nodes")
@@ -141,6 +150,7 @@ class _Loader:
         nodes = self._assign_workers(nodes, parsed.default_worker)
         node_ids = _raw_ids(nodes_file, "nodes", "id")
         self._check_ids(nodes, _duplicates(node_ids))
+        self._check_capacities(nodes)
         modules = self._modules(parsed.modules, extra_modules)
         types = TypeCheck(
             self.nodes_path, CheckCommand(self.nodes_path, self.workflows_path, tuple(extra_modules)), lenient
@@ -293,7 +303,6 @@ class _Loader:
         self, workflows: list[tuple[int, WorkflowConfig]], names: list[str], node_ids: set[str]
     ) -> None:
         duplicated = _duplicates(names)
-        known = ", ".join(sorted(node_ids)) or "none"
         for index, workflow in workflows:
             path = f"$.workflows[{index}]"
             if workflow.name in duplicated:
@@ -302,10 +311,38 @@ class _Loader:
             if not workflow.steps:
                 message = f"workflow {workflow.name!r} has no steps; list at least one node id"
                 self.problem(self.workflows_path, f"{path}.steps", message)
+            # The graph of its steps (ids, after, waits): engine/protocol.py's check, located here.
+            check = ProtocolCheck(str(self.workflows_path), f"{path}.steps")
+            check.read([step.model_dump(exclude_none=True, exclude={"holds"}) for step in workflow.steps])
+            self.problems += check.problems
             for step_index, step in enumerate(workflow.steps):
-                if step.node not in node_ids:
-                    message = f"unknown node {step.node!r}; known nodes: {known}"
-                    self.problem(self.workflows_path, f"{path}.steps[{step_index}]", message)
+                self._check_step(f"{path}.steps[{step_index}]", step, node_ids)
+
+    def _check_step(self, where: str, step: StepConfig, node_ids: set[str]) -> None:
+        """What the graph's check leaves to the lab: the node exists, and what is not supported yet."""
+        if step.node is not None and step.node not in node_ids:
+            known = ", ".join(sorted(node_ids)) or "none"
+            self.problem(self.workflows_path, where, f"unknown node {step.node!r}; known nodes: {known}")
+        if step.holds is not None:
+            message = (
+                "holds (nodes a step keeps with its own) is not supported yet: remove it; the step then "
+                "holds its own node only"
+            )
+            self.problem(self.workflows_path, f"{where}.holds", message)
+        if step.is_wait and (step.wait_s is not None or step.wait_until is not None):
+            for key in ("args", "timeout_s", "retry"):
+                if key in step.model_fields_set:
+                    message = f"a wait runs on no node, so it takes no {key}: remove it"
+                    self.problem(self.workflows_path, f"{where}.{key}", message)
+
+    def _check_capacities(self, nodes: _Indexed) -> None:
+        for index, node in nodes:
+            if node.capacity != 1:
+                message = (
+                    f"capacity {node.capacity} is not supported yet: a node serves one step at a time; "
+                    "remove capacity (or set it to 1)"
+                )
+                self.problem(self.nodes_path, f"$.nodes[{index}].capacity", message)
 
 
 def _select(nodes: _Indexed, hosted: Hosted) -> _Indexed:
@@ -351,6 +388,8 @@ def _explain(error: Any) -> str:
         return f"unknown key {field!r}; remove it or check its spelling"
     if kind == "missing":
         return f"missing required key {field!r}"
+    if field == "capacity":
+        return f"capacity must be a whole number of steps that may hold the node at once, got {value!r}"
     if kind in ("greater_than", "greater_than_equal") and str(field).endswith("_s"):
         return f"{field} must be a positive number of seconds, got {value!r}"
     return f"{error['msg']} (got {value!r})"

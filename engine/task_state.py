@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .ledger_models import RunAccounted
 from .models import NextExecution
@@ -53,10 +53,14 @@ class CutOffRun(BaseModel):
 
 
 class StepRecord(BaseModel):
-    """What happened to one step, kept in the task's state and shown by its status."""
+    """What happened to one step, kept in the task's state and shown by its status: a step on a node
+    (`node`), or a wait (no node; `ends_at` once it began). `id`: the step's id in its workflow, its
+    number from 1 if it has none."""
 
     index: int
-    node: str
+    node: str | None = None
+    id: str = ""
+    ends_at: datetime | None = None  # a wait's end, set when it begins
     outcome: StepOutcome = StepOutcome.PENDING
     attempts: int = 0
     runs: int = 0
@@ -72,6 +76,17 @@ class StepRecord(BaseModel):
     earlier_runs: list[CutOffRun] = Field(default_factory=list)
     # The driver raised: its own frames (from its `_execute` down), as the worker logged them.
     traceback: str | None = None
+
+    @model_validator(mode="after")
+    def _numbered(self) -> StepRecord:
+        """A record kept before steps had ids (or made without one) is its step's number."""
+        if not self.id:
+            self.id = str(self.index + 1)
+        return self
+
+    @property
+    def is_wait(self) -> bool:
+        return self.node is None
 
     def unaccounted_run(self) -> CutOffRun | None:
         """A run given up as cut off whose end is not known yet: its driver may still be running."""
@@ -176,12 +191,12 @@ class TaskStatus(BaseModel):
         record = self.current_record
         return record.node if record else None
 
-    def reach(self, index: int, nodes: Sequence[str]) -> StepRecord:
+    def reach(self, index: int, nodes: Sequence[str | None], ids: Sequence[str] = ()) -> StepRecord:
         """The record of step `index`, made (with the PENDING ones before it) when the task gets there;
-        `nodes`: the node of each step."""
+        `nodes`: the node of each step (None: a wait), `ids` its id (none given: their numbers)."""
         while self.steps_offset + len(self.steps) <= index:
             position = self.steps_offset + len(self.steps)
-            self.steps.append(StepRecord(index=position, node=nodes[position]))
+            self.steps.append(blank_record(position, nodes, ids))
         record = self.record(index)
         assert record is not None  # the task never goes back before the steps it archived
         return record
@@ -223,28 +238,33 @@ class TaskMemory(BaseModel):
     # Step index -> the first run lost while its heartbeat said "waiting": its rerun asks the ledger
     # whether that run used the node after all (BeginUse.lost_run).
     lost_runs: dict[int, int] = Field(default_factory=dict)
+    # Step id -> why it stopped the task, for each failed step that awaits an operator's decision.
+    failures: dict[str, str] = Field(default_factory=dict)
     temporal_runs: int = 1  # how many Temporal runs (continue-as-new) this task has had
     stops: int = 0  # how many times it stopped for an operator (each stop's notifications have their key)
     skipped: int = 0  # steps an operator skipped (continue, next): the finished notification counts them
     archives: list[StepArchive] = Field(default_factory=list)
 
-    def records(self, offset: int, limit: int, nodes: Sequence[str]) -> StepRecords:
+    def records(
+        self, offset: int, limit: int, nodes: Sequence[str | None], ids: Sequence[str] = ()
+    ) -> StepRecords:
         """Records `offset`.. (at most `limit`) that this run knows, the steps not reached yet PENDING;
         steps archived in earlier runs are named by `archives`."""
         status = self.status
         first = max(offset, status.steps_offset)
         last = min(offset + limit, status.steps_total)
-        steps = [status.record(i) or StepRecord(index=i, node=nodes[i]) for i in range(first, last)]
+        steps = [status.record(i) or blank_record(i, nodes, ids) for i in range(first, last)]
         archives = [a for a in self.archives if a.first < offset + limit and a.last >= offset]
         return StepRecords(total=status.steps_total, offset=first, steps=steps, archives=archives)
 
-    def carried(self, run_id: str) -> TaskMemory:
-        """The whole state for the next Temporal run, except the records of the steps before the last
-        (whose output the next step takes): they stay in this run's state (`run_id`, which answers them
-        when queried), so the state handed on stays small."""
+    def carried(self, run_id: str, keep_from: int | None = None) -> TaskMemory:
+        """The whole state for the next Temporal run, except the records of the steps before
+        `keep_from` (by default the step before the next, whose output the next step takes): they stay
+        in this run's state (`run_id`, which answers them when queried), so the state handed on stays
+        small."""
         carried = self.model_copy(deep=True)
         status = carried.status
-        keep_from = max(status.steps_offset, self.next_step - 1)
+        keep_from = max(status.steps_offset, self.next_step - 1 if keep_from is None else keep_from)
         if keep_from > status.steps_offset:
             carried.archives.append(StepArchive(first=status.steps_offset, last=keep_from - 1, run_id=run_id))
             status.steps = status.steps[keep_from - status.steps_offset :]
@@ -254,9 +274,12 @@ class TaskMemory(BaseModel):
 
 
 class ContinueRequest(BaseModel):
-    """An operator's continue: after a failed step, run it again (`retry`) or move on (`next`)."""
+    """An operator's continue: after a failed step, run it again (`retry`) or move on (`next`); a
+    running wait is ended with `next`. `step` (its id or number) names the step it is about, needed only
+    when several could be meant; the task fills it in when it takes the request."""
 
     mode: Literal["retry", "next"] = "retry"
+    step: str | None = None
     note: str | None = None
     by: str | None = None
     reason: str | None = None
@@ -282,6 +305,11 @@ class Decision(BaseModel):
 
 
 DECISIONS_KEPT = 100
+
+
+def blank_record(index: int, nodes: Sequence[str | None], ids: Sequence[str] = ()) -> StepRecord:
+    """The record of a step not reached yet: PENDING."""
+    return StepRecord(index=index, node=nodes[index], id=ids[index] if ids else "")
 
 
 class CommandAck(BaseModel):

@@ -9,14 +9,15 @@ histories of running tasks. Times are given by the caller (the workflow clock), 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .config import LabConfig, NodeConfig
+from .config import LabConfig, NodeConfig, StepConfig
 from .errors import InvalidRequestError, UnknownWorkflowError
 from .models import NodeRef, RetryConfig
+from .protocol import Protocol, ProtocolStep, parse_wait_until
 from .reminders import NotifyPolicy, notify_policy
 from .task_state import TaskMemory
 
@@ -27,16 +28,38 @@ MAX_ARGS_DEPTH = 32
 
 
 class StepSpec(BaseModel):
-    """One step, resolved against the configuration when the task starts (its snapshot)."""
+    """One step, resolved against the configuration when the task starts (its snapshot): the node it
+    runs on, or a wait (`wait_s`, `wait_until`); its id and the steps it comes after, as written (None:
+    its number, and the step before it), so a task started before steps had them reads as the line it
+    was."""
 
     index: int
-    node: NodeRef
+    node: NodeRef | None = None
+    id: str | None = None
+    after: list[str] | None = None
+    wait_s: float | None = None
+    wait_until: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
     heartbeat_timeout_s: float = 30.0
     abort_grace_s: float = 60.0
     max_output_bytes: int = 256 * 1024
     retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @property
+    def step_id(self) -> str:
+        return self.id if self.id is not None else str(self.index + 1)
+
+    @property
+    def runs_on(self) -> NodeRef:
+        """The node a step runs on; a wait runs on none."""
+        if self.node is None:
+            raise InvalidRequestError(f"step {self.step_id} is a wait: it runs on no node")
+        return self.node
+
+    @property
+    def node_id(self) -> str | None:
+        return self.node.id if self.node is not None else None
 
 
 class TaskSpec(BaseModel):
@@ -51,8 +74,29 @@ class TaskSpec(BaseModel):
     # `module:Class` of the seed's Task subclass a GLAS project's `add_task` made for this task: its step
     # hooks run around each step, in the worker that hosts the step's node. None: no hooks.
     hooks: str | None = None
+    # The lab's offset from UTC when the task started: a wait until a time of the day (or an ISO time
+    # without a zone) is the lab's local time.
+    utc_offset_s: int = 0
     # Set only by the task itself when it continues as new: its whole state, handed to the next run.
     carried: TaskMemory | None = None
+
+    def protocol(self) -> Protocol:
+        """The graph of its steps (checked when the configuration was loaded): a task started before
+        steps had ids and `after` is the line of its steps."""
+        steps = []
+        for step in self.steps:
+            before = (self.steps[step.index - 1].step_id,) if step.index else ()
+            steps.append(
+                ProtocolStep(
+                    id=step.step_id,
+                    index=step.index,
+                    after=tuple(step.after) if step.after is not None else before,
+                    node=step.node_id,
+                    wait_s=step.wait_s,
+                    wait_until=step.wait_until,
+                )
+            )
+        return Protocol(steps=tuple(steps))
 
 
 class StepRequest(BaseModel):
@@ -75,34 +119,45 @@ class StepRequest(BaseModel):
 
 
 def make_task_spec(
-    lab: LabConfig, workflow_name: str, args: dict[str, Any] | None = None, priority: int = 0
+    lab: LabConfig,
+    workflow_name: str,
+    args: dict[str, Any] | None = None,
+    priority: int = 0,
+    utc_offset_s: int = 0,
 ) -> TaskSpec:
-    """Resolve a lab workflow into the snapshot a task carries, so a reload never disturbs it."""
+    """Resolve a lab workflow into the snapshot a task carries, so a reload never disturbs it;
+    `utc_offset_s`: the lab's offset from UTC now (its waits until a time of the day are local)."""
     if not lab.has_workflow(workflow_name):
         known = ", ".join(w.name for w in lab.workflows) or "none"
         raise UnknownWorkflowError(f"unknown workflow {workflow_name!r}; known workflows: {known}")
     check_task_args(args or {})
-    steps = []
-    for index, step in enumerate(lab.workflow(workflow_name).steps):
-        node = lab.node(step.node)
-        steps.append(
-            StepSpec(
-                index=index,
-                node=node_ref(node),
-                args=dict(step.args),
-                timeout_s=step.timeout_s or node.timeout_s,
-                heartbeat_timeout_s=node.heartbeat_timeout_s,
-                abort_grace_s=node.abort_grace_s,
-                max_output_bytes=node.max_output_bytes,
-                retry=step.retry or node.retry,
-            )
-        )
+    steps = [_step_spec(lab, index, step) for index, step in enumerate(lab.workflow(workflow_name).steps)]
     return TaskSpec(
         workflow_name=workflow_name,
         steps=steps,
         args=dict(args or {}),
         priority=priority,
         notify=notify_policy(lab.notifications),
+        utc_offset_s=utc_offset_s,
+    )
+
+
+def _step_spec(lab: LabConfig, index: int, step: StepConfig) -> StepSpec:
+    after = list(step.after) if step.after is not None else None
+    if step.node is None:
+        return StepSpec(index=index, id=step.id, after=after, wait_s=step.wait_s, wait_until=step.wait_until)
+    node = lab.node(step.node)
+    return StepSpec(
+        index=index,
+        id=step.id,
+        after=after,
+        node=node_ref(node),
+        args=dict(step.args),
+        timeout_s=step.timeout_s or node.timeout_s,
+        heartbeat_timeout_s=node.heartbeat_timeout_s,
+        abort_grace_s=node.abort_grace_s,
+        max_output_bytes=node.max_output_bytes,
+        retry=step.retry or node.retry,
     )
 
 
@@ -133,14 +188,38 @@ def node_ref(node: NodeConfig) -> NodeRef:
     return NodeRef(id=node.id, name=node.name, type=node.type, properties=dict(node.properties))
 
 
-def step_args(spec: TaskSpec, index: int, previous_output: dict[str, Any] | None) -> dict[str, Any]:
-    """A step's arguments: the task's, then the step's own, then the output of the step before it if
-    it returned one (one step's, bounded: the input does not grow with the number of steps). A driver
-    written for the seed returns none, so it gets the task's arguments exactly."""
+def step_args(spec: TaskSpec, index: int, before: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """A step's arguments: the task's, then the step's own, then the output of the step it comes after
+    if it returned one (`previous_output`: one step's, bounded, so the input does not grow with the
+    number of steps); a step that comes after several gets theirs by step id (`previous_outputs`).
+    `before`: the output of each step it comes after, by id. A driver written for the seed returns
+    none, so it gets the task's arguments exactly."""
     args = {**spec.args, **spec.steps[index].args}
-    if index and previous_output:
-        args["previous_output"] = dict(previous_output)
+    given = {step_id: dict(output) for step_id, output in before.items() if output}
+    if len(before) == 1 and given:
+        args["previous_output"] = next(iter(given.values()))
+    elif given:
+        args["previous_outputs"] = given
     return args
+
+
+def wait_end(step: StepSpec, started: datetime, utc_offset_s: int = 0) -> datetime:
+    """When a wait that started at `started` (UTC) ends: `wait_s` later, or at `wait_until`: an ISO
+    time (without a zone: the lab's local time, `utc_offset_s` from UTC), or the first time that time of
+    the day comes in the lab, at `started` or after it."""
+    if step.wait_s is not None:
+        return started + timedelta(seconds=step.wait_s)
+    until = parse_wait_until(step.wait_until or "")
+    offset = timedelta(seconds=utc_offset_s)
+    if isinstance(until, datetime):
+        return until.astimezone(UTC) if until.tzinfo else until.replace(tzinfo=UTC) - offset
+    if until is None:
+        raise InvalidRequestError(f"step {step.step_id} neither waits seconds nor until a time")
+    local = started + offset
+    moment = local.replace(hour=until.hour, minute=until.minute, second=until.second, microsecond=0)
+    if moment < local:
+        moment += timedelta(days=1)
+    return moment - offset
 
 
 TaskSpec.model_rebuild()

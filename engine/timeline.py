@@ -139,8 +139,8 @@ def fit(timeline: Timeline) -> Timeline:
 
 
 def _step_bars(task: TaskSteps, step: StepRecord, since: datetime, until: datetime) -> list[TimelineBar]:
-    if step.requested_at is None and step.started_at is None:
-        return []  # never reached its node
+    if step.node is None or (step.requested_at is None and step.started_at is None):
+        return []  # a wait (on no node), or never reached its node
     spans: list[tuple[Kind, str, datetime, datetime | None]] = []
     if step.requested_at is not None and (step.started_at is None or step.started_at > step.requested_at):
         waited_until = step.started_at or (step.finished_at if step.finished_at else None)

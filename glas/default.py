@@ -47,7 +47,7 @@ class ConfigOrchestrator(BaseOrchestrator):
         if self._shown is None or self._shown[0] is not lab:
             nodes = {node.id: BaseNode(node.id, node.name) for node in lab.nodes}
             workflows = [
-                Workflow.of(lab.seed_workflow_id(w.name), w.name, [nodes[step.node] for step in w.steps])
+                Workflow.of(lab.seed_workflow_id(w.name), w.name, [nodes[s.node] for s in w.steps if s.node])
                 for w in lab.workflows
             ]
             self._shown = (lab, list(nodes.values()), workflows)

@@ -32,7 +32,7 @@ def task_hooks(orchestrator: Lab, seed: SeedRuntime, request: StepRequest) -> St
         return None
     src = orchestrator.get_node_by_id(request.src.id) if request.src else None
     dst = orchestrator.get_node_by_id(request.dst.id) if request.dst else None
-    node = orchestrator.get_node_by_id(request.step.node.id)
+    node = orchestrator.get_node_by_id(request.step.runs_on.id)
     return _TaskHooks(task, request.step.index, node, src, dst)
 
 

@@ -268,7 +268,8 @@ class BaseOrchestrator(ABC):
             return known.follow(status)
         workflow = self.get_workflow_by_name(status.workflow_name or "")
         if workflow is None:
-            steps = [self.get_node_by_id(s.node) or BaseNode(s.node, s.node) for s in status.steps]
+            nodes = [s.node for s in status.steps if s.node]  # the seed's steps are on nodes: no wait
+            steps = [self.get_node_by_id(n) or BaseNode(n, n) for n in nodes]
             workflow = Workflow.of(-1, status.workflow_name or "", steps)
         return Task(workflow, status.args).follow(status)
 

@@ -46,7 +46,8 @@ def unknown_node(node_id: str, lab: LabConfig) -> BaseNodeModel:
 
 
 def workflow_model(task: TaskPublic, lab: LabConfig, nodes: dict[str, BaseNodeModel]) -> WorkflowModel:
-    steps = [nodes.get(step.node) or unknown_node(step.node, lab) for step in task.steps]
+    # The seed's workflows have steps on nodes only: a wait is not one of them.
+    steps = [nodes.get(step.node) or unknown_node(step.node, lab) for step in task.steps if step.node]
     return WorkflowModel(
         id=lab.seed_workflow_id(task.workflow_name or ""),
         name=task.workflow_name or "",
@@ -84,7 +85,7 @@ def task_row(task: TaskPublic, lab: LabConfig) -> TaskRow:
 
 
 def workflow_row(task: TaskPublic, lab: LabConfig) -> DBWorkflowModel:
-    nodes = [step.node for step in task.steps] or [""]
+    nodes = [step.node for step in task.steps if step.node] or [""]
     name = task.workflow_name or ""
     return DBWorkflowModel(
         id=lab.seed_workflow_id(name), name=name, source_node_id=nodes[0], destination_node_id=nodes[-1]
@@ -160,7 +161,7 @@ def execution_rows(tasks: list[TaskPublic], lab: LabConfig) -> dict[str, list[di
     for task in tasks:
         workflow = workflow_row(task, lab)
         for step in task.steps:
-            if step.started_at is None or step.finished_at is None:
+            if step.node is None or step.started_at is None or step.finished_at is None:
                 continue
             waited = timedelta(seconds=step.waited_s or 0.0)
             spans = [

@@ -1,9 +1,12 @@
-"""TaskWorkflow: one lab task (workflow id = task id), its steps run one by one on their nodes.
+"""TaskWorkflow: one lab task (workflow id = task id), the steps of its protocol run on their nodes, every
+step the task's book says is ready at once (a line of steps: one after the other).
 
-A failed step stops the task in ERROR until an operator continues it (retry the step, or move on)
-or cancels it. Pause takes effect between steps. Its whole state is one TaskMemory model (its
-`status` is what the task shows); what it asks of a step and reads from its end is in task_steps.py,
-what it tells people while it waits for an operator in task_alarms.py.
+A failed step stops the task from starting new steps, in ERROR, until an operator continues it (retry
+the step, or move on) or cancels it; the steps already running go on. Pause takes effect once no step
+runs on a node. Its whole state is one TaskMemory model (its `status` is what the task shows); the book
+(engine/book.py) over its protocol is rebuilt from it. How a step runs is in task_runs.py, what it asks
+of a step's activity in task_steps.py, what it tells people while it waits for an operator in
+task_alarms.py.
 """
 
 from __future__ import annotations
@@ -12,27 +15,23 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ..engine.contracts import (
-        GET_STEPS,
-        RUN_ACCOUNTED_SIGNAL,
-        TASK_WORKFLOW_TYPE,
-    )
-    from ..engine.explain import accounted_reason, current_details, cut_off_reason, unaccounted_refusal
-    from ..engine.ledger import NodeCommand, RunAccounted, UseKey, step_of
-    from ..engine.models import NextExecution
+    from ..engine.contracts import GET_STEPS, RUN_ACCOUNTED_SIGNAL, TASK_WORKFLOW_TYPE
+    from ..engine.errors import CommandRefusedError
+    from ..engine.explain import accounted_reason, unaccounted_refusal
+    from ..engine.ledger import RunAccounted
     from ..engine.notifications import Event, task_finished_notification
+    from ..engine.progress import ContinueTarget, book_of, continue_target, records_needed_from
+    from ..engine.protocol import StepKind
     from ..engine.states import TaskMachine, TaskState
     from ..engine.task_state import (
         CommandAck,
         CommandRequest,
         ContinueRequest,
         Decision,
-        StepOutcome,
         StepPage,
-        StepRecord,
         StepRecords,
         TaskMemory,
         TaskResult,
@@ -40,26 +39,15 @@ with workflow.unsafe.imports_passed_through():
         bounded_outputs,
     )
     from ..engine.tasks import TaskSpec
-    from .node import NodeWorkflow, signal_ledger
-    from .search_attributes import UPSERT_CHANGES_ONLY, upsert_task_attributes
-    from .task_alarms import TaskAlarms
-    from .task_steps import (
-        cancelled_while_running,
-        cut_off_beat,
-        execute_step,
-        is_worker_lost,
-        lost_while_waiting,
-        next_execution,
-        refusal,
-        report_of,
-    )
+    from .search_attributes import UPSERT_CHANGES_ONLY
+    from .task_runs import TaskRuns
+    from .task_steps import refusal
 
 STATUS_STEPS = 200  # step records the status query answers with; get_steps pages the others
-DONE_OUTCOMES = (StepOutcome.SUCCEEDED, StepOutcome.SKIPPED)
 
 
 @workflow.defn(name=TASK_WORKFLOW_TYPE)
-class TaskWorkflow(TaskAlarms):
+class TaskWorkflow(TaskRuns):
     @workflow.init
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec.model_copy(update={"carried": None})
@@ -69,7 +57,12 @@ class TaskWorkflow(TaskAlarms):
         # Derived, and shown by the status: a run carried over from before the field existed lacks it.
         self.status.steps_total = len(spec.steps)
         self.machine = TaskMachine(state=self.status.state, steps_total=len(spec.steps))
-        self.nodes = [step.node.id for step in spec.steps]
+        self.nodes = [step.node_id for step in spec.steps]
+        self.ids = [step.step_id for step in spec.steps]
+        self.protocol = spec.protocol()
+        self.book = book_of(self.protocol, self.status)
+        self.runs: dict[str, asyncio.Task[None]] = {}  # the steps running, each its own asyncio task
+        self.changes = 0  # counts what may let the task go on: a step's end, an operator's command
 
     @workflow.run
     async def run(self, spec: TaskSpec) -> TaskResult:
@@ -77,11 +70,7 @@ class TaskWorkflow(TaskAlarms):
             if spec.carried is None:
                 # The first step's upsert (or the end's) says ACTIVE with its node, in one command.
                 self._transition("start", upsert=not workflow.patched(UPSERT_CHANGES_ONLY))
-            while self.memory.next_step < len(spec.steps):
-                self._stop_if_cancel_requested()
-                await self._honour_pause()
-                await self._continue_as_new_if_suggested()
-                self.memory.next_step = await self._run_step(self.memory.next_step)
+            await self._run_protocol()
             self._stop_if_cancel_requested()
             self.machine.set_progress(len(spec.steps))
             self.status.current_step = None
@@ -98,17 +87,55 @@ class TaskWorkflow(TaskAlarms):
         except (asyncio.CancelledError, ActivityError) as error:
             if not is_cancelled_exception(error):
                 raise
+            await self._stop_runs()
             self._mark_cancelled()
             await self._tell_if_wanted(Event.TASK_CANCELLED, self._cancelled_notification())
             raise
+
+    async def _run_protocol(self) -> None:
+        """Start every step the book says is ready, each as its own asyncio task, until all are done. A
+        line of steps gives the commands a task of one step after the other always gave."""
+        while not self.book.finished:
+            self._stop_if_cancel_requested()
+            self._raise_step_errors()
+            await self._honour_pause()
+            await self._continue_as_new_if_suggested()
+            for step_id in self.book.ready():
+                self._start(step_id)
+            await self._next_change()
+
+    async def _next_change(self) -> None:
+        seen = self.changes
+        await workflow.wait_condition(lambda: self.changes != seen)
+
+    def _start(self, step_id: str) -> None:
+        self.book.start(step_id)
+        step = self.protocol.step(step_id)
+        running = asyncio.create_task(
+            self._run_wait(step.index) if step.kind is StepKind.WAIT else self._run_node_step(step.index)
+        )
+        running.add_done_callback(lambda _: self._changed())
+        self.runs[step_id] = running
+
+    def _raise_step_errors(self) -> None:
+        """A step's task that ended by raising (the task's cancel reaching it, a bug) ends the task so."""
+        for step_id, running in list(self.runs.items()):
+            if running.done():
+                del self.runs[step_id]
+                running.result()
+
+    def _changed(self) -> None:
+        self.changes += 1
 
     # --- operator commands (updates, validated before they touch history) ---------------------------
 
     @workflow.update
     def pause(self, request: CommandRequest) -> CommandAck:
-        """Pause the task after its current step."""
+        """Pause the task: no step starts any more, and it is PAUSED once no step runs on a node."""
         self._decided("pause", request.by, request.reason)
         self.status.pause_requested = True
+        self.book.pause()
+        self._changed()
         return self._ack()
 
     @pause.validator
@@ -119,27 +146,40 @@ class TaskWorkflow(TaskAlarms):
 
     @workflow.update
     def proceed(self, request: ContinueRequest) -> CommandAck:
-        """Continue a paused task, or a task stopped by a failed step (retry it, or move on)."""
-        self._decided("continue", request.by, request.reason, request.mode)
-        if self.status.state is TaskState.ERROR:
-            self.memory.decision = request
-        elif self.status.state is TaskState.PAUSED:
+        """Continue a paused task, or a task stopped by a failed step (retry it, or move on), or end a
+        running wait (next)."""
+        target = self._continue_target(request)
+        self._decided("continue", request.by, request.reason, request.mode, target)
+        if target.kind in ("decide", "skip"):
+            self.memory.decision = request.model_copy(update={"step": target.step})
+        elif target.kind == "resume":
             self.memory.resume = True
         else:
             self.status.pause_requested = False
+            self.book.resume()
+        self._changed()
         return self._ack()
 
     @proceed.validator
     def _validate_proceed(self, request: ContinueRequest) -> None:
-        pending_pause = self.status.state is TaskState.ACTIVE and self.status.pause_requested
-        if not (pending_pause or self.machine.can(self.machine.continue_command())):
-            raise refusal(self.status.state, "continue")
+        target = self._continue_target(request)
         if self.memory.decision is not None or (self.status.state is TaskState.PAUSED and self.memory.resume):
             raise refusal(self.status.state, "continue", "a continue is already being carried out")
-        step = self.status.current_record
-        unaccounted = step.unaccounted_run() if step and self.status.state is TaskState.ERROR else None
+        about = target.step if target.kind == "decide" else None
+        step = self.status.record(self.protocol.step(about).index) if about is not None else None
+        unaccounted = step.unaccounted_run() if step else None
         if step is not None and unaccounted is not None:
             raise refusal(self.status.state, "continue", unaccounted_refusal(step.index, unaccounted))
+
+    def _continue_target(self, request: ContinueRequest) -> ContinueTarget:
+        state = self.status.state
+        try:
+            target = continue_target(self.book, state, self.status.pause_requested, request)
+        except CommandRefusedError as refused:
+            raise refusal(state, "continue", refused.message) from None
+        if target is None:
+            raise refusal(state, "continue")
+        return target
 
     @workflow.signal(name=RUN_ACCOUNTED_SIGNAL)
     def run_accounted(self, accounted: RunAccounted) -> None:
@@ -149,9 +189,11 @@ class TaskWorkflow(TaskAlarms):
         if record is None:
             return
         run = record.account(accounted)
-        here = self.status.state is TaskState.ERROR and self.status.current_step == record.index
-        if run is not None and here:
-            self.status.reason = accounted_reason(self.status.task_id, record.index, record.node, run)
+        if run is not None and record.id in self.memory.failures:
+            reason = accounted_reason(self.status.task_id, record.index, record.node or "", run)
+            self.memory.failures[record.id] = reason
+            if self.status.current_step == record.index:
+                self.status.reason = reason
         self._explain()
 
     @workflow.update
@@ -172,15 +214,15 @@ class TaskWorkflow(TaskAlarms):
     def get_status(self) -> TaskStatus:
         """The task, with the records of up to STATUS_STEPS steps around the current one (all of a
         small task's): a task of thousands of steps pages the rest with get_steps."""
-        window = self.memory.records(self.status.window(STATUS_STEPS), STATUS_STEPS, self.nodes)
+        window = self.memory.records(self.status.window(STATUS_STEPS), STATUS_STEPS, self.nodes, self.ids)
         return self.status.model_copy(update={"steps": window.steps, "steps_offset": window.offset})
 
     @workflow.query(name=GET_STEPS)
     def get_steps(self, page: StepPage) -> StepRecords:
         """Some of the step records: a task of thousands of steps answers in pages."""
-        return self.memory.records(page.offset, page.limit, self.nodes)
+        return self.memory.records(page.offset, page.limit, self.nodes, self.ids)
 
-    # --- steps -------------------------------------------------------------------------------------
+    # --- between steps -----------------------------------------------------------------------------
 
     def _stop_if_cancel_requested(self) -> None:
         """A cancel that reached a step whose driver finished anyway is erased by the SDK (the step's
@@ -189,7 +231,11 @@ class TaskWorkflow(TaskAlarms):
             raise asyncio.CancelledError()
 
     async def _honour_pause(self) -> None:
-        if not self.status.pause_requested:
+        """A pause takes effect once no step runs on a node (a wait goes on meanwhile), and not while
+        the task waits for an operator's decision (then after it)."""
+        if not self.status.pause_requested or self.status.state is not TaskState.ACTIVE:
+            return
+        if any(self.protocol.step(s).kind is StepKind.NODE for s in self.book.running()):
             return
         # The pause is no longer requested but in effect: a second pause is refused as PAUSED.
         self.status.pause_requested = False
@@ -197,95 +243,41 @@ class TaskWorkflow(TaskAlarms):
         await workflow.wait_condition(lambda: self.memory.resume)
         self.memory.resume = False
         self._transition("resume")
+        self.book.resume()
 
-    async def _run_step(self, index: int) -> int:
-        """Run step `index` once; return the index of the step to run next."""
-        record = self.status.reach(index, self.nodes)
-        self.status.current_step = index
-        self._upsert()
-        self._explain()
-        record.requested_at = record.requested_at or workflow.now()
-        record.runs += 1
-        record.outcome = StepOutcome.RUNNING
-        try:
-            report = await execute_step(self.spec, self.memory, record)
-        except ActivityError as error:
-            if is_cancelled_exception(error):
-                raise
-            told = report_of(error.cause)
-            if cancelled_while_running(error.cause) and told and workflow.cancellation_reason() is not None:
-                record.take_cancelled(told, self.status.cancelled_by())  # the timeline's bar, its lines
-                raise asyncio.CancelledError() from None
-            return await self._on_failure(record, error)
-        self.memory.lost_runs.pop(index, None)
-        record.take(report, StepOutcome.SUCCEEDED)
-        return index + 1
-
-    async def _on_failure(self, record: StepRecord, error: ActivityError) -> int:
-        """Decide what a step's failure means: run it again at no cost, or stop for the operator."""
-        index, cause = record.index, error.cause
-        if lost_while_waiting(cause):
-            self.memory.lost_runs.setdefault(index, record.runs)
-            # Its waiter may live on in a worker cut off from the server: the ledger must refuse it.
-            key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs)
-            await signal_ledger(record.node, NodeWorkflow.withdraw_run, key)
-            return index
-        self.memory.lost_runs.pop(index, None)
-        report = report_of(cause)
-        if report is not None:
-            record.take(report, StepOutcome.FAILED)
-        beat = cut_off_beat(cause)
-        if beat is not None:
-            # It stopped reporting at its last beat the server received, a heartbeat timeout ago.
-            run = record.cut_off(beat.sent_at or workflow.now(), beat.attempt, beat.worker, beat.started_at)
-            reason = cut_off_reason(self.status.task_id, index, record.node, run)
-            key = UseKey(task_id=self.status.task_id, step_index=index, run=record.runs, attempt=run.attempt)
-            await signal_ledger(record.node, NodeWorkflow.abandon_use, key)
-        elif is_worker_lost(cause):
-            record.outcome = StepOutcome.LOST
-            reason = cause.message
-        else:
-            record.outcome = StepOutcome.FAILED
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-        return await self._wait_for_operator(record, reason, next_execution(cause, report))
-
-    async def _wait_for_operator(self, record: StepRecord, reason: str, next_step: NextExecution) -> int:
-        self.status.reason = reason
-        self._transition("fail")
-        await self._await_decision(record)
-        decision = self.memory.decision
-        assert decision is not None
-        again = decision.mode == "retry" or next_step is NextExecution.SELF
-        # The failure left the node in ERROR: the operator's continue is the check that clears it. The
-        # node is then kept for the step run again: the steps that waited meanwhile must not go first.
-        key = UseKey(task_id=self.status.task_id, step_index=record.index, run=record.runs)
-        command = NodeCommand(
-            node_id=record.node,
-            only_if_error=True,
-            by=self.status.task_id,
-            retry_of=step_of(key) if again else None,
-        )
-        await signal_ledger(record.node, NodeWorkflow.request_restart, command)
-        self.status.reason = None
-        self._transition("recover")
-        self.memory.decision = None  # carried out: the next failure waits for a decision of its own
-        if again:
-            return record.index
-        record.outcome = StepOutcome.SKIPPED
-        self.memory.skipped += 1
-        return record.index + 1
+    async def _continue_as_new_if_suggested(self) -> None:
+        """When no step runs and none awaits a decision, and Temporal suggests it (the history nears its
+        limits): the next run takes the whole state but the records no step still needs
+        (TaskMemory.carried)."""
+        if self.book.running() or self.book.awaiting_decision():
+            return
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = self.memory.carried(workflow.info().run_id, records_needed_from(self.book))
+        workflow.continue_as_new(self.spec.model_copy(update={"carried": carried}))
 
     # --- bookkeeping -------------------------------------------------------------------------------
 
-    def _decided(self, command: Any, by: str | None, reason: str | None, mode: str | None = None) -> None:
-        in_error = self.status.state is TaskState.ERROR
+    def _decided(
+        self,
+        command: Any,
+        by: str | None,
+        reason: str | None,
+        mode: str | None = None,
+        target: ContinueTarget | None = None,
+    ) -> None:
+        about = target is not None and target.kind in ("decide", "skip")
+        step = self.status.current_step
+        if target is not None and target.step is not None:
+            step = self.protocol.step(target.step).index
         self.status.decide(
             Decision(
                 at=workflow.now(),
                 command=command,
                 by=by,
-                mode=mode if in_error else None,
-                step=self.status.current_step,
+                mode=mode if about else None,
+                step=step,
                 state=self.status.state,
                 reason=reason,
             )
@@ -295,39 +287,6 @@ class TaskWorkflow(TaskAlarms):
         return CommandAck(
             task_id=self.status.task_id, state=self.status.state, pause_requested=self.status.pause_requested
         )
-
-    async def _continue_as_new_if_suggested(self) -> None:
-        """Between steps, when Temporal suggests it (the history nears its limits): the next run takes
-        the whole state but the records of the steps before the last (TaskMemory.carried)."""
-        if not workflow.info().is_continue_as_new_suggested():
-            return
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        carried = self.memory.carried(workflow.info().run_id)
-        workflow.continue_as_new(self.spec.model_copy(update={"carried": carried}))
-
-    def _transition(self, command: str, upsert: bool = True) -> None:
-        self.machine.trigger(command)
-        self.status.state = self.machine.state
-        if self.machine.is_over:
-            self.status.finished_at = workflow.now()
-        if upsert:
-            self._upsert()
-        self._explain()
-
-    def _explain(self) -> None:
-        """What the Temporal UI and `temporal workflow describe` show as the task's current details."""
-        workflow.set_current_details(current_details(self.status, self.spec))
-
-    def _mark_cancelled(self) -> None:
-        # A step that ended before the cancel was honoured keeps its outcome.
-        record = self.status.current_record
-        if record is not None and record.outcome not in DONE_OUTCOMES:
-            record.take_cancel(self.status.cancelled_by())
-        if self.machine.can("cancel"):
-            self._transition("cancel")
-
-    def _upsert(self) -> None:
-        upsert_task_attributes(self.status.state, self.spec.workflow_name, self.status.current_node)
 
 
 def _new_status(spec: TaskSpec) -> TaskStatus:

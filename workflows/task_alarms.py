@@ -39,25 +39,31 @@ class TaskAlarms:
         durable timer (it runs through restarts of every process and stops when an operator acts)."""
         self.memory.stops += 1
         policy = self.spec.notify
+
+        def decided() -> bool:
+            return self._decision_about(record.id)
+
         if policy is None or not policy.wants(Event.TASK_ERROR):
-            await workflow.wait_condition(self._decided_yet)
+            await workflow.wait_condition(decided)
             return
         stopped_at, alarms = workflow.now(), WaitAlarms()
         await self._tell(task_error_notification(self._stop(record)))
         while (alarm := alarms.next(policy, _waited_s(stopped_at))) is not None:
             try:
                 await workflow.wait_condition(
-                    self._decided_yet,
+                    decided,
                     timeout=timedelta(seconds=alarm[1]),
                     timeout_summary=_alarm_summary(alarm[0], record),
                 )
                 return
             except builtins.TimeoutError:
                 await self._sound(alarm[0], alarms, record, _waited_s(stopped_at))
-        await workflow.wait_condition(self._decided_yet)
+        await workflow.wait_condition(decided)
 
-    def _decided_yet(self) -> bool:
-        return self.memory.decision is not None
+    def _decision_about(self, step_id: str) -> bool:
+        """An operator's continue about this step (a failed one, or a running wait) awaits it."""
+        decision = self.memory.decision
+        return decision is not None and decision.step == step_id
 
     async def _sound(self, alarm: Alarm, alarms: WaitAlarms, record: StepRecord, waited_s: float) -> None:
         stop = self._stop(record)
@@ -71,7 +77,12 @@ class TaskAlarms:
     def _stop(self, record: StepRecord) -> TaskStop:
         reason = self.status.reason or "the step failed"
         return TaskStop(
-            self.status.task_id, self.spec.workflow_name, record.index, record.node, reason, self.memory.stops
+            self.status.task_id,
+            self.spec.workflow_name,
+            record.index,
+            record.node or "",
+            reason,
+            self.memory.stops,
         )
 
     async def _tell(self, notification: Notification) -> None:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.errors import InvalidTransitionError
     from ..engine.ledger import UseKey
     from ..engine.models import NextExecution
+    from ..engine.protocol import Protocol
     from ..engine.states import TaskState
     from ..engine.task_state import StepRecord, StepReport, TaskMemory
     from ..engine.tasks import StepRequest, TaskSpec, step_args
@@ -48,7 +49,9 @@ WITHDRAWAL_TIMEOUT = timedelta(seconds=30)
 CUT_OFF_WHEN_REPLACED = "cut-off-when-worker-replaced"
 
 
-async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -> StepReport:
+async def execute_step(
+    spec: TaskSpec, memory: TaskMemory, record: StepRecord, protocol: Protocol
+) -> StepReport:
     """Run this run of step `record.index` on its node. A cancel of the task reaches the step as always
     (Temporal requests the activity's cancel, and the task waits until the step is done); a step that
     waits for its node would hear of it only at its next heartbeat (up to 10 s), so the run is withdrawn
@@ -60,7 +63,7 @@ async def execute_step(spec: TaskSpec, memory: TaskMemory, record: StepRecord) -
     try:
         report: StepReport = await workflow.execute_activity(
             EXECUTE_STEP,
-            step_request(spec, memory, record, workflow.now()),
+            step_request(spec, memory, record, workflow.now(), protocol),
             result_type=StepReport,
             **activity_options(spec, record),
         )
@@ -77,6 +80,7 @@ class _Withdrawal:
     replay as they were."""
 
     def __init__(self, task_id: str, record: StepRecord) -> None:
+        assert record.node is not None  # only a step on a node has an activity
         self.node_id = record.node
         self.key = UseKey(task_id=task_id, step_index=record.index, run=record.runs)
         self.started = False
@@ -119,19 +123,25 @@ def _said_if_failed(done: asyncio.Future[bool]) -> None:
         workflow.logger.info("the waiter's withdrawal failed: %s", done.exception())
 
 
-def step_request(spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: datetime) -> StepRequest:
-    """What the step activity is asked for this run of step `record.index`."""
+def step_request(
+    spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: datetime, protocol: Protocol
+) -> StepRequest:
+    """What the step activity is asked for this run of step `record.index`: its neighbours (`src`, `dst`:
+    the node of the one step it comes after, and of the one that comes after it) and the outputs of the
+    steps it comes after."""
     index, steps = record.index, spec.steps
-    previous = memory.status.output_of(index - 1) if index else None
+    step = protocol.steps[index]
+    before = [protocol.step(b).index for b in step.after]
+    after = [protocol.step(s).index for s in protocol.successors(step.id)]
     return StepRequest(
         task_id=memory.status.task_id,
         step=steps[index],
         run=record.runs,
         priority=spec.priority,
         requested_at=record.requested_at or now,
-        src=steps[index - 1].node if index else None,
-        dst=steps[index + 1].node if index + 1 < len(steps) else None,
-        args=step_args(spec, index, previous),
+        src=steps[before[0]].node if len(before) == 1 else None,
+        dst=steps[after[0]].node if len(after) == 1 else None,
+        args=step_args(spec, index, {steps[b].step_id: memory.status.output_of(b) for b in before}),
         lost_run=memory.lost_runs.get(index),
         workflow_name=spec.workflow_name,
         hooks=spec.hooks,
@@ -143,11 +153,12 @@ def activity_options(spec: TaskSpec, record: StepRecord) -> dict[str, Any]:
     """The step activity's options: its node's queue, timeouts and retry policy, and an id and a summary
     that say in the Temporal UI which step and which run it is."""
     step = spec.steps[record.index]
-    retry = step.retry
+    node, retry = step.runs_on, step.retry
+    named = f" {step.id}" if step.id is not None else ""
     return {
-        "task_queue": node_task_queue(step.node.id),
-        "activity_id": step_activity_id(record.index, step.node.id, record.runs),
-        "summary": f"step {record.index + 1}/{len(spec.steps)}: {step.node.name} ({step.node.id})",
+        "task_queue": node_task_queue(node.id),
+        "activity_id": step_activity_id(record.index, node.id, record.runs),
+        "summary": f"step {record.index + 1}/{len(spec.steps)}{named}: {node.name} ({node.id})",
         "start_to_close_timeout": STEP_START_TO_CLOSE,
         "heartbeat_timeout": timedelta(seconds=step.heartbeat_timeout_s),
         "retry_policy": RetryPolicy(

@@ -78,9 +78,9 @@ async def pause_task(task_id: TaskId, who: Operator, tasks: Tasks) -> TaskPublic
 async def continue_task(
     task_id: TaskId, who: Operator, tasks: Tasks, body: ContinueBody | None = None
 ) -> TaskPublic:
-    """Continue a paused task, or one stopped by a failed step: `retry` the step or go to the `next`."""
+    """Continue a paused or failed task (`retry` the step, or go `next`), or end a running wait (`next`)."""
     body = body or ContinueBody()
-    return await tasks.proceed(task_id, body.mode, who.name, body.reason)
+    return await tasks.proceed(task_id, body.mode, who.name, body.reason, body.step)
 
 
 @router.post("/{task_id}/cancel", responses=errors(400, 404, 409, 422))

@@ -8,7 +8,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -73,7 +73,7 @@ class TaskService:
 
     async def start(self, body: TaskCreate, hooks: str | None = None) -> TaskPublic:
         """Start a task; `hooks`: the seed's Task subclass whose step hooks run around its steps."""
-        spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority)
+        spec = make_task_spec(self.lab, body.workflow_name, body.args, body.priority, _lab_utc_offset_s())
         spec.hooks = hooks
         task_id = body.id or _new_task_id(body.workflow_name)
         async with temporal_errors(task_id):
@@ -107,7 +107,7 @@ class TaskService:
             workflow_name=spec.workflow_name,
             priority=spec.priority,
             args=spec.args,
-            steps=[StepRecord(index=step.index, node=step.node.id) for step in spec.steps],
+            steps=[StepRecord(index=step.index, node=step.node_id, id=step.step_id) for step in spec.steps],
             steps_total=len(spec.steps),
         )
         return self._public(status, "RUNNING", live=False)
@@ -210,9 +210,11 @@ class TaskService:
             lambda: handle.execute_update(TaskWorkflow.pause, request, rpc_timeout=self.rpc_timeout),
         )
 
-    async def proceed(self, task_id: str, mode: str, by: str | None, reason: str | None = None) -> TaskPublic:
+    async def proceed(
+        self, task_id: str, mode: str, by: str | None, reason: str | None = None, step: str | None = None
+    ) -> TaskPublic:
         handle = task_handle(self.client, task_id)
-        request = ContinueRequest(mode=mode, by=by, reason=reason)  # type: ignore[arg-type]
+        request = ContinueRequest(mode=mode, by=by, reason=reason, step=step)  # type: ignore[arg-type]
         return await self._command(
             task_id,
             "continue",
@@ -267,6 +269,12 @@ class TaskService:
         )
         async with temporal_errors():
             return [e.id async for e in self.client.list_workflows(query, rpc_timeout=self.rpc_timeout)]
+
+
+def _lab_utc_offset_s() -> int:
+    """The lab's offset from UTC now: the API's PC's local time (a wait until 14:30 is 14:30 there)."""
+    offset = datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _summary(execution: WorkflowExecution) -> TaskSummary:

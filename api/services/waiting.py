@@ -1,4 +1,4 @@
-"""Why an active task's current step does not run: computed when the task is read (stateless).
+"""Why an active task's running steps do not run: computed when the task is read (stateless).
 
 The task's own record says RUNNING from the moment its step is scheduled. The step really runs only
 once its activity's heartbeat says so; before that it waits in its node's line (the heartbeat gives
@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionDescription
 
 from ...engine.config import LabConfig, NodeConfig
-from ...engine.contracts import EXECUTE_STEP, StepBeat
+from ...engine.contracts import EXECUTE_STEP, StepBeat, step_activity_id
 from ...engine.ledger import LedgerState, UseKey, step_of, step_text
 from ...engine.states import NodeState, TaskState
 from ...engine.task_state import StepOutcome
@@ -42,7 +42,9 @@ class PendingStep:
         return position if position is not None and position > 0 else None
 
 
-async def pending_step(client: Client, description: WorkflowExecutionDescription) -> PendingStep | None:
+async def pending_steps(client: Client, description: WorkflowExecutionDescription) -> dict[str, PendingStep]:
+    """The task's step activities the server has pending, by activity id (one per running step)."""
+    found = {}
     for activity in description.raw_description.pending_activities:
         if activity.activity_type.name != EXECUTE_STEP:
             continue
@@ -50,38 +52,46 @@ async def pending_step(client: Client, description: WorkflowExecutionDescription
         details = None
         if activity.heartbeat_details.payloads:
             details = (await client.data_converter.decode(activity.heartbeat_details.payloads))[0]
-        return PendingStep(started, StepBeat.of(details))
-    return None
+        found[activity.activity_id] = PendingStep(started, StepBeat.of(details))
+    return found
 
 
 async def explain_wait(
     task: TaskPublic, description: WorkflowExecutionDescription, reader: LivenessReader, lab: LabConfig
 ) -> None:
-    """Mark the current step WAITING (with its place in line) when it waits, and say why on the task
-    when no online worker hosts its node. No Temporal call unless the task is ACTIVE."""
-    step = _current_step(task)
-    if step is None:
+    """Mark each running step on a node WAITING (with its place in line) when it waits, and say why on
+    the task when no online worker hosts its node. No Temporal call unless the task is ACTIVE."""
+    steps = _running_steps(task)
+    if not steps:
         return
-    pending = await pending_step(reader.client, description)
-    if pending is None:
-        return
+    pending = await pending_steps(reader.client, description)
+    for step in steps:
+        found = pending.get(step_activity_id(step.index, step.node or "", step.runs))
+        if found is not None:
+            await _explain_step(task, step, found, reader, lab)
+
+
+async def _explain_step(
+    task: TaskPublic, step: StepPublic, pending: PendingStep, reader: LivenessReader, lab: LabConfig
+) -> None:
+    node_id = step.node or ""
     if pending.running:
         # The task's record learns when its step started only at the end: a driver running for hours
         # shows since when from its heartbeat.
         step.started_at = step.started_at or pending.heartbeat.started_at
         return
-    node = await reader.node(step.node)
+    node = await reader.node(node_id)
     if node.online:
         if not pending.started:
             return
-        line = InLine(task.task_id, step.index, step.node, _retried(task, step))
+        line = InLine(task.task_id, step.index, node_id, _retried(task, step))
         why = in_line_reason(line, pending, node.ledger)
         if why is not None:  # in its node's line
             step.outcome, step.waiting_position = StepOutcome.WAITING, pending.position
             task.reason = task.reason or why
         return
     step.outcome = StepOutcome.WAITING
-    config = lab.node(step.node) if lab.has_node(step.node) else None
+    config = lab.node(node_id) if lab.has_node(node_id) else None
     after_s = config.offline_after_s if config else DEFAULT_OFFLINE_AFTER_S
     who = node.worker_label(config.worker if config else None)
     task.reason = task.reason or offline_reason(node, who, after_s, step.requested_at, datetime.now(UTC))
@@ -151,11 +161,11 @@ def _retried(task: TaskPublic, step: StepPublic) -> bool:
     )
 
 
-def _current_step(task: TaskPublic) -> StepPublic | None:
-    if task.state is not TaskState.ACTIVE or task.current_step is None:
-        return None
-    step = next((s for s in task.steps if s.index == task.current_step), None)
-    return step if step is not None and step.outcome is StepOutcome.RUNNING else None
+def _running_steps(task: TaskPublic) -> list[StepPublic]:
+    """The steps on a node the task's records say RUNNING (each may wait in its node's line)."""
+    if task.state is not TaskState.ACTIVE:
+        return []
+    return [s for s in task.steps if s.outcome is StepOutcome.RUNNING and s.node is not None]
 
 
 def offline_reason(

@@ -36,6 +36,13 @@ WORKFLOWS: dict[str, list[Any]] = {
     "lab": ["l1", "l2"],
     "spare": ["s"],
     "Plate assay (v2) ü": ["s"],
+    # Two branches that fail, joined by a wait, then a last step.
+    "protocol": [
+        {"id": "left", "node": "p1", "args": {"fail": True}},
+        {"id": "right", "after": [], "node": "p2", "args": {"fail": True}},
+        {"id": "settle", "after": ["left", "right"], "wait_s": 600},
+        "p1",
+    ],
 }
 
 

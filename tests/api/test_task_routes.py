@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -497,3 +498,48 @@ async def test_two_continues_at_once_one_is_refused_and_the_second_failure_waits
     again = await operator.post(f"/tasks/{task_id}/cancel", json={"reason": "enough"})
     assert again.status_code == 200, again.text
     assert len(JOURNAL.runs(tasks.node("f"), task_id)) == 2
+
+
+async def test_protocol_task_shows_steps_by_id_and_its_continue_names_the_step(
+    tasks: Tasks, operator: httpx.AsyncClient
+) -> None:
+    p1, p2 = tasks.node("p1"), tasks.node("p2")
+    started = await tasks.start("protocol")
+    assert [(s["id"], s["node"]) for s in started["steps"]] == [
+        ("left", p1),
+        ("right", p2),
+        ("settle", None),
+        ("4", p1),
+    ]
+    task_id = started["task_id"]
+
+    async def outcomes(*expected: str) -> dict[str, Any] | None:
+        task = await tasks.show(task_id)
+        return task if [s["outcome"] for s in task["steps"]] == list(expected) else None
+
+    failed = await wait_for(lambda: outcomes("FAILED", "FAILED", "PENDING", "PENDING"), "both to fail")
+    assert failed["state"] == "ERROR"
+    unnamed = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "next"})
+    assert unnamed.status_code == 409
+    assert "steps left, right failed: name the step this continue is about" in unnamed.json()["detail"]
+    unknown = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "next", "step": "middle"})
+    assert unknown.status_code == 409
+    assert "no step 'middle' in this task; its steps: left, right, settle, 4" in unknown.json()["detail"]
+
+    by_id = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "next", "step": "left"})
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.json()["decisions"][-1]["step"] == 0
+    await wait_for(lambda: outcomes("SKIPPED", "FAILED", "PENDING", "PENDING"), "left to be skipped")
+    by_number = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "next", "step": "2"})
+    assert by_number.status_code == 200, by_number.text
+    waiting = await wait_for(lambda: outcomes("SKIPPED", "SKIPPED", "RUNNING", "PENDING"), "the wait")
+    assert waiting["state"] == "ACTIVE"
+    settle = waiting["steps"][2]
+    ends_at, started_at = (datetime.fromisoformat(settle[k]) for k in ("ends_at", "started_at"))
+    assert ends_at - started_at == timedelta(seconds=600)
+
+    ended = await operator.post(f"/tasks/{task_id}/continue", json={"mode": "next"})
+    assert ended.status_code == 200, ended.text
+    finished = await tasks.reaches(task_id, "FINISHED")
+    assert [s["outcome"] for s in finished["steps"]] == ["SKIPPED", "SKIPPED", "SKIPPED", "SUCCEEDED"]
+    assert finished["steps"][2]["message"].startswith("ended by ")

@@ -484,3 +484,22 @@ def test_book_from_a_kept_state_answers_the_same() -> None:
     assert (book.running(), book.ready()) == (["B"], ["C"])
     with pytest.raises(InvalidRequestError, match="outcomes of steps not in the protocol: E"):
         Book(DIAMOND, BookState(outcomes={"E": SUCCEEDED}))
+
+
+def test_book_a_run_lost_before_it_began_makes_its_step_ready_again() -> None:
+    book = Book(LINE)
+    book.start("1")
+    book.again("1")
+    assert (book.outcome("1"), book.ready(), book.hold()) == (StepOutcome.PENDING, ["1"], None)
+    with pytest.raises(InvalidTransitionError):
+        book.again("2")  # not running
+
+
+def test_book_a_running_wait_ended_by_an_operator_lets_the_steps_after_it_start() -> None:
+    book = Book(protocol("arm", {"id": "settle", "wait_s": 600}, "reader"))
+    run(book, "1")
+    book.start("settle")
+    book.skip("settle")
+    assert (book.outcome("settle"), book.ready()) == (StepOutcome.SKIPPED, ["3"])
+    with pytest.raises(InvalidTransitionError):
+        book.skip("3")  # only a running step is ended so

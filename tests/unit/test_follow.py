@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from task_scheduler.cli.follow import ERASE_LINE, TaskFollower, duration_text
-from task_scheduler.cli.render import render_nodes, render_tasks
+from task_scheduler.cli.render import render_nodes, render_task, render_tasks
 
 STARTED = datetime(2026, 12, 1, 14, 0, 0, tzinfo=UTC)
 
@@ -191,3 +191,33 @@ def test_task_show_puts_the_driver_s_frames_under_its_failed_step() -> None:
         "       KeyError: 'sample'",
     ]
     assert "2. reader" in lines[at + 4]
+
+
+def test_render_task_of_a_protocol_names_its_steps_marks_each_branch_and_a_waits_time_left() -> None:
+    at = STARTED.isoformat()
+    ends = (STARTED + timedelta(seconds=185)).isoformat()
+    steps = [
+        step(0, "arm", "SUCCEEDED", id="A", started_at=at, finished_at=at),
+        step(1, "reader", "RUNNING", id="B", started_at=at),
+        {**step(2, "", "RUNNING", id="settle", started_at=at), "node": None, "ends_at": ends},
+        step(3, "arm", "PENDING", id="4"),
+    ]
+    shown = render_task(task("ACTIVE", steps, current=2)).splitlines()
+    assert shown[1].startswith("    1. A: arm         SUCCEEDED")
+    assert shown[2].startswith("  > 2. B: reader      RUNNING")
+    assert shown[3].startswith("  > 3. settle: wait   RUNNING")
+    assert "(ends 2026-12-01 14:03:05 UTC, " in shown[3] and " left)" in shown[3]
+    assert shown[4] == "    4. arm            PENDING"
+
+
+def test_follow_shows_the_time_a_running_wait_has_left() -> None:
+    clock, out = Clock(), Terminal()
+    ends = (STARTED + timedelta(seconds=185)).isoformat()
+    wait = {
+        **step(0, "", "RUNNING", id="settle", started_at=STARTED.isoformat()),
+        "node": None,
+        "ends_at": ends,
+    }
+    TaskFollower(out, tty=True, now=clock.now, clock=clock.monotonic).show(task("ACTIVE", [wait]))
+    live = "    1. settle: wait   ends 2026-12-01 14:03:05 UTC, 3 min 05 s left"
+    assert out.getvalue().endswith(ERASE_LINE + live)

@@ -218,12 +218,13 @@ def write_lab(
     nodes: dict[str, dict[str, Any]] | None = None,
 ) -> TestLab:
     """Write nodes.json and workflows.json: every node named in a step (a short name, or a step
-    object's "node") is a WorkflowTestNode; `nodes` adds or overrides node fields."""
+    object's "node"; a wait names none) is a WorkflowTestNode; `nodes` adds or overrides node fields."""
     suffix = uuid.uuid4().hex[:8]
     nodes = dict(nodes or {})
     for steps in workflows.values():
         for step in steps:
-            nodes.setdefault(step if isinstance(step, str) else step["node"], {})
+            if isinstance(step, str) or "node" in step:
+                nodes.setdefault(step if isinstance(step, str) else step["node"], {})
     ids = {short: f"{short}-{suffix}" for short in nodes}
     node_list = [
         {"id": ids[short], "name": f"node {short}", "type": NODE_TYPE, **extra}
@@ -245,7 +246,7 @@ def write_lab(
 def _step(step: Any, ids: dict[str, str]) -> Any:
     if isinstance(step, str):
         return ids[step]
-    return {**step, "node": ids[step["node"]]}
+    return {**step, "node": ids[step["node"]]} if "node" in step else step
 
 
 def unique_id(prefix: str) -> str:

@@ -52,6 +52,10 @@ KEPT_ELSEWHERE = (
     "task-worker-replaced-cut-off",
     "ledger-cut-off-run",
     "ledger-error-told-at-once",
+    # Protocols (tests/workflows/test_protocols.py): branches at once, a failure in one, a wait ended.
+    "task-protocol-diamond",
+    "task-protocol-branch-failed-retried",
+    "task-protocol-wait-ended",
 )
 LEDGERS = ("ledger-before-continue-as-new", "ledger-after-continue-as-new")
 # Recorded once by older code, which no test here runs: a ledger of the code before nodes told of

@@ -3,6 +3,7 @@
 
 import { get, post, taskPath } from "./api.js";
 import { ago, badge, clock, h, keyed, put, taskLink } from "./dom.js";
+import { stepName, waitLeft } from "./task.js";
 
 export const ACK_MS = 8000; // an acknowledgement stays this long at most
 
@@ -15,9 +16,11 @@ export function currentStep(task) {
 function stepLine(task) {
   const step = currentStep(task);
   const total = task.steps_total ?? "?";
-  const where = step ? ` on ${step.node}` : task.current_node ? ` on ${task.current_node}` : "";
+  const where = step && !step.node ? `: a wait${waitLeft(step) ? `, ${waitLeft(step)}` : ""}`
+    : step ? ` on ${step.node}` : task.current_node ? ` on ${task.current_node}` : "";
   const number = task.current_step !== null && task.current_step !== undefined ? task.current_step + 1 : "?";
-  return `step ${number} of ${total}${where}`;
+  const name = step && stepName(step) ? ` (${stepName(step)})` : "";
+  return `step ${number}${name} of ${total}${where}`;
 }
 
 /** An operator's command on a task: the buttons are off while it is sent; the API's refusal is shown in
@@ -45,7 +48,10 @@ function commandForm(task, done) {
   const path = taskPath(task.task_id);
   const why = () => reason.value.trim() || null;
   const act = (label, action) => h("button", { type: "button", class: `act ${action}`, on: { click: () => {
-    const body = action === "cancel" ? { reason: why() } : { mode: action === "retry" ? "retry" : "next", reason: why() };
+    // In ERROR, the decision is about the step the task shows (a protocol may have several failed).
+    const about = task.state === "ERROR" && currentStep(task) ? { step: currentStep(task).id } : {};
+    const body = action === "cancel" ? { reason: why() }
+      : { mode: action === "retry" ? "retry" : "next", reason: why(), ...about };
     command(card(), `${path}/${action === "cancel" ? "cancel" : "continue"}`, body, done, `${label} ${task.task_id}`, task.task_id);
   } } }, label);
   const paused = task.state === "PAUSED";

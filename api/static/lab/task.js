@@ -36,17 +36,30 @@ function runTime(step) {
   return duration((end - new Date(step.started_at)) / 1000);
 }
 
+/** A step's own id, when it has one besides its number (a protocol's steps: "A", "settle"). */
+export function stepName(step) {
+  return step.id && step.id !== String(step.index + 1) ? step.id : "";
+}
+
+/** A running wait: when it ends, and how long is left. */
+export function waitLeft(step) {
+  if (!step.ends_at || step.finished_at || step.outcome !== "RUNNING") return "";
+  const left = Math.max(0, (new Date(step.ends_at) - new Date()) / 1000);
+  return `ends ${clock(step.ends_at)}, ${duration(left)} left`;
+}
+
 function stepRow(step) {
+  const name = stepName(step);
   return h("tr", { class: `step outcome-${step.outcome}` },
-    h("td", {}, String(step.index + 1)),
-    h("td", {}, step.node),
+    h("td", {}, String(step.index + 1), name ? h("span", { class: "muted" }, ` ${name}`) : ""),
+    h("td", {}, step.node || h("span", { class: "muted" }, "wait")),
     h("td", {}, badge(step.outcome), step.waiting_position ? ` ${step.waiting_position} in line` : ""),
     h("td", {}, clock(step.requested_at)),
     h("td", {}, step.waited_s !== null && step.waited_s !== undefined ? duration(step.waited_s) : ""),
     h("td", {}, clock(step.started_at)),
     h("td", {}, runTime(step)),
     h("td", {}, step.attempts > 1 ? `${step.attempts}` : step.attempts ? "1" : ""),
-    h("td", { class: "message" }, step.message || ""));
+    h("td", { class: "message" }, waitLeft(step) || step.message || ""));
 }
 
 const lines = (n) => `${n} line${n === 1 ? "" : "s"}`;
