@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from .render import (
     duration_text,
+    label_width,
     render_decision,
     render_step,
     render_task,
@@ -98,7 +99,7 @@ def changes(before: Task, after: Task) -> list[str]:
         if prior is None and step["outcome"] == "PENDING":
             continue  # a step not begun, come into the window of steps the API shows
         if prior is None or _view(prior) != _view(step):
-            lines.append("  " + render_step(step))
+            lines.append("  " + render_step(step, width=label_width(after)))
     if after["state"] != before["state"]:
         lines.append(task_header(after))
     if after.get("reason") and after.get("reason") != before.get("reason"):

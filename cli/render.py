@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+LABEL_WIDTH = 14  # a node id's column, wider when a protocol's step labels are longer
 # Temporal's status of a task's workflow that goes without saying beside the task's state: COMPLETED for
 # FINISHED, CANCELED (Temporal's spelling) for CANCELLED, and RUNNING for any state (a task that ends
 # tells the lab before its workflow closes). Any other (TERMINATED, TIMED_OUT, FAILED: someone or something
@@ -16,8 +17,9 @@ def render_task(task: dict[str, Any]) -> str:
     lines = [task_header(task)]
     if task.get("reason"):
         lines.append(f"  reason: {task['reason']}")
+    width = label_width(task)
     for step in task.get("steps", []):
-        lines.append("  " + render_step(step))
+        lines.append("  " + render_step(step, width=width))
         lines += _traceback_lines(step)
     lines += [render_decision(d) for d in task.get("decisions", [])]
     if task.get("ui_url"):
@@ -47,7 +49,7 @@ def render_decision(decision: dict[str, Any]) -> str:
     return f"  decision {at} UTC  {decision.get('by') or 'someone'}: {decision['command']}{mode}{step}{why}"
 
 
-def render_step(step: dict[str, Any], now: datetime | None = None) -> str:
+def render_step(step: dict[str, Any], now: datetime | None = None, width: int = LABEL_WIDTH) -> str:
     """`> 2. arm            RUNNING ...`: a step's line; every step that runs is marked (branches of a
     protocol run at once), a wait says when it ends and how long is left."""
     took = ""
@@ -61,8 +63,15 @@ def render_step(step: dict[str, Any], now: datetime | None = None) -> str:
         message += f"  ({wait_left_text(step, now or datetime.now(UTC))})"
     elif step["outcome"] == "RUNNING" and step.get("started_at") and not step.get("finished_at"):
         message += f"  (running since {step['started_at'][:19].replace('T', ' ')} UTC)"
-    line = f"{marker} {step['index'] + 1}. {step_label(step):<14} {step['outcome']:<10} {took:>8}{message}"
+    label = step_label(step)
+    line = f"{marker} {step['index'] + 1}. {label:<{width}} {step['outcome']:<10} {took:>8}{message}"
     return line.rstrip()
+
+
+def label_width(task: dict[str, Any]) -> int:
+    """The width of the steps' labels column: the longest label, at least LABEL_WIDTH (a protocol's
+    `read-blank: reader` is longer than a node id)."""
+    return max([LABEL_WIDTH, *(len(step_label(step)) for step in task.get("steps", []))])
 
 
 def step_label(step: dict[str, Any]) -> str:

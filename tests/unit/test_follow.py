@@ -221,3 +221,18 @@ def test_follow_shows_the_time_a_running_wait_has_left() -> None:
     TaskFollower(out, tty=True, now=clock.now, clock=clock.monotonic).show(task("ACTIVE", [wait]))
     live = "    1. settle: wait   ends 2026-12-01 14:03:05 UTC, 3 min 05 s left"
     assert out.getvalue().endswith(ERASE_LINE + live)
+
+
+def test_a_protocol_s_longer_step_labels_widen_the_column_for_every_step() -> None:
+    from task_scheduler.cli.render import render_task
+
+    steps = [
+        step(0, "hotel", "SUCCEEDED", id="fetch"),
+        step(1, "reader", "RUNNING", id="read-blank"),
+        step(2, None, "PENDING", id="settle"),
+    ]
+    lines = render_task(task("ACTIVE", steps, current=1)).splitlines()[1:4]
+
+    outcomes = ["SUCCEEDED", "RUNNING", "PENDING"]
+    columns = [line.index(outcome) for line, outcome in zip(lines, outcomes, strict=True)]
+    assert columns == [len("  > 2. read-blank: reader ")] * 3
