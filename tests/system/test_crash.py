@@ -107,6 +107,17 @@ async def start_task(
     )
 
 
+async def step_running(
+    client: Client, lab: CrashLab, workflow: str, task_queue: str, sleep_s: float
+) -> TaskHandle:
+    """A task of `workflow` whose first step's driver has started (the node AVAILABLE first: its
+    worker hosts it)."""
+    await node_in(client, lab.lab.nodes[0].id, NodeState.AVAILABLE)
+    handle = await start_task(client, lab, workflow, task_queue, sleep_s=sleep_s)
+    await wait_for(lambda: driver_started(lab, handle.id), "driver start")
+    return handle
+
+
 async def step_heartbeat(client: Client, handle: TaskHandle) -> dict[str, Any] | None:
     """The last heartbeat details of the task's running step activity, once a worker has started it."""
     description = await handle.describe()
@@ -158,9 +169,7 @@ async def test_worker_killed_mid_step_stops_the_cut_off_task_and_runs_the_waitin
     lab = make_lab(nodes={"arm": {"heartbeat_timeout_s": SHORT_HEARTBEAT_S}}, workflows={"move": ["arm"]})
     node_id = lab.lab.nodes[0].id
     first = start_worker(lab, temporal_server.address, task_queue)
-    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
-    cut = await start_task(temporal_client, lab, "move", task_queue, sleep_s=2.0)
-    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+    cut = await step_running(temporal_client, lab, "move", task_queue, sleep_s=2.0)
     waiting = [await start_task(temporal_client, lab, "move", task_queue, sleep_s=0.1) for _ in range(3)]
     for handle in waiting:
         await wait_for(lambda h=handle: waiting_in_gate(temporal_client, h), "step waiting in the gate")
@@ -210,9 +219,7 @@ async def test_worker_killed_mid_step_of_a_retrying_node_retries_by_itself(
     )
     node_id = lab.lab.nodes[0].id
     first = start_worker(lab, temporal_server.address, task_queue)
-    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
-    cut = await start_task(temporal_client, lab, "read", task_queue, sleep_s=1.0)
-    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+    cut = await step_running(temporal_client, lab, "read", task_queue, sleep_s=1.0)
 
     first.kill()
     second = start_worker(lab, temporal_server.address, task_queue)
@@ -248,9 +255,7 @@ async def test_worker_restarted_after_a_crash_reports_the_run_that_never_ended_a
     lab = make_lab(nodes={"arm": node}, workflows={"move": ["arm"]})
     node_id = lab.lab.nodes[0].id
     first = start_worker(lab, temporal_server.address, task_queue)
-    await node_in(temporal_client, node_id, NodeState.AVAILABLE)
-    cut = await start_task(temporal_client, lab, "move", task_queue, sleep_s=2.0)
-    await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+    cut = await step_running(temporal_client, lab, "move", task_queue, sleep_s=2.0)
 
     first.kill()
     killed_at = datetime.now(UTC)
@@ -329,9 +334,7 @@ async def test_worker_frozen_mid_step_keeps_the_node_closed_until_its_late_end_a
     workflows_only = WorkerOptions(lab=lab.lab, task_queue=task_queue, host_nodes=False)
     async with LabWorker(temporal_client, workflows_only):
         pc = start_worker(lab, temporal_server.address, task_queue, "--no-workflows")
-        await node_in(temporal_client, node_id, NodeState.AVAILABLE)
-        cut = await start_task(temporal_client, lab, "dose", task_queue, sleep_s=3.0)
-        await wait_for(lambda: driver_started(lab, cut.id), "driver start")
+        cut = await step_running(temporal_client, lab, "dose", task_queue, sleep_s=3.0)
         other = await start_task(temporal_client, lab, "dose", task_queue, sleep_s=0.1)
         await wait_for(lambda: waiting_in_gate(temporal_client, other), "second task waiting in the gate")
 

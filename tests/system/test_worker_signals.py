@@ -8,7 +8,7 @@ from typing import Any
 
 from crash_lab import MakeLab, StartWorker
 from temporalio.client import Client
-from test_crash import driver_started, finished, start_task, status, wait_for, waiting_in_gate
+from test_crash import finished, start_task, status, step_running, wait_for, waiting_in_gate
 
 from task_scheduler.devserver import DevServer
 from task_scheduler.engine.task_state import StepOutcome
@@ -21,10 +21,9 @@ async def test_sigterm_lets_the_running_step_finish_and_hands_back_the_waiting_o
     make_lab: MakeLab,
     start_worker: StartWorker,
 ) -> None:
-    lab = make_lab(nodes={"a": {"properties": {"sleep_s": 1.5}}}, workflows={"one": ["a"]})
+    lab = make_lab(nodes={"a": {}}, workflows={"one": ["a"]})
     first = start_worker(lab, temporal_server.address, task_queue)
-    running = await start_task(temporal_client, lab, "one", task_queue)
-    await wait_for(lambda: driver_started(lab, running.id), "the first step to run")
+    running = await step_running(temporal_client, lab, "one", task_queue, sleep_s=1.5)
     waiting = await start_task(temporal_client, lab, "one", task_queue)
     await wait_for(lambda: waiting_in_gate(temporal_client, waiting), "the second step to wait")
 
