@@ -65,8 +65,10 @@ def current_details(status: TaskStatus, spec: TaskSpec) -> str:
     where = step_where(spec, status.current_step) if status.current_step is not None else ""
     state = status.state.value
     if status.state is TaskState.ERROR:
+        # The step the details describe (the last to fail), named when several await a decision.
         failed = [r.id for r in status.steps if r.outcome in (StepOutcome.FAILED, StepOutcome.LOST)]
-        step = f" --step {failed[0]}" if len(failed) > 1 else ""
+        shown = status.current_record
+        step = f" --step {shown.id if shown else failed[0]}" if len(failed) > 1 else ""
         return "\n\n".join(
             [
                 f"**{state}** at {where}: waits for an operator",
@@ -81,7 +83,7 @@ def current_details(status: TaskStatus, spec: TaskSpec) -> str:
         running = [r for r in status.steps if r.outcome in WAITING_OUTCOMES[1:]]
         if len(running) > 1:
             where = "steps " + ", ".join(r.id for r in running) + " run"
-        pause = " (a pause is requested: it pauses after this step)" if status.pause_requested else ""
+        pause = " (a pause is requested: it pauses once its steps end)" if status.pause_requested else ""
         return f"**{state}**: {where}{pause}"
     if status.state is TaskState.FINISHED:
         return f"**{state}**: all {total} steps done"

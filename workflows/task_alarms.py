@@ -75,7 +75,8 @@ class TaskAlarms:
         await self._tell(reminder_notification(stop, alarms.reminders_sent, waited_s))
 
     def _stop(self, record: StepRecord) -> TaskStop:
-        reason = self.status.reason or "the step failed"
+        # This step's own reason: with branches, the task's reason is the last failure's, maybe another's.
+        reason = self.memory.failures.get(record.id) or self.status.reason or "the step failed"
         return TaskStop(
             self.status.task_id,
             self.spec.workflow_name,

@@ -324,3 +324,23 @@ def test_continue_next_ends_a_running_wait() -> None:
 def test_continue_of_a_paused_task_resumes_it() -> None:
     target = continue_target(Book(diamond_spec().protocol()), TaskState.PAUSED, False, ContinueRequest())
     assert target is not None and target.kind == "resume"
+
+
+def test_the_temporal_ui_details_of_two_failures_name_the_step_they_describe(tmp_path: Path) -> None:
+    from task_scheduler.engine.explain import current_details
+
+    lab = load_config(*write(tmp_path, DIAMOND), modules=[SEED_NODES])
+    spec = make_task_spec(lab, "w")
+    done, failed, pending = StepOutcome.SUCCEEDED, StepOutcome.FAILED, StepOutcome.PENDING
+    outcomes = [done, failed, failed, pending, pending]  # B, then C failed: the details describe C
+    records = [
+        StepRecord(index=i, node=step.node_id, id=step.step_id, outcome=outcome)
+        for i, (step, outcome) in enumerate(zip(spec.steps, outcomes, strict=True))
+    ]
+    status = TaskStatus(
+        task_id="t", workflow_name="w", state=TaskState.ERROR, steps=records, current_step=2, reason="C broke"
+    )
+
+    details = current_details(status, spec)
+
+    assert "C broke" in details and "task continue t --step C`" in details
