@@ -79,7 +79,7 @@ class TaskFollower:
                 else f"running for {duration_text(elapsed_s)}"
             )
             # In the steps' columns, below the step's own line.
-            self.live = f"    {step['index'] + 1}. {step_label(step):<14} {doing}"
+            self.live = f"    {step['index'] + 1}. {step_label(step):<{label_width(task)}} {doing}"
             self.out.write(ERASE_LINE + self.live)
             self.live_at = self.clock()
 

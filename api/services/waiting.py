@@ -60,7 +60,7 @@ async def explain_wait(
     task: TaskPublic, description: WorkflowExecutionDescription, reader: LivenessReader, lab: LabConfig
 ) -> None:
     """Mark each running step on a node WAITING (with its place in line) when it waits, and say why on
-    the task when no online worker hosts its node. No Temporal call unless the task is ACTIVE."""
+    the task when no online worker hosts its node. No Temporal call unless a step runs."""
     steps = _running_steps(task)
     if not steps:
         return
@@ -162,9 +162,8 @@ def _retried(task: TaskPublic, step: StepPublic) -> bool:
 
 
 def _running_steps(task: TaskPublic) -> list[StepPublic]:
-    """The steps on a node the task's records say RUNNING (each may wait in its node's line)."""
-    if task.state is not TaskState.ACTIVE:
-        return []
+    """The steps on a node the task's records say RUNNING (each may wait in its node's line): in an
+    ACTIVE task, and in one stopped in ERROR or PAUSED while its other branches still run."""
     return [s for s in task.steps if s.outcome is StepOutcome.RUNNING and s.node is not None]
 
 
