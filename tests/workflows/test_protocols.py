@@ -109,7 +109,9 @@ async def test_failure_in_one_branch_lets_the_other_finish_and_retry_reruns_only
     temporal_client: Client, task_queue: str, make_lab: MakeLab, start_task: StartTask
 ) -> None:
     hold = JOURNAL.hold(unique_id("branch-c"))
-    lab = make_lab({"fan": [FAN[0], FAN[1], {**FAN[2], "args": {"hold": hold}}, FAN[3]]})
+    # C2 comes after C alone: ready once C ends, it is held back by B's failure until the decision.
+    c2 = {"id": "C2", "after": ["C"], "node": "e"}
+    lab = make_lab({"fan": [FAN[0], FAN[1], {**FAN[2], "args": {"hold": hold}}, FAN[3], c2]})
     b, c = lab.node("b"), lab.node("c")
     JOURNAL.fail_next(b)
     async with LabWorker(temporal_client, WorkerOptions(lab=lab.config, task_queue=task_queue)):
@@ -125,6 +127,8 @@ async def test_failure_in_one_branch_lets_the_other_finish_and_retry_reruns_only
         )
         assert status.state is TaskState.ERROR and step(status, "D").outcome is StepOutcome.PENDING
         assert len(JOURNAL.runs(lab.node("a"), handle.id)) == 1  # D did not start
+        assert step(status, "C2").outcome is StepOutcome.PENDING  # ready, but a failure holds new steps
+        assert not JOURNAL.runs(lab.node("e"), handle.id)
 
         await handle.execute_update(TaskWorkflow.proceed, ContinueRequest(mode="retry", by="op"))
         result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
@@ -134,6 +138,7 @@ async def test_failure_in_one_branch_lets_the_other_finish_and_retry_reruns_only
     assert result.state is TaskState.FINISHED
     assert (len(JOURNAL.runs(b, handle.id)), len(JOURNAL.runs(c, handle.id))) == (2, 1)
     assert (step(status, "B").runs, step(status, "C").runs) == (2, 1)
+    assert step(status, "C2").outcome is StepOutcome.SUCCEEDED
     d = step(status, "D")
     assert (
         d.outcome is StepOutcome.SUCCEEDED and d.started_at and d.started_at > step(status, "B").finished_at
