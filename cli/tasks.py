@@ -127,7 +127,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
         ("wait", "follow a task live"),
         ("pause", "pause once the running steps end (no new step starts)"),
         ("continue", "continue a paused or failed task, or end a running wait (--mode next)"),
-        ("cancel", "cancel a task (its running step is aborted)"),
+        ("cancel", "cancel a task (its running steps are aborted, its waits ended)"),
     ):
         follows = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
         action = actions.add_parser(name, help=text, **(follows if name == "wait" else {}))
