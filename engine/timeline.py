@@ -1,6 +1,6 @@
 """The lab's timeline: which task ran which step on which node, when, and how it ended, in a window that
-is asked for or fitted to what it shows. Pure: step records in, a model out (its picture:
-timeline_svg.py)."""
+is asked for or fitted to what it shows; and the task's wait steps (a timer on no node), apart, since
+they have no node's lane. Pure: step records in, a model out (its picture: timeline_svg.py)."""
 
 from __future__ import annotations
 
@@ -77,12 +77,31 @@ class TimelineBar(BaseModel):
     task_id: str
     workflow_name: str | None = None
     step: int = Field(description="the step's index in its task (0: first)")
+    step_id: str = Field(default="", description="the step's id in its workflow (its number from 1 if none)")
     node: str
     kind: Kind
     outcome: str = Field(description="SUCCEEDED, FAILED, LOST, RUNNING, WAITING, SKIPPED or CANCELLED")
     start: datetime
     end: datetime
     ongoing: bool = Field(default=False, description="not over at `until`: `end` is the window's end")
+
+
+class TimelineWaitStep(BaseModel):
+    """A wait step (`wait_s`, `wait_until`): a timer of its task on no node, from its start to its end.
+    Apart from `bars`, whose every bar is on a node's lane (and which a client written before waits
+    reads as it always did)."""
+
+    task_id: str
+    workflow_name: str | None = None
+    step: int = Field(description="the step's index in its task (0: first)")
+    step_id: str = Field(description="the step's id in its workflow (its number from 1 if none)")
+    outcome: str = Field(
+        description="RUNNING, SUCCEEDED (its time came), SKIPPED (an operator ended it early) or CANCELLED"
+    )
+    start: datetime
+    end: datetime
+    ongoing: bool = Field(default=False, description="not over at `until`: `end` is the window's end")
+    ends_at: datetime | None = Field(default=None, description="when its time comes (or came)")
 
 
 class TaskSteps(BaseModel):
@@ -97,10 +116,17 @@ class Timeline(BaseModel):
     since: datetime
     until: datetime
     nodes: list[str] = Field(description="one lane each, in the lab's order")
-    tasks: int = Field(description="how many tasks have a bar in the window")
+    tasks: int = Field(description="how many tasks have a bar or a wait step in the window")
     truncated: bool = Field(default=False, description="more tasks were in the window than were read")
     unread: int = Field(default=0, description="tasks in the window whose steps did not answer in time")
     bars: list[TimelineBar]
+    wait_steps: list[TimelineWaitStep] = Field(
+        default_factory=list, description="the wait steps (on no node) that ran in the window"
+    )
+
+    def starts(self) -> list[datetime]:
+        """When each of its bars and wait steps starts."""
+        return [b.start for b in self.bars] + [w.start for w in self.wait_steps]
 
 
 def build_timeline(
@@ -110,18 +136,23 @@ def build_timeline(
     nodes: Sequence[str] = (),
     truncated: bool = False,
 ) -> Timeline:
-    """Bars of every step that waited or ran in [since, until), clipped to it. `nodes`: the lanes in
-    order (a node met in the records but not named gets a lane after them)."""
+    """Bars of every step that waited or ran in [since, until), clipped to it, and the wait steps that
+    ran in it. `nodes`: the lanes in order (a node met in the records but not named gets a lane after
+    them)."""
+    tasks = list(tasks)
     bars = [bar for task in tasks for step in task.steps for bar in _step_bars(task, step, since, until)]
     bars.sort(key=lambda b: (b.start, b.task_id, b.step, b.kind))
+    waits = [w for task in tasks for step in task.steps if (w := _wait_step(task, step, since, until))]
+    waits.sort(key=lambda w: (w.start, w.task_id, w.step))
     lanes = list(dict.fromkeys([*nodes, *(b.node for b in bars)]))
     return Timeline(
         since=since,
         until=until,
         nodes=lanes,
-        tasks=len({b.task_id for b in bars}),
+        tasks=len({b.task_id for b in bars} | {w.task_id for w in waits}),
         truncated=truncated,
         bars=bars,
+        wait_steps=waits,
     )
 
 
@@ -129,9 +160,10 @@ def fit(timeline: Timeline) -> Timeline:
     """The window narrowed to what it shows: from a little before its first bar to its end, at least
     FIT_MIN_S long and never wider than it was. A five-minute tour then fills the picture instead of
     being a sliver at its right edge; a window with no bar is kept whole (it says nothing ran in it)."""
-    if not timeline.bars:
+    starts = timeline.starts()
+    if not starts:
         return timeline
-    first = min(bar.start for bar in timeline.bars)
+    first = min(starts)
     shown_s = (timeline.until - first).total_seconds()
     span_s = max(FIT_MIN_S, shown_s * (1 + FIT_MARGIN))
     since = max(timeline.since, timeline.until - timedelta(seconds=span_s))
@@ -149,24 +181,57 @@ def _step_bars(task: TaskSteps, step: StepRecord, since: datetime, until: dateti
         spans.append(("run", _run_outcome(step), step.started_at, step.finished_at))
     bars = []
     for kind, outcome, start, end in spans:
-        ongoing = end is None
-        lo, hi = max(start, since), min(end or until, until)
-        if hi <= lo and not (lo == hi and since <= lo < until):
+        if (clipped := _clip(start, end, since, until)) is None:
             continue
+        lo, hi, ongoing = clipped
         bars.append(
             TimelineBar(
                 task_id=task.task_id,
                 workflow_name=task.workflow_name,
                 step=step.index,
+                step_id=step.id,
                 node=step.node,
                 kind=kind,
                 outcome=outcome,
                 start=lo,
                 end=hi,
-                ongoing=ongoing or (end is not None and end > until),
+                ongoing=ongoing,
             )
         )
     return bars
+
+
+def _wait_step(
+    task: TaskSteps, step: StepRecord, since: datetime, until: datetime
+) -> TimelineWaitStep | None:
+    """A wait step that began, clipped to [since, until); None for a step on a node, or out of it."""
+    if not step.is_wait or step.started_at is None:
+        return None
+    if (clipped := _clip(step.started_at, step.finished_at, since, until)) is None:
+        return None
+    lo, hi, ongoing = clipped
+    return TimelineWaitStep(
+        task_id=task.task_id,
+        workflow_name=task.workflow_name,
+        step=step.index,
+        step_id=step.id,
+        outcome=_run_outcome(step),
+        start=lo,
+        end=hi,
+        ongoing=ongoing,
+        ends_at=step.ends_at,
+    )
+
+
+def _clip(
+    start: datetime, end: datetime | None, since: datetime, until: datetime
+) -> tuple[datetime, datetime, bool] | None:
+    """[start, end) within [since, until), and whether it goes on past `until` (no end: not over yet);
+    None when none of it is in the window (a moment is, when it falls in it)."""
+    lo, hi = max(start, since), min(end or until, until)
+    if hi <= lo and not (lo == hi and since <= lo < until):
+        return None
+    return lo, hi, end is None or end > until
 
 
 def _run_outcome(step: StepRecord) -> str:

@@ -47,8 +47,9 @@ async def read_timeline(
     lanes = [n.id for n in tasks.lab.nodes]
     model = build_timeline(read, start, end, lanes, truncated)
     model.unread = len(listed) - len(read)
-    if node:
+    if node:  # one node's lane: the wait steps, on no node, are not on it
         model.bars = [b for b in model.bars if b.node == node]
+        model.wait_steps = []
         model.nodes = [node]
         model.tasks = len({b.task_id for b in model.bars})
     return fit(model) if fitted else model

@@ -43,6 +43,8 @@ WORKFLOWS: dict[str, list[Any]] = {
         {"id": "settle", "after": ["left", "right"], "wait_s": 600},
         "p1",
     ],
+    # A wait alone (on no node): a task that shows a running wait at once, touching no node.
+    "settling": [{"id": "settle", "wait_s": 600}],
 }
 
 

@@ -129,3 +129,27 @@ async def test_timeline_by_default_fits_its_window_to_the_steps_it_shows_and_dra
     assert (root.get("width"), root.get("viewBox", "").split()[2]) == ("900", "900")
     assert narrow.status_code == 422
     assert "480" in narrow.text
+
+
+async def test_timeline_gives_a_running_wait_step_and_draws_it_on_the_wait_steps_lane(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    task_id = (await tasks.start("settling"))["task_id"]
+
+    async def shown() -> dict[str, Any] | None:
+        timeline = (await viewer.get("/timeline", params={"since": "2m"})).json()
+        return next((w for w in timeline["wait_steps"] if w["task_id"] == task_id), None)
+
+    wait = await wait_for(shown, f"{task_id}'s wait on the timeline")
+    svg = (await viewer.get("/timeline.svg", params={"since": "2m"})).text
+    by_node = (await viewer.get("/timeline", params={"since": "2m", "node": tasks.node("a")})).json()
+
+    assert (wait["step"], wait["step_id"], wait["outcome"], wait["ongoing"]) == (0, "settle", "RUNNING", True)
+    assert datetime.fromisoformat(wait["ends_at"]) - datetime.fromisoformat(wait["start"]) == timedelta(
+        seconds=600
+    )
+    assert task_id not in {b["task_id"] for b in by_node["bars"]} and by_node["wait_steps"] == []
+    root = ET.fromstring(svg)
+    assert any(r.get("class") == "wait-step running" for r in root.iter(f"{SVG}rect"))
+    assert "(wait steps)" in {t.text for t in root.iter(f"{SVG}text")}
+    assert any(f"{task_id} wait step settle" in (t.text or "") for t in root.iter(f"{SVG}title"))

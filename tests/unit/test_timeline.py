@@ -12,7 +12,7 @@ import pytest
 from task_scheduler.engine.errors import InvalidRequestError
 from task_scheduler.engine.task_state import StepOutcome, StepRecord
 from task_scheduler.engine.timeline import TaskSteps, build_timeline, fit, parse_moment, window
-from task_scheduler.engine.timeline_svg import render_svg
+from task_scheduler.engine.timeline_svg import layout, render_svg
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -150,8 +150,11 @@ def test_render_svg_of_200_tasks_on_10_nodes_shows_every_bar() -> None:
     assert len([b for b in bars if b.get("class", "").startswith("run")]) == 600
     assert all(float(b.get("width", "0")) >= 1.0 for b in bars)
     assert len([r for r in root.iter(f"{SVG}rect") if r.get("class") == "lane"]) == 10
+    # The lanes' height does not grow with the tasks, only with the steps that run at once on a node:
+    # here two (steps s and s + 2 of tasks 12 apart start together), so each lane has two rows.
+    assert [lane.rows for lane in layout(timeline)] == [2] * 10
     height = float(root.get("height", "0"))
-    assert height < 600  # fixed-height lanes: the picture does not grow with the tasks
+    assert height < 40 + 10 * 2 * 30 + 32 + 3 * 18
 
 
 def test_render_svg_says_when_tasks_were_left_out() -> None:
@@ -203,3 +206,99 @@ def test_render_svg_heading_counts_in_words() -> None:
     heading = next(ET.fromstring(render_svg(build_timeline(one, at(60), NOW))).iter(f"{SVG}text")).text
 
     assert (heading or "").startswith("1 task, 1 step run, ")
+
+
+def wait_step(index: int, step_id: str, started: float, finished: float | None, outcome: str, ends: float):
+    return StepRecord(
+        index=index,
+        id=step_id,
+        outcome=StepOutcome(outcome),
+        started_at=at(started),
+        finished_at=at(finished) if finished is not None else None,
+        ends_at=at(ends),
+    )
+
+
+def branches() -> list[TaskSteps]:
+    """t1: `uv` and `shake` branches on one node of capacity 2, overlapping, a third step `mix` waiting
+    on it behind them, and the wait `settle` going on; t2: a wait only, ended early by an operator."""
+    uv = step(0, "a", 30, 30, 10, "SUCCEEDED").model_copy(update={"id": "uv"})
+    shake = step(1, "a", 25, 25, 15, "SUCCEEDED").model_copy(update={"id": "shake"})
+    mix = step(2, "a", 20, 10, 5, "SUCCEEDED").model_copy(update={"id": "mix"})
+    return [
+        TaskSteps(
+            task_id="t1",
+            steps=[uv, shake, mix, wait_step(3, "settle", 5, None, "RUNNING", -5)],
+        ),
+        TaskSteps(task_id="t2", steps=[wait_step(0, "cool", 20, 12, "SKIPPED", 2)]),
+        TaskSteps(task_id="t3", steps=[StepRecord(index=0, id="later")]),  # a wait not begun
+    ]
+
+
+def test_build_timeline_gives_wait_steps_apart_from_the_bars_on_nodes() -> None:
+    timeline = build_timeline(branches(), at(60), NOW, nodes=["a"])
+
+    assert {(b.task_id, b.step_id) for b in timeline.bars} == {("t1", "uv"), ("t1", "shake"), ("t1", "mix")}
+    got = {
+        (w.task_id, w.step_id): (w.outcome, w.start, w.end, w.ongoing, w.ends_at) for w in timeline.wait_steps
+    }
+    assert got == {
+        ("t1", "settle"): ("RUNNING", at(5), NOW, True, at(-5)),
+        ("t2", "cool"): ("SKIPPED", at(20), at(12), False, at(2)),
+    }
+    assert timeline.nodes == ["a"]  # a wait has no node's lane
+    assert timeline.tasks == 2  # t2 shows its wait alone; t3 nothing yet
+    bar = timeline.model_dump(mode="json")["bars"][0]
+    assert bar.keys() >= {"task_id", "step", "step_id", "node", "kind", "outcome"}  # the old fields stay
+    assert fit(build_timeline(branches()[1:2], at(120), NOW)).since < at(20)  # fitted to the wait too
+
+
+def test_render_svg_puts_overlapping_steps_of_one_task_in_rows_of_their_own() -> None:
+    timeline = build_timeline(branches(), at(60), NOW, nodes=["a", "b"])
+
+    lanes = layout(timeline)
+    root = ET.fromstring(render_svg(timeline))
+
+    a, b, waits = lanes
+    assert (a.label, a.rows, b.rows) == ("a", 3, 1)  # uv, shake and mix (waiting behind them) side by side
+    assert sorted(p.row for p in a.placed) == [0, 1, 2]
+    runs = {r.get("y") for r in root.iter(f"{SVG}rect") if (r.get("class") or "").startswith("run ")}
+    assert len(runs) == 3  # one above the other, none hidden
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert {"t1 · uv", "t1 · shake"} <= set(texts)  # which branch each bar is
+    assert (waits.label, waits.waits, waits.rows) == ("(wait steps)", True, 1)  # cool, then settle
+
+
+def test_render_svg_draws_wait_steps_hatched_on_their_own_lane_with_their_step_id() -> None:
+    timeline = build_timeline(branches(), at(60), NOW, nodes=["a"])
+
+    root = ET.fromstring(render_svg(timeline))
+
+    shown = {
+        r.get("class") for r in root.iter(f"{SVG}rect") if (r.get("class") or "").startswith("wait-step")
+    }
+    assert shown == {"wait-step running", "wait-step skipped"}
+    assert list(root.iter(f"{SVG}pattern"))  # the hatching
+    texts = {t.text for t in root.iter(f"{SVG}text")}
+    assert {"(wait steps)", "settle", "cool", "wait step (no node)"} <= texts
+    titles = [t.text or "" for t in root.iter(f"{SVG}title")]
+    settle = "t1 wait step settle (4): RUNNING, 2026-12-01 11:55:00 to (ongoing)"
+    assert f"{settle}, its time comes 2026-12-01 12:05:00" in titles
+    heading = next(root.iter(f"{SVG}text")).text or ""
+    assert heading.startswith("2 tasks, 3 step runs, 2 wait steps, ")
+
+
+def test_wait_steps_that_overlap_get_rows_and_waits_for_a_node_share_one() -> None:
+    settles = [
+        TaskSteps(task_id=f"t{i}", steps=[wait_step(0, "settle", 30 - i, 10, "SUCCEEDED", 10)])
+        for i in range(3)
+    ]
+    line = [
+        TaskSteps(task_id=f"q{i}", steps=[step(0, "a", 50, 40 - i * 5, 38 - i * 5, "SUCCEEDED")])
+        for i in range(4)
+    ]
+
+    lanes = layout(build_timeline(settles + line, at(60), NOW, nodes=["a"]))
+
+    assert [lane.rows for lane in lanes] == [1, 3]  # a line of 4 tasks for the node does not make 4 rows
+    assert render_svg(build_timeline(settles, at(60), NOW, nodes=[]))  # no node: the waits' lane alone
