@@ -20,6 +20,7 @@ from ..engine.errors import (
     TemporalOverloadedError,
     TemporalRequestError,
     UnknownNodeError,
+    UnknownStepError,
     UnknownTaskError,
     UnknownWorkflowError,
 )
@@ -29,6 +30,7 @@ STATUS_OF: list[tuple[type[TaskSchedulerError], int]] = [
     (UnknownTaskError, 404),
     (UnknownWorkflowError, 404),
     (UnknownNodeError, 404),
+    (UnknownStepError, 404),
     (TaskExistsError, 409),
     (CommandRefusedError, 409),
     (InvalidTransitionError, 409),

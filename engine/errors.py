@@ -107,6 +107,10 @@ class UnknownNodeError(TaskSchedulerError):
     """No node with that id in the lab configuration: `GET /nodes` lists them."""
 
 
+class UnknownStepError(TaskSchedulerError):
+    """No step with that id (or number) in the task: its message names the task's steps."""
+
+
 class TaskExistsError(TaskSchedulerError):
     """A task with that id exists already: choose another id, or omit it to get a fresh one."""
 

@@ -22,6 +22,14 @@ from ..schemas import (
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=errors(401, 403, 503))
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task id (= its Temporal workflow id)")]
+StepId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="the step's id in its workflow, or its number from 1 (as `continue --step` takes it)",
+    ),
+]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 404, 409, 422))
@@ -60,6 +68,12 @@ async def task_steps(
 ) -> StepPagePublic:
     """A task's step records, a page at a time (a task may have thousands of steps)."""
     return await tasks.steps(task_id, offset, limit)
+
+
+@router.get("/{task_id}/steps/{step_id}", responses=errors(404, 422))
+async def task_step(task_id: TaskId, step_id: StepId, who: Viewer, tasks: Tasks) -> StepPublic:
+    """One step's record, by its id or its number from 1 (an element of `GET /tasks/{id}/steps`)."""
+    return await tasks.step(task_id, step_id)
 
 
 @router.get("/{task_id}/logs", responses=errors(404, 422))

@@ -26,10 +26,10 @@ from temporalio.service import RPCError
 
 from ...client.handles import task_handle
 from ...engine.config import LabConfig
-from ...engine.errors import InvalidTransitionError, TaskOverError
+from ...engine.errors import InvalidTransitionError, TaskOverError, UnknownStepError
 from ...engine.explain import task_summary
 from ...engine.states import TaskState
-from ...engine.task_state import CommandRequest, ContinueRequest, StepRecord, TaskStatus
+from ...engine.task_state import CommandRequest, ContinueRequest, StepArchive, StepRecord, TaskStatus
 from ...engine.tasks import make_task_spec
 from ...readers.liveness import LivenessReader
 from ...readers.records import step_records
@@ -44,6 +44,8 @@ from .visibility import filter_value, lab_tasks
 from .waiting import explain_wait
 
 MAX_ID_STEM_CHARS = 120
+STEP_SCAN = 200  # step records read at a time while looking for a step by its id
+IDS_NAMED = 50  # at most this many step ids named when a step is not found
 CANCEL_SETTLE_S = 5.0  # how long a cancel's answer waits for the task to end
 
 
@@ -169,6 +171,46 @@ class TaskService:
         ]
         return StepPagePublic(total=page.total, offset=page.offset, steps=steps, unavailable=gone)
 
+    async def step(self, task_id: str, step_id: str) -> StepPublic:
+        """One step's record, named by its id, or by its number from 1 as `continue --step` takes it (an
+        id comes first: a step may have an id of its own that is another step's number). A step known
+        by its number is read alone; another is looked for among the records, STEP_SCAN at a time."""
+        async with temporal_errors(task_id):
+            numbered = await self._numbered(task_id, step_id)
+            if numbered is not None and numbered.id == step_id:
+                return _step_public(numbered)
+            found, ids, total, gone = await self._find_step(task_id, step_id)
+        if found is not None:
+            return _step_public(found)
+        if numbered is not None:
+            return _step_public(numbered)
+        raise UnknownStepError(_unknown_step(task_id, step_id, ids, total, gone))
+
+    async def _numbered(self, task_id: str, step_id: str) -> StepRecord | None:
+        """The record of step number `step_id` (from 1), if it is a number within the task."""
+        if not step_id.isdigit() or int(step_id) < 1:
+            return None
+        page = await step_records(self.client, task_id, int(step_id) - 1, 1, self.rpc_timeout)
+        return page.steps[0] if page.steps else None
+
+    async def _find_step(
+        self, task_id: str, step_id: str
+    ) -> tuple[StepRecord | None, list[str], int, list[StepArchive]]:
+        """The record whose id is `step_id`, else None with the ids seen, how many steps the task has,
+        and the archived runs whose records are gone."""
+        ids: list[str] = []
+        gone: list[StepArchive] = []
+        offset, total = 0, 1
+        while offset < total:
+            page = await step_records(self.client, task_id, offset, STEP_SCAN, self.rpc_timeout)
+            found = next((s for s in page.steps if s.id == step_id), None)
+            if found is not None:
+                return found, ids, page.total, gone
+            ids.extend(s.id for s in page.steps)
+            gone.extend(a for a in page.unavailable if a not in gone)
+            offset, total = offset + STEP_SCAN, page.total
+        return None, ids, total, gone
+
     async def _result(self, description: WorkflowExecutionDescription) -> list[dict[str, Any]] | None:
         if description.status is not WorkflowExecutionStatus.COMPLETED:
             return None
@@ -269,6 +311,23 @@ class TaskService:
         )
         async with temporal_errors():
             return [e.id async for e in self.client.list_workflows(query, rpc_timeout=self.rpc_timeout)]
+
+
+def _step_public(record: StepRecord) -> StepPublic:
+    return StepPublic.model_validate(record, from_attributes=True)
+
+
+def _unknown_step(task_id: str, step_id: str, ids: list[str], total: int, gone: list[StepArchive]) -> str:
+    """`no step 'x' in task T; its steps: left, right, settle, 4`: the ids an operator can give (the
+    first IDS_NAMED of a long task), and the steps whose records are no longer kept."""
+    named = ", ".join(ids[:IDS_NAMED]) or "none"
+    if len(ids) > IDS_NAMED:
+        named += f", ... ({total} steps in all; a step without an id of its own is named by its number)"
+    message = f"no step {step_id!r} in task {task_id}; its steps: {named}"
+    if gone:
+        runs = "; ".join(f"steps {a.first + 1}-{a.last + 1} (run {a.run_id})" for a in gone)
+        message += f"; the records of {runs} are no longer kept by Temporal (past its retention)"
+    return message
 
 
 def _lab_utc_offset_s() -> int:

@@ -543,3 +543,37 @@ async def test_protocol_task_shows_steps_by_id_and_its_continue_names_the_step(
     finished = await tasks.reaches(task_id, "FINISHED")
     assert [s["outcome"] for s in finished["steps"]] == ["SKIPPED", "SKIPPED", "SKIPPED", "SUCCEEDED"]
     assert finished["steps"][2]["message"].startswith("ended by ")
+
+
+async def test_one_step_record_by_its_id_or_number_and_a_404_that_names_the_steps(
+    tasks: Tasks, viewer: httpx.AsyncClient
+) -> None:
+    task_id = (await tasks.start("protocol"))["task_id"]
+
+    async def both_failed() -> list[dict[str, Any]] | None:
+        steps = (await viewer.get(f"/tasks/{task_id}/steps")).json()["steps"]
+        return steps if [s["outcome"] for s in steps[:2]] == ["FAILED", "FAILED"] else None
+
+    steps = await wait_for(both_failed, "both branches to fail")
+    right = await viewer.get(f"/tasks/{task_id}/steps/right")
+    by_number = await viewer.get(f"/tasks/{task_id}/steps/2")
+    last = await viewer.get(f"/tasks/{task_id}/steps/4")  # no id of its own: its number
+    unknown = await viewer.get(f"/tasks/{task_id}/steps/middle")
+    past_the_end = await viewer.get(f"/tasks/{task_id}/steps/5")
+    no_task = await viewer.get("/tasks/no-such-task-0000/steps/right")
+
+    assert right.status_code == 200, right.text
+    assert right.json() == steps[1]  # the same record as in the page of steps
+    assert (right.json()["id"], right.json()["node"], right.json()["outcome"]) == (
+        "right",
+        tasks.node("p2"),
+        "FAILED",
+    )
+    assert by_number.json() == steps[1]
+    assert (last.json()["id"], last.json()["index"], last.json()["outcome"]) == ("4", 3, "PENDING")
+    assert unknown.status_code == past_the_end.status_code == 404
+    assert (
+        unknown.json()["detail"] == f"no step 'middle' in task {task_id}; its steps: left, right, settle, 4"
+    )
+    assert "no step '5'" in past_the_end.json()["detail"]
+    assert no_task.status_code == 404
