@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities import metrics
+from .activities.holds import HoldActivities
 from .activities.host import PROBE_EVERY_S, NodeHost, ObserverFactory
 from .activities.lab_watch import WatchActivities
 from .activities.node_ops import NodeActivities
@@ -127,6 +128,7 @@ class LabWorker:
             worker=self.worker_info(),
             workflow_task_queue=self.options.task_queue,
             observers=self.options.observers,
+            capacities={node_id: self.options.lab.node(node_id).capacity for node_id in self.node_ids},
         )
         if (port := self.options.metrics_port) is not None:
             metrics.declare_nodes(self.node_ids)
@@ -188,8 +190,10 @@ class LabWorker:
                 )
             )
         steps, ops = StepActivities(host), NodeActivities(host)
+        holds = HoldActivities(host, steps.uses)
         activities: list[Callable[..., Any]] = [
             steps.execute_step,
+            holds.hold_node,
             ops.restart_node,
             ops.probe_node,
             ops.shutdown_node,
@@ -297,16 +301,19 @@ class LabWorker:
             ledger = await handle.execute_update(NodeWorkflow.come_online, command)
         except WorkflowUpdateFailedError as exc:
             raise TaskSchedulerError(f"the ledger of node {node_id} refused to come online: {exc}") from exc
-        if ledger.holder is not None and not await close_if_ended(self.client, handle, ledger.holder):
+        # A hold outlives its process by design: its activity's retry takes it over here.
+        for holder in [h for h in ledger.holders if not h.hold]:
+            if await close_if_ended(self.client, handle, holder):
+                continue
             log.warning(
                 "node %s: the use by %s never ended; only its retry or an operator's restart is admitted",
                 node_id,
-                ledger.holder.key,
+                holder.key,
             )
             assert self.host is not None
-            self.host.gates[node_id].prefer(step_of(ledger.holder.key))
+            self.host.gates[node_id].prefer(step_of(holder.key))
             # Its task would show it RUNNING until its heartbeat timeout: it is reported lost at once.
-            await fail_lost_run(self.client, node_id, ledger.holder, self.worker_info())
+            await fail_lost_run(self.client, node_id, holder, self.worker_info())
         return ledger.reachable
 
 

@@ -34,12 +34,15 @@ class Waiter:
 
 
 class NodeGate:
-    """Admits one step at a time; a finishing step hands the node straight to the next waiter."""
+    """Admits up to `capacity` steps at a time (one for most nodes); with one, a finishing step hands
+    the node straight to the next waiter. With more, each end is recorded before its place is given
+    again (NodeUses), so there is no end to carry."""
 
-    def __init__(self, node_id: str, settle_s: float = 0.0) -> None:
+    def __init__(self, node_id: str, settle_s: float = 0.0, capacity: int = 1) -> None:
         self.node_id = node_id
+        self.capacity = capacity
         self._waiters: list[Waiter] = []
-        self._busy = False
+        self._taken = 0  # places given to steps and not released yet
         self._arrivals = itertools.count()
         self._preferred: str | None = None
         # The end of the last use, not recorded yet: the next step admitted carries it in its begin.
@@ -107,9 +110,16 @@ class NodeGate:
             self._waiters.remove(waiter)
             self._admit()
 
+    @property
+    def _busy(self) -> bool:
+        return self._taken >= self.capacity
+
+    def _free_one(self) -> None:
+        self._taken = max(0, self._taken - 1)
+
     def step_back(self, waiter: Waiter) -> None:
-        """An admitted waiter could not start (the ledger refused): free the gate, queue again."""
-        self._busy = False
+        """An admitted waiter could not start (the ledger refused): free its place, queue again."""
+        self._free_one()
         waiter.turn = asyncio.get_running_loop().create_future()
         waiter.handed_close = None
         self._waiters.append(waiter)
@@ -130,8 +140,8 @@ class NodeGate:
         """The holder is done and a step waits: the node goes straight to it, and its begin records
         `close`; the returned future resolves once it has. Nobody waits: None, and the gate stays
         closed until `release`, so that no step begins before the end of use is recorded."""
-        if not self._waiters:
-            return None
+        if not self._waiters or self.capacity > 1:
+            return None  # with several places, each end is recorded before its place is given again
         waiter = self._waiters.pop(0)
         waiter.handed_close = asyncio.get_running_loop().create_future()
         waiter.turn.set_result(close)
@@ -141,7 +151,7 @@ class NodeGate:
         """The holder is done and nobody waits: the gate opens, and the next step admitted records
         `close` with its begin (see `take_pending` for the end nobody takes)."""
         self._pending = close
-        self._busy = False
+        self._free_one()
         self._admit()
 
     def take_pending(self) -> EndUse | None:
@@ -149,7 +159,7 @@ class NodeGate:
         `release`, so that no step begins before it is recorded."""
         close, self._pending = self._pending, None
         if close is not None:
-            self._busy = True
+            self._taken += 1
         return close
 
     def release(self, close: EndUse | None) -> asyncio.Future[None] | None:
@@ -158,7 +168,7 @@ class NodeGate:
         handed = self.hand_over(close) if close is not None else None
         if handed is not None:
             return handed
-        self._busy = False
+        self._free_one()
         self._admit()
         return None
 
@@ -170,7 +180,7 @@ class NodeGate:
             self._waiters.remove(waiter)
             if waiter.turn.done():
                 continue
-            self._busy = True
+            self._taken += 1
             close, self._pending = self._pending, None
             if close is not None:
                 waiter.handed_close = asyncio.get_running_loop().create_future()

@@ -37,17 +37,20 @@ FLUSH_S = 1.0
 
 
 class DriverThread:
-    """A node's one thread: its driver's calls run there one at a time, in the order they came.
+    """A node's own thread: its driver's calls run there one at a time, in the order they came. A node
+    of capacity N has N of them on one queue: up to N steps drive it at once, as its ledger admits.
 
-    A daemon thread: a driver that never returns (it ignored its abort) must not keep the worker process
+    Daemon threads: a driver that never returns (it ignored its abort) must not keep the worker process
     from ending; stopping the worker is then how an operator ends that call."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, count: int = 1) -> None:
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._count = count
         self._unfinished = 0  # calls submitted and not over (read from the event loop: `idle`)
-        self._counting = threading.Lock()  # submitted on the loop, over in this thread
-        self._thread.start()
+        self._counting = threading.Lock()  # submitted on the loop, over in a thread
+        for number in range(count):
+            label = name if count == 1 else f"{name}-{number + 1}"
+            threading.Thread(target=self._serve, name=label, daemon=True).start()
 
     @property
     def idle(self) -> bool:
@@ -75,7 +78,8 @@ class DriverThread:
                 break
             if item is not None:
                 item[0].cancel()
-        self._queue.put(None)
+        for _ in range(self._count):
+            self._queue.put(None)
 
     def _serve(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -99,6 +103,7 @@ class NodeHost:
         worker: WorkerInfo | None = None,
         workflow_task_queue: str = DEFAULT_TASK_QUEUE,
         observers: ObserverFactory | None = None,
+        capacities: dict[str, int] | None = None,
     ) -> None:
         self.client = client
         self._observers = observers  # the lab's own code around steps (a GLAS project's task hooks)
@@ -106,10 +111,17 @@ class NodeHost:
         self.nodes = nodes
         self.emulate = emulate
         self.worker = worker  # this process, as the ledgers record who runs a use
-        self.gates = {node_id: NodeGate(node_id, settle_s=GATE_SETTLE_S) for node_id in nodes}
+        # Each node's `capacity` (nodes.json): how many steps its gate admits at once.
+        capacities = capacities or {}
+        self.gates = {
+            node_id: NodeGate(node_id, settle_s=GATE_SETTLE_S, capacity=capacities.get(node_id, 1))
+            for node_id in nodes
+        }
         # One thread per node: a driver is never called from two threads, and a stuck driver blocks
         # only its own node.
-        self._threads = {node_id: DriverThread(f"node-{node_id}") for node_id in nodes}
+        self._threads = {
+            node_id: DriverThread(f"node-{node_id}", self.gates[node_id].capacity) for node_id in nodes
+        }
         # Per node: the driver call that did not stop when asked to abort, until its end is recorded.
         self._stuck: dict[str, asyncio.Task[None]] = {}
         # Ends of uses sent after their step returned (NodeUses.end_in_background).

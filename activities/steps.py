@@ -14,17 +14,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from ..engine.contracts import (
-    EXECUTE_STEP,
-    RUNNING,
-    STEP_CANCELLED,
-    STEP_FAILED,
-    WAITING,
-    WAITING_INTERRUPTED,
-    StepBeat,
-)
+from ..engine.contracts import EXECUTE_STEP, RUNNING, STEP_CANCELLED, STEP_FAILED, StepBeat
 from ..engine.errors import DriverReturnedAfterCancelError, DriverStuckError
-from ..engine.ledger import BeginUse, EndUse, UseKey, step_of
+from ..engine.ledger import EndUse, UseKey
 from ..engine.logger import NODE_LOGGERS, CapturedLines
 from ..engine.models import StepResult
 from ..engine.nodes import BaseNode
@@ -39,13 +31,10 @@ from .driving import (
     returned_after_cancel,
     within_output_limit,
 )
-from .gate import NodeGate, Waiter
 from .heartbeat import Heartbeat
 from .host import NodeHost
 from .metrics import observe_cancel, observe_step
 from .uses import NodeUses
-
-REFUSED_RETRY_S = 1.0
 
 
 class StepActivities:
@@ -63,52 +52,17 @@ class StepActivities:
             attempt=activity.info().attempt,
         )
         async with Heartbeat(request.step.heartbeat_timeout_s) as beat:
-            waited_s = await self._acquire(node.id, request, key, beat)
+            waited_s = await self.uses.acquire(
+                node.id,
+                key,
+                beat,
+                priority=request.priority,
+                requested_at=request.requested_at,
+                max_attempts=request.step.retry.max_attempts,
+                lost_run=request.lost_run,
+                gated=not request.held,
+            )
             return await self._use(node, request, key, waited_s, beat)
-
-    # --- waiting for the node ----------------------------------------------------------------------
-
-    async def _acquire(self, node_id: str, request: StepRequest, key: UseKey, beat: Heartbeat) -> float:
-        gate = self.host.gates[node_id]
-        entered = time.monotonic()
-        waiter = gate.enter(
-            str(key), request.priority, request.requested_at, step=step_of(key), run=key.run, hurry=beat.hurry
-        )
-        refusal: str | None = None  # the ledger's last word, said in every heartbeat until it is granted
-        try:
-            while True:
-                close = await self._wait_turn(gate, waiter, beat, refusal)
-                begin = BeginUse(
-                    key=key,
-                    waited_s=time.monotonic() - entered,
-                    max_attempts=request.step.retry.max_attempts,
-                    close=close,
-                    lost_run=request.lost_run,
-                    worker=self.host.worker,
-                )
-                refusal = await self.uses.begin(node_id, gate, waiter, begin)
-                if refusal is None:
-                    return begin.waited_s
-                beat.set(_waiting_beat(gate, waiter, refusal))
-                await asyncio.sleep(REFUSED_RETRY_S)
-                gate.readmit()
-        except BaseException:
-            await self.uses.abandon_turn(node_id, gate, waiter, key)
-            raise
-
-    async def _wait_turn(
-        self, gate: NodeGate, waiter: Waiter, beat: Heartbeat, refusal: str | None
-    ) -> EndUse | None:
-        while not waiter.turn.done():
-            beat.set(_waiting_beat(gate, waiter, refusal))
-            if activity.is_worker_shutdown():
-                raise ApplicationError(
-                    "the worker hosting the node is shutting down",
-                    type=WAITING_INTERRUPTED,
-                    non_retryable=True,
-                )
-            await asyncio.wait({waiter.turn}, timeout=1.0)
-        return waiter.turn.result()
 
     # --- using the node ----------------------------------------------------------------------------
 
@@ -133,7 +87,7 @@ class StepActivities:
         kept = within_output_limit(node, request, result)
         if stuck is not None:
             await self._left_running(node, key, stuck, started)
-        elif kept.succeeded:
+        elif kept.succeeded and not request.held:
             self.uses.end_in_background(node.id, end_of(key, request, result, time.monotonic() - started))
         else:
             await self.uses.finish(node.id, end_of(key, request, result, time.monotonic() - started))
@@ -276,11 +230,6 @@ def _cancelled_while_running(
     return ApplicationError(
         text, report, type=STEP_CANCELLED, non_retryable=True, category=ApplicationErrorCategory.BENIGN
     )
-
-
-def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBeat:
-    """The step's place in its node's line, and the ledger's last refusal if it was refused."""
-    return StepBeat(phase=WAITING, position=gate.position(waiter), waiting=len(gate.waiting), reason=refusal)
 
 
 def _fill(report: StepReport, result: StepResult, lines: CapturedLines) -> None:

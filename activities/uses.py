@@ -6,16 +6,30 @@ cancel, since the end is what lets the node be used again."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 
+from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from ..engine.contracts import BEGIN_USE, END_USE, LEDGER_REFUSAL, WORKER_LOST
-from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey
+from ..engine.contracts import (
+    BEGIN_USE,
+    END_USE,
+    LEDGER_REFUSAL,
+    WAITING,
+    WAITING_INTERRUPTED,
+    WORKER_LOST,
+    StepBeat,
+)
+from ..engine.ledger import BeginUse, BeginVerdict, EndUse, UseKey, step_of
 from .driving import next_execution
 from .gate import NodeGate, Waiter
+from .heartbeat import Heartbeat
 from .host import NodeHost
 from .ledger_client import LedgerClient
+
+REFUSED_RETRY_S = 1.0
 
 
 class NodeUses:
@@ -24,6 +38,92 @@ class NodeUses:
     def __init__(self, host: NodeHost) -> None:
         self.host = host
         self.ledgers = LedgerClient(host.client, host.workflow_task_queue)
+        # Uses begun outside the gate: their step's hold (activities/holds.py) has its place there, and
+        # gives it back when its task releases it; their end is recorded alone.
+        self._ungated: set[str] = set()  # by str(UseKey)
+
+    # --- waiting for the node ----------------------------------------------------------------------
+
+    async def acquire(
+        self,
+        node_id: str,
+        key: UseKey,
+        beat: Heartbeat,
+        *,
+        priority: int,
+        requested_at: datetime,
+        max_attempts: int = 1,
+        lost_run: int | None = None,
+        gated: bool = True,
+        hold: bool = False,
+    ) -> float:
+        """Wait for the node in its gate (unless `gated` is False: the step's own hold has its place),
+        then begin the use (or the hold) in its ledger, again after each refusal; the seconds waited."""
+        gate = self.host.gates[node_id]
+        entered = time.monotonic()
+        waiter = gate.enter(
+            str(key), priority, requested_at, step=step_of(key), run=key.run, hurry=beat.hurry
+        )
+        if not gated:
+            gate.leave(waiter)
+            self._ungated.add(str(key))
+        refusal: str | None = None  # the ledger's last word, said in every heartbeat until it is granted
+        try:
+            while True:
+                close = await self._wait_turn(gate, waiter, beat, refusal) if gated else None
+                begin = BeginUse(
+                    key=key,
+                    waited_s=time.monotonic() - entered,
+                    max_attempts=max_attempts,
+                    close=close,
+                    lost_run=lost_run,
+                    worker=self.host.worker,
+                    capacity=gate.capacity,
+                    hold=hold,
+                )
+                refusal = (
+                    await self.begin(node_id, gate, waiter, begin)
+                    if gated
+                    else await self._begin_ungated(begin, node_id)
+                )
+                if refusal is None:
+                    return begin.waited_s
+                beat.set(_waiting_beat(gate, waiter, refusal))
+                await asyncio.sleep(REFUSED_RETRY_S)
+                if gated:
+                    gate.readmit()
+        except BaseException:
+            if gated:
+                await self.abandon_turn(node_id, gate, waiter, key)
+            else:
+                self._ungated.discard(str(key))
+            raise
+
+    async def _wait_turn(
+        self, gate: NodeGate, waiter: Waiter, beat: Heartbeat, refusal: str | None
+    ) -> EndUse | None:
+        while not waiter.turn.done():
+            beat.set(_waiting_beat(gate, waiter, refusal))
+            if activity.is_worker_shutdown():
+                raise ApplicationError(
+                    "the worker hosting the node is shutting down",
+                    type=WAITING_INTERRUPTED,
+                    non_retryable=True,
+                )
+            await asyncio.wait({waiter.turn}, timeout=1.0)
+        return waiter.turn.result()
+
+    async def _begin_ungated(self, begin: BeginUse, node_id: str) -> str | None:
+        """The begin of a use whose step holds the node already (its hold has the gate's place)."""
+        try:
+            verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
+        except WorkflowUpdateFailedError as exc:
+            if not _is_refusal(exc):
+                raise
+            cause = exc.cause
+            return str(cause.message if isinstance(cause, ApplicationError) else exc)
+        self._raise_if_lost(node_id, begin, verdict)
+        return None
 
     async def begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
         """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
@@ -40,6 +140,11 @@ class NodeUses:
             return str(cause.message if isinstance(cause, ApplicationError) else exc)
         resolve(waiter.handed_close)
         waiter.handed_close = None
+        self._raise_if_lost(node_id, begin, verdict)
+        return None
+
+    def _raise_if_lost(self, node_id: str, begin: BeginUse, verdict: BeginVerdict) -> None:
+        """An earlier run of this step began here and never ended, or ended unreported: the operator."""
         # A lost run has no report: where the operator's "next" goes is said here (the node's answer).
         lost = {"next": next_execution(self.host.node(node_id)).value}
         if verdict is BeginVerdict.LOST_PREVIOUS:
@@ -59,7 +164,6 @@ class NodeUses:
                 type=WORKER_LOST,
                 non_retryable=True,
             )
-        return None
 
     async def flush_close(self, node_id: str, waiter: Waiter) -> None:
         """The use handed to this waiter must be recorded as ended even if this waiter cannot begin."""
@@ -92,10 +196,19 @@ class NodeUses:
         holding the step's completion back. A worker killed before it arrives leaves the use open in
         the ledger; the task's record of the step (SUCCEEDED) proves it ended (`recovery.ended_use`)."""
         gate = self.host.gates[node_id]
+        if gate.capacity > 1:  # several hold it: each end is recorded before its place is given again
+            self.host.keep_ending(node_id, asyncio.create_task(self._end_then_release(node_id, gate, end)))
+            return
         if gate.hand_over(end) is not None:
             return  # the waiter's begin records it, or its own flush if it cannot begin (flush_close)
         gate.defer(end)
         self.host.keep_ending(node_id, asyncio.create_task(self._flush_later(node_id, gate)))
+
+    async def _end_then_release(self, node_id: str, gate: NodeGate, end: EndUse) -> None:
+        try:
+            await self.end(node_id, end)
+        finally:
+            gate.release(None)
 
     async def _flush_later(self, node_id: str, gate: NodeGate) -> None:
         await self.host.flush_due()
@@ -109,6 +222,10 @@ class NodeUses:
 
     async def finish(self, node_id: str, end: EndUse) -> None:
         """Make sure the end of use is recorded: by the next waiter's begin (a hand-over), or here."""
+        if str(end.key) in self._ungated:  # its step's hold gives the gate's place back, once released
+            await asyncio.shield(self.end(node_id, end))
+            self._ungated.discard(str(end.key))
+            return
         gate = self.host.gates[node_id]
         handed = gate.hand_over(end) if end.succeeded or not end.final else None
         if handed is not None:
@@ -134,3 +251,8 @@ def _is_refusal(exc: WorkflowUpdateFailedError) -> bool:
 def resolve(future: asyncio.Future[None] | None) -> None:
     if future is not None and not future.done():
         future.set_result(None)
+
+
+def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBeat:
+    """The step's place in its node's line, and the ledger's last refusal if it was refused."""
+    return StepBeat(phase=WAITING, position=gate.position(waiter), waiting=len(gate.waiting), reason=refusal)

@@ -35,8 +35,7 @@ class NodeConfig(Strict):
     max_output_bytes: int = Field(default=256 * 1024, gt=0, le=1024 * 1024)
     emulate: EmulationConfig = Field(default_factory=EmulationConfig)
     properties: dict[str, Any] = Field(default_factory=dict)
-    # How many steps may hold the node at once. Read so that a lab writing it is told it is not
-    # supported yet (the loader refuses any other value than 1), not that the key is unknown.
+    # How many steps may hold the node at once: an incubator of 32 places, a shaker of four.
     capacity: int = Field(default=1, ge=1, strict=True)
 
 
@@ -53,7 +52,7 @@ class StepConfig(Strict):
     retry: RetryConfig | None = None
     wait_s: float | None = Field(default=None, strict=True)  # "600" or true is a typo, not a wait
     wait_until: str | None = None
-    # Read so that the loader says it is not supported yet, rather than that the key is unknown.
+    # Nodes kept with `node` while the step runs (the arm moves a plate into the reader: the reader too).
     holds: list[str] | None = None
 
     @property
@@ -176,4 +175,5 @@ def build_node(config: NodeConfig) -> BaseNode:
         node = cls(config.id, config.name)
         node.properties = dict(config.properties)
     node.emulation = config.emulate
+    node.capacity = config.capacity
     return node

@@ -58,6 +58,7 @@ LEDGER_STATUS = "status"
 GET_STEPS = "get_steps"
 # NodeWorkflow -> TaskWorkflow: a run the task gave up as cut off is accounted for.
 RUN_ACCOUNTED_SIGNAL = "run_accounted"
+HOLD_GRANTED_SIGNAL = "hold_granted"  # a hold activity tells its task it has the node
 
 # The LabWorkflow's memo key saying whether the lab takes new tasks (the seed's orchestrator switch).
 INTAKE_MEMO = "accepting_tasks"
@@ -69,6 +70,7 @@ RESTART_NODE = "restart_node"
 PROBE_NODE = "probe_node"
 SHUTDOWN_NODE = "shutdown_node"
 CHECK_HOLDER = "check_holder"  # does the task holding a node still run?
+HOLD_NODE = "hold_node"  # on the node's queue: take the node for a step of `holds`, keep it until cancelled
 WITHDRAW_WAITER = "withdraw_waiter"  # on the node's queue: a cancelled task's step leaves its line now
 DELIVER_ACTIVITY = "deliver_notification"  # on the workflow queue: the LabWorkflow's
 CHECK_WORKERS_ACTIVITY = "check_workers"
@@ -109,6 +111,27 @@ class WaiterWithdrawal(BaseModel):
 
 
 WAITING, RUNNING = "waiting", "running"  # a step's phases, as its heartbeats say them
+HOLDING = "holding"  # a hold activity's phase once it has its node
+
+
+class HoldRequest(BaseModel):
+    """The input of the hold activity: which step's run takes which node, in its line's order."""
+
+    task_id: str
+    step_index: int
+    run: int = 1
+    node_id: str
+    priority: int = 0
+    requested_at: datetime
+    heartbeat_timeout_s: float = 30.0
+
+
+class HoldGrant(BaseModel):
+    """A hold activity has the node for the step's run: its task may take the next node."""
+
+    step_index: int
+    run: int = 1
+    node_id: str
 
 
 class StepBeat(BaseModel):

@@ -22,6 +22,7 @@ from .ledger_models import (
     Holder,
     HolderAnswer,
     HolderCheck,
+    HoldRelease,
     KeptFor,
     LedgerRefusal,
     LedgerState,
@@ -46,6 +47,7 @@ __all__ = [
     "BeginVerdict",
     "CutOff",
     "EndUse",
+    "HoldRelease",
     "Holder",
     "HolderAnswer",
     "HolderCheck",
@@ -85,8 +87,8 @@ class Ledger:
     def check_begin(self, request: BeginUse, now: datetime | None = None) -> None:
         """Refuse a begin the node cannot take now (LedgerRefusal, saying why); `now` ends a keeping
         for a retry that did not come (without it, a keeping counts whatever its age)."""
-        holder = self.state.holder.key if self.state.holder else None
-        if holder == request.key:
+        holders = self.state.holders
+        if self._find(request.key, request.hold) is not None:
             return  # the same begin again (a lost response retried): idempotent
         if self.state.cut_off:
             raise LedgerRefusal(self.state.reason or self._cut_off_text())
@@ -106,35 +108,72 @@ class Ledger:
                 "to run again after the restart",
                 kept_for=kept.step,
             )
-        if holder is None or holder.same_step(request.key):
+        if not holders or self._same_step(request.key) is not None:
             return
-        if request.close is not None and request.close.key == holder:
+        if request.close is not None and self._find(request.close.key, request.close.hold) is not None:
             return
-        raise LedgerRefusal(f"node {self.state.node_id} is in use by {holder}")
+        if len(holders) < request.capacity:
+            return
+        raise LedgerRefusal(f"node {self.state.node_id} is in use by {_holders_text(holders)}")
 
     def begin(self, request: BeginUse, now: datetime) -> BeginVerdict:
         self.check_begin(request, now)
-        current = self.state.holder
-        if current is not None and current.key == request.key:
+        if self._find(request.key, request.hold) is not None:
             return BeginVerdict.GRANTED
-        if request.close is not None and current is not None and current.key == request.close.key:
-            self._close(request.close, now)
-            current = None
+        closed = self._find(request.close.key, request.close.hold) if request.close is not None else None
+        if closed is not None:
+            assert request.close is not None
+            self._close(request.close, now, closed)
             if self._ran_before(request):
-                self.machine.trigger("release")
+                self._release_if_free()
                 self._sync()
                 return BeginVerdict.RAN_BEFORE
+        current = self._same_step(request.key)
         if current is None and self._ran_before(request):
             return BeginVerdict.RAN_BEFORE
-        if current is not None and not self._may_take_over(current.key, request):
+        if current is not None and current.hold:
+            self._remove(current)  # the step takes its own hold over (or a hold's retry its own)
+        elif current is not None and request.hold:
+            return BeginVerdict.GRANTED  # the step uses the node already: a hold adds nothing
+        elif current is not None and not self._may_take_over(current.key, request):
             self.abandon(current.key, now, f"{current.key} was cut off (its worker was lost)")
             self.state.failed_step = request.key  # its task stops for an operator (WorkerLost)
             return BeginVerdict.LOST_PREVIOUS
-        if current is not None:
+        elif current is not None:
             self._record(current, now, "lost")
             self._count_lost(now)
+            self._remove(current)
         self._hold(request, now)
         return BeginVerdict.GRANTED
+
+    # --- the holders -------------------------------------------------------------------------------
+
+    def _find(self, key: UseKey, hold: bool = False) -> Holder | None:
+        """The holder of this very use (or, `hold`, this very hold: a step's hold and its use share
+        their key when both are the first attempt)."""
+        return next((h for h in self.state.holders if h.key == key and h.hold == hold), None)
+
+    def _same_step(self, key: UseKey) -> Holder | None:
+        return next((h for h in self.state.holders if h.key.same_step(key)), None)
+
+    def _add(self, holder: Holder) -> None:
+        if self.state.holder is None:
+            self.state.holder = holder
+        else:
+            self.state.others.append(holder)
+
+    def _remove(self, holder: Holder) -> None:
+        """The first holder's place goes to the next one: `holder` is always set while any hold."""
+        if self.state.holder is not None and self.state.holder.key == holder.key:
+            self.state.holder = self.state.others.pop(0) if self.state.others else None
+        else:
+            self.state.others = [h for h in self.state.others if h.key != holder.key]
+
+    def _release_if_free(self) -> None:
+        if not self.state.holders and self.machine.state is NodeState.IN_USE:
+            self.state.holder = None
+            self._sync()
+            self.machine.trigger("release")
 
     def _ran_before(self, request: BeginUse) -> bool:
         """The run this one replaces, thought lost before it began, did use the node to its end."""
@@ -149,11 +188,16 @@ class Ledger:
         self.state.kept_for = None  # kept for this step, or kept too long: either way it is over
         if self.machine.state is NodeState.OFFLINE:
             self.machine.trigger("come_online")
-        self.state.holder = None
         self._sync()
         self.machine.trigger("hand_over" if self.machine.state is NodeState.IN_USE else "acquire")
-        self.state.holder = Holder(
-            key=request.key, since=now, waited_s=request.waited_s, worker=request.worker
+        self._add(
+            Holder(
+                key=request.key,
+                since=now,
+                waited_s=request.waited_s,
+                worker=request.worker,
+                hold=request.hold,
+            )
         )
         self.state.uses_this_run += 1
         self.state.usage.record_wait(now, request.waited_s)
@@ -165,12 +209,12 @@ class Ledger:
         """Record the end of the holder's use; an end of a use that is not held is ignored (idempotent)."""
         if request.driver_running:
             return self._keep_open(request)
-        holder = self.state.holder
-        if holder is None or holder.key != request.key:
-            return self._late_end(request, now)
-        self._close(request, now)
-        self.machine.trigger("release")
-        if not request.succeeded and request.final:
+        holder = self._find(request.key, request.hold)
+        if holder is None:
+            return False if request.hold else self._late_end(request, now)
+        self._close(request, now, holder)
+        self._release_if_free()
+        if not request.succeeded and request.final and not holder.hold and self.machine.can("fail"):
             self.machine.trigger("fail")
             self.state.reason = f"{request.key} failed: {request.message or 'no message'}"
             self.state.failed_step = request.key
@@ -180,9 +224,9 @@ class Ledger:
     def _keep_open(self, request: EndUse) -> bool:
         """The holder's driver did not stop when asked to abort: its use is not over. It joins the runs
         cut off while their driver ran (see cut_off_use), the node closed in ERROR until its end."""
-        holder = self.state.holder
-        if holder is not None and holder.key == request.key:
-            self._fail(cut_off=CutOff(**holder.model_dump(), reason=request.message))
+        holder = self._find(request.key)
+        if holder is not None:
+            self._fail(holder, cut_off=CutOff(**holder.model_dump(), reason=request.message))
             return True
         cut = next((c for c in self.state.cut_off if c.key == request.key), None)
         if cut is None:
@@ -192,25 +236,47 @@ class Ledger:
         self.state.reason = self._cut_off_text()
         return True
 
-    def _fail(self, reason: str | None = None, cut_off: CutOff | None = None) -> None:
+    def _fail(self, holder: Holder, reason: str | None = None, cut_off: CutOff | None = None) -> None:
         """The holder's use is over for the ledger without its end: the node goes to ERROR until an
         operator restarts it, saying why. A use `cut_off` stays open, and the node closed, until it is
         accounted for (the reason is then the cut-off uses' own)."""
         if cut_off is not None:
             self.state.cut_off.append(cut_off)
-        self.state.holder = None
+        self._remove(holder)
         self.state.failed_step = None
         self._sync()
-        self.machine.trigger("fail")
+        if self.machine.can("fail"):
+            self.machine.trigger("fail")
         self.state.reason = reason or self._cut_off_text()
         self._sync()
 
-    def _close(self, request: EndUse, now: datetime) -> None:
-        holder = self.state.holder
-        assert holder is not None
-        self._count_end(request, holder.waited_s, now)
-        self._record(holder, now, _outcome(request), request)
-        self.state.holder = None
+    def _close(self, request: EndUse, now: datetime, holder: Holder) -> None:
+        if holder.hold:
+            self._count_hold(holder, now)
+        else:
+            self._count_end(request, holder.waited_s, now)
+            self._record(holder, now, _outcome(request), request)
+        self._remove(holder)
+
+    def _count_hold(self, holder: Holder, now: datetime) -> None:
+        """A hold ended: no driver ran here, so it is no use of the device (not in `calls`, not a run
+        that ended for `ended_runs`), but the node was taken: its figures count it apart."""
+        self.state.stats.holds += 1
+        self.state.stats.total_held_s += max(0.0, (now - holder.since).total_seconds())
+        summary = UseSummary(key=holder.key, began=holder.since, ended=now, outcome="held")
+        self.state.recent = [*self.state.recent, summary][-RECENT_USES_KEPT:]
+
+    def release_hold(self, release: HoldRelease, now: datetime) -> bool:
+        """The task releases the hold of its step's run (or of an earlier run): the step is over, or
+        its run given up. A use the step began here is its own end's business, never a hold's."""
+        holder = self._same_step(release.key)
+        if holder is None or not holder.hold or holder.key.run > release.key.run:
+            return False
+        self._count_hold(holder, now)
+        self._remove(holder)
+        self._release_if_free()
+        self._sync()
+        return True
 
     def _record(self, holder: Holder, now: datetime, outcome: str, end: EndUse | None = None) -> None:
         summary = UseSummary(
@@ -240,12 +306,14 @@ class Ledger:
     def abandon(self, key: UseKey, now: datetime, reason: str) -> bool:
         """The holder will never end its use (worker lost, task terminated): the device may have stopped
         mid-action, so the node goes to ERROR and waits for an operator's restart."""
-        holder = self.state.holder
-        if holder is None or not holder.key.same_step(key) or holder.key.run > key.run:
+        holder = self._same_step(key)
+        if holder is None or holder.key.run > key.run:
             return False
+        if holder.hold:  # no driver ran here: nothing to check on the device
+            return self.release_hold(HoldRelease(key=holder.key), now)
         self._record(holder, now, "lost")
         self._count_lost(now)
-        self._fail(reason)
+        self._fail(holder, reason)
         return True
 
     # --- uses cut off while their driver ran --------------------------------------------------------
@@ -257,12 +325,15 @@ class Ledger:
         task at once."""
         if any(c.key.same_step(key) and c.key.run == key.run for c in self.state.cut_off):
             return  # already kept open: its driver did not stop when asked to abort
-        holder = self.state.holder
-        if holder is None or not holder.key.same_step(key) or holder.key.run != key.run:
+        holder = self._same_step(key)
+        if holder is not None and holder.hold:
+            self.release_hold(HoldRelease(key=holder.key), now)  # the run never began here
+            holder = None
+        if holder is None or holder.key.run != key.run:
             self._report(self._accounted_from_record(key))
             return
         cut = CutOff(**holder.model_dump())
-        self._fail(cut_off=cut)
+        self._fail(holder, cut_off=cut)
         if self._replaced(cut):
             self._account_unknown(cut, now, "its worker process was replaced before the run reported")
 
@@ -371,6 +442,12 @@ class Ledger:
     def check_restart(self) -> None:
         if self.state.cut_off:
             raise LedgerRefusal(f"cannot restart: {self.state.reason or self._cut_off_text()}")
+        if self.state.holders and self.machine.state is not NodeState.IN_USE:
+            # A node of capacity > 1 in ERROR while other steps still run on it: never mid-step.
+            raise LedgerRefusal(
+                f"cannot restart node {self.state.node_id} while steps still hold it: "
+                f"{_holders_text(self.state.holders)}; restart it once they end"
+            )
         if not self.machine.can("restart"):
             held = f" by {self.state.holder.key}" if self.state.holder else ""
             raise LedgerRefusal(
@@ -398,6 +475,13 @@ class Ledger:
             self.machine.trigger("fail")
             self.state.reason = f"restart failed: {message or 'no message'}"
         self._sync()
+
+
+def _holders_text(holders: list[Holder]) -> str:
+    def one(holder: Holder) -> str:
+        return f"{holder.key}, which holds it for its step" if holder.hold else str(holder.key)
+
+    return " and ".join(one(h) for h in holders)
 
 
 def _kept_too_long(kept: KeptFor, now: datetime | None) -> bool:

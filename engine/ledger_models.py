@@ -79,12 +79,21 @@ class EndUse(BaseModel):
     # Ended by an operator's cancel of its task while the driver ran (it was asked to abort): counted
     # apart from the failures, since it says nothing of the device.
     cancelled: bool = False
+    # The end of a hold (BeginUse.hold), never of the use its step began with the same key.
+    hold: bool = False
 
 
 class BeginUse(BaseModel):
     key: UseKey
     waited_s: float = 0.0
     max_attempts: int = 1
+    # How many steps may hold the node at once (its `capacity` in nodes.json, as the hosting worker
+    # read it): the ledger admits a begin while fewer hold it.
+    capacity: int = 1
+    # A hold: the step runs its driver on another node and keeps this one with it (its `holds`), or
+    # takes its own node early, in the order that keeps two tasks from waiting on each other. No driver
+    # runs here; the step's own begin on its node takes the hold over.
+    hold: bool = False
     close: EndUse | None = None
     # The first run of this step that was lost while its last heartbeat said "waiting": that heartbeat
     # may be stale (the driver can start, even end, before "running" reaches the server), so a use of
@@ -104,6 +113,7 @@ class Holder(BaseModel):
     since: datetime
     waited_s: float = 0.0
     worker: WorkerInfo | None = None
+    hold: bool = False  # held for a step that runs elsewhere, or not yet begun here (BeginUse.hold)
 
 
 class CutOff(Holder):
@@ -128,6 +138,9 @@ class NodeStats(BaseModel):
     max_run_s: float | None = None
     total_wait_s: float = 0.0
     max_wait_s: float = 0.0
+    # Holds: the node kept for a step that ran its driver on another node (not counted in `calls`).
+    holds: int = 0
+    total_held_s: float = 0.0
 
     @property
     def mean_run_s(self) -> float | None:
@@ -186,7 +199,8 @@ class LedgerState(BaseModel):
 
     node_id: str
     state: NodeState = NodeState.OFFLINE
-    holder: Holder | None = None
+    holder: Holder | None = None  # the first of the steps holding the node; `others` are the rest
+    others: list[Holder] = Field(default_factory=list)  # a node of capacity > 1: the other holders
     reason: str | None = None
     stats: NodeStats = Field(default_factory=NodeStats)
     restarts: int = 0
@@ -215,6 +229,11 @@ class LedgerState(BaseModel):
     # The step whose failure put the node in ERROR: its task waits for an operator, whose continue
     # restarts the node. None when the ERROR has another cause (a restart failed, a holder vanished).
     failed_step: UseKey | None = None
+
+    @property
+    def holders(self) -> list[Holder]:
+        """Every step holding the node, the first first (more than one only with capacity > 1)."""
+        return [self.holder, *self.others] if self.holder is not None else []
 
 
 class NodeCommand(BaseModel):
@@ -252,6 +271,13 @@ class Reachability(BaseModel):
 class NodeCommandResult(BaseModel):
     ok: bool
     message: str | None = None
+
+
+class HoldRelease(BaseModel):
+    """A task releases the holds of a step's run (its driver ended, or the run was given up)."""
+
+    key: UseKey
+    node_id: str = ""
 
 
 class HolderCheck(BaseModel):

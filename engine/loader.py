@@ -150,7 +150,6 @@ class _Loader:
         nodes = self._assign_workers(nodes, parsed.default_worker)
         node_ids = _raw_ids(nodes_file, "nodes", "id")
         self._check_ids(nodes, _duplicates(node_ids))
-        self._check_capacities(nodes)
         modules = self._modules(parsed.modules, extra_modules)
         types = TypeCheck(
             self.nodes_path, CheckCommand(self.nodes_path, self.workflows_path, tuple(extra_modules)), lenient
@@ -312,37 +311,22 @@ class _Loader:
                 message = f"workflow {workflow.name!r} has no steps; list at least one node id"
                 self.problem(self.workflows_path, f"{path}.steps", message)
             # The graph of its steps (ids, after, waits): engine/protocol.py's check, located here.
-            check = ProtocolCheck(str(self.workflows_path), f"{path}.steps")
-            check.read([step.model_dump(exclude_none=True, exclude={"holds"}) for step in workflow.steps])
+            check = ProtocolCheck(str(self.workflows_path), f"{path}.steps", node_ids)
+            check.read([step.model_dump(exclude_none=True) for step in workflow.steps])
             self.problems += check.problems
             for step_index, step in enumerate(workflow.steps):
                 self._check_step(f"{path}.steps[{step_index}]", step, node_ids)
 
     def _check_step(self, where: str, step: StepConfig, node_ids: set[str]) -> None:
-        """What the graph's check leaves to the lab: the node exists, and what is not supported yet."""
+        """What the graph's check leaves to the lab: the node exists, and a wait takes no node's keys."""
         if step.node is not None and step.node not in node_ids:
             known = ", ".join(sorted(node_ids)) or "none"
             self.problem(self.workflows_path, where, f"unknown node {step.node!r}; known nodes: {known}")
-        if step.holds is not None:
-            message = (
-                "holds (nodes a step keeps with its own) is not supported yet: remove it; the step then "
-                "holds its own node only"
-            )
-            self.problem(self.workflows_path, f"{where}.holds", message)
         if step.is_wait and (step.wait_s is not None or step.wait_until is not None):
             for key in ("args", "timeout_s", "retry"):
                 if key in step.model_fields_set:
                     message = f"a wait runs on no node, so it takes no {key}: remove it"
                     self.problem(self.workflows_path, f"{where}.{key}", message)
-
-    def _check_capacities(self, nodes: _Indexed) -> None:
-        for index, node in nodes:
-            if node.capacity != 1:
-                message = (
-                    f"capacity {node.capacity} is not supported yet: a node serves one step at a time; "
-                    "remove capacity (or set it to 1)"
-                )
-                self.problem(self.nodes_path, f"$.nodes[{index}].capacity", message)
 
 
 def _select(nodes: _Indexed, hosted: Hosted) -> _Indexed:

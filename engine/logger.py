@@ -59,19 +59,21 @@ class NodeLogger:
     def __init__(self, node_id: str, logger_name: str | None = None) -> None:
         self._logger = logging.getLogger(logger_name or f"{NODE_LOGGERS}.{node_id}")
         self._lock = threading.Lock()
-        self._capture: CapturedLines | None = None
+        # The steps running now, each collecting the node's lines (several on a node of capacity > 1:
+        # a line logged then goes to each, since the node's log does not say whose it is).
+        self._captures: list[CapturedLines] = []
 
     @contextmanager
     def capture(self) -> Iterator[CapturedLines]:
-        """Collect every line logged until the block ends (a node runs one step at a time)."""
+        """Collect every line logged until the block ends."""
         lines = CapturedLines()
         with self._lock:
-            self._capture = lines
+            self._captures.append(lines)
         try:
             yield lines
         finally:
             with self._lock:
-                self._capture = None
+                self._captures.remove(lines)
 
     def log(self, level: int | str, message: object, *args: Any, **kwargs: Any) -> None:
         number = logging.getLevelName(level) if isinstance(level, str) else level
@@ -79,9 +81,10 @@ class NodeLogger:
         text = _format(message, args, kwargs)
         self._logger.log(number, text)
         with self._lock:
-            if self._capture is not None:
+            if self._captures:
                 stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
-                self._capture.add(f"{stamp} {logging.getLevelName(number)} {text}")
+                for capture in self._captures:
+                    capture.add(f"{stamp} {logging.getLevelName(number)} {text}")
 
     def trace(self, message: object, *args: Any, **kwargs: Any) -> None:
         self.log(TRACE, message, *args, **kwargs)

@@ -48,6 +48,9 @@ class BaseNode:
         self.name = name
         self.properties: dict[str, Any] = dict(properties or {})
         self.emulation = EmulationConfig()
+        # How many steps may drive it at once (nodes.json's `capacity`): above 1, its calls come from
+        # that many threads together, each with its own DriverCall.
+        self.capacity = 1
         self.logger = NodeLogger(_id)
         self._call: DriverCall | None = None  # the call the node's thread runs now
 

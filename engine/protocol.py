@@ -278,7 +278,9 @@ class ProtocolCheck:
     def _check_holds(self, where: str, action: _Action) -> None:
         known = ", ".join(sorted(self.node_ids or [])) or "none"
         for position, node in enumerate(action.holds):
-            if node == action.node:
+            if node in action.holds[:position]:
+                self.problem(f"{where}.holds[{position}]", f"node {node!r} is listed twice: keep one")
+            elif node == action.node:
                 message = f"the step runs on {node!r}, which it holds anyway: remove it from holds"
                 self.problem(f"{where}.holds[{position}]", message)
             elif self.node_ids is not None and node not in self.node_ids:

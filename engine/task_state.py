@@ -76,6 +76,10 @@ class StepRecord(BaseModel):
     earlier_runs: list[CutOffRun] = Field(default_factory=list)
     # The driver raised: its own frames (from its `_execute` down), as the worker logged them.
     traceback: str | None = None
+    # A step with `holds`: every node it takes (its own included), in the order it takes them, and
+    # those it has for its current run; both empty once it let them go.
+    holds: list[str] = Field(default_factory=list)
+    held: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _numbered(self) -> StepRecord:
@@ -87,6 +91,21 @@ class StepRecord(BaseModel):
     @property
     def is_wait(self) -> bool:
         return self.node is None
+
+    def take_grant(self, run: int, node_id: str) -> bool:
+        """A hold activity has `node_id` for run `run`: kept once, and only for the run taking it."""
+        if run != self.runs or node_id not in self.holds or node_id in self.held:
+            return False
+        self.held.append(node_id)
+        return True
+
+    def holding_text(self) -> str | None:
+        """While it takes its nodes: which it has and which it waits for (the API, CLI and page)."""
+        if not self.holds or self.held == self.holds:
+            return None
+        waiting = next(n for n in self.holds if n not in self.held)
+        has = f"holds {', '.join(self.held)}; " if self.held else ""
+        return f"{has}waiting for {waiting} (it takes {', '.join(self.holds)} in this order)"
 
     def unaccounted_run(self) -> CutOffRun | None:
         """A run given up as cut off whose end is not known yet: its driver may still be running."""

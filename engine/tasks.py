@@ -39,6 +39,7 @@ class StepSpec(BaseModel):
     after: list[str] | None = None
     wait_s: float | None = None
     wait_until: str | None = None
+    holds: list[str] = Field(default_factory=list)  # nodes kept with `node` while the step runs
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
     heartbeat_timeout_s: float = 30.0
@@ -116,6 +117,9 @@ class StepRequest(BaseModel):
     # The task reads the report of a run cancelled while its driver ran (StepCancelled: since when it
     # ran, for the timeline); a task of older code asked without it and takes a plain cancel.
     report_cancel: bool = False
+    # The step took its own node with its holds (in the order of node ids, which keeps two steps from
+    # waiting on each other): it begins there without waiting in the node's line.
+    held: bool = False
 
 
 def make_task_spec(
@@ -158,6 +162,7 @@ def _step_spec(lab: LabConfig, index: int, step: StepConfig) -> StepSpec:
         abort_grace_s=node.abort_grace_s,
         max_output_bytes=node.max_output_bytes,
         retry=step.retry or node.retry,
+        holds=list(step.holds or []),
     )
 
 

@@ -34,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
         BeginUse,
         BeginVerdict,
         EndUse,
+        Holder,
         HolderAnswer,
         HolderCheck,
+        HoldRelease,
         Ledger,
         LedgerRefusal,
         LedgerState,
@@ -177,6 +179,11 @@ class NodeWorkflow:
         self.ledger.cut_off_use(key, workflow.now())
 
     @workflow.signal
+    def release_hold(self, release: HoldRelease) -> None:
+        """A task lets go of the node it held for a step's run (the step is over, or given up)."""
+        self.ledger.release_hold(release, workflow.now())
+
+    @workflow.signal
     def withdraw_run(self, key: UseKey) -> None:
         """A task gave up a run of its step that was waiting for the node, and asks for a new one."""
         self.ledger.withdraw(key)
@@ -244,9 +251,12 @@ class NodeWorkflow:
         self.ledger.finish_restart(result.ok, result.message, workflow.now(), command.retry_of)
 
     async def _check_holder(self) -> None:
-        holder = self.ledger.state.holder
-        if holder is None or workflow.now() - holder.since < timedelta(seconds=self.input.holder_check_s):
-            return
+        """Each holder held for longer than a check's interval: does its task still run?"""
+        for holder in list(self.ledger.state.holders):
+            if workflow.now() - holder.since >= timedelta(seconds=self.input.holder_check_s):
+                await self._check_one(holder)
+
+    async def _check_one(self, holder: Holder) -> None:
         try:
             answer = await workflow.execute_activity(
                 CHECK_HOLDER,

@@ -18,7 +18,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ..engine.contracts import GET_STEPS, RUN_ACCOUNTED_SIGNAL, TASK_WORKFLOW_TYPE
+    from ..engine.contracts import (
+        GET_STEPS,
+        HOLD_GRANTED_SIGNAL,
+        RUN_ACCOUNTED_SIGNAL,
+        TASK_WORKFLOW_TYPE,
+        HoldGrant,
+    )
     from ..engine.errors import CommandRefusedError
     from ..engine.explain import accounted_reason, unaccounted_refusal
     from ..engine.ledger import RunAccounted
@@ -180,6 +186,13 @@ class TaskWorkflow(TaskRuns):
         if target is None:
             raise refusal(state, "continue")
         return target
+
+    @workflow.signal(name=HOLD_GRANTED_SIGNAL)
+    def hold_granted(self, grant: HoldGrant) -> None:
+        """A hold activity has its node for a step's run: the step takes its next node."""
+        record = self.status.record(grant.step_index)
+        if record is not None and record.take_grant(grant.run, grant.node_id):
+            self._explain()
 
     @workflow.signal(name=RUN_ACCOUNTED_SIGNAL)
     def run_accounted(self, accounted: RunAccounted) -> None:

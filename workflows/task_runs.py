@@ -22,11 +22,12 @@ with workflow.unsafe.imports_passed_through():
     from ..engine.progress import done_from
     from ..engine.protocol import Protocol
     from ..engine.states import TaskMachine, TaskState
-    from ..engine.task_state import StepOutcome, StepRecord
+    from ..engine.task_state import StepOutcome, StepRecord, StepReport
     from ..engine.tasks import StepSpec, wait_end
     from .node import NodeWorkflow, signal_ledger
     from .search_attributes import upsert_task_attributes
     from .task_alarms import TaskAlarms
+    from .task_holds import holding
     from .task_steps import (
         cancelled_while_running,
         cut_off_beat,
@@ -54,7 +55,7 @@ class TaskRuns(TaskAlarms):
         """Run step `index` once on its node."""
         record = self._begin(index)
         try:
-            report = await execute_step(self.spec, self.memory, record, self.protocol)
+            report = await self._execute(record)
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise
@@ -67,6 +68,14 @@ class TaskRuns(TaskAlarms):
         self.memory.lost_runs.pop(index, None)
         record.take(report, StepOutcome.SUCCEEDED)
         self._ended(record, StepOutcome.SUCCEEDED)
+
+    async def _execute(self, record: StepRecord) -> StepReport:
+        """The step's activity; a step with `holds` takes all its nodes first, and lets them go after."""
+        if not self.spec.steps[record.index].holds:
+            return await execute_step(self.spec, self.memory, record, self.protocol)
+        async with holding(self.spec, self.status.task_id, record):
+            self._explain()
+            return await execute_step(self.spec, self.memory, record, self.protocol, held=True)
 
     def _begin(self, index: int) -> StepRecord:
         record = self.status.reach(index, self.nodes, self.ids)

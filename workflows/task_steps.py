@@ -50,7 +50,7 @@ CUT_OFF_WHEN_REPLACED = "cut-off-when-worker-replaced"
 
 
 async def execute_step(
-    spec: TaskSpec, memory: TaskMemory, record: StepRecord, protocol: Protocol
+    spec: TaskSpec, memory: TaskMemory, record: StepRecord, protocol: Protocol, held: bool = False
 ) -> StepReport:
     """Run this run of step `record.index` on its node. A cancel of the task reaches the step as always
     (Temporal requests the activity's cancel, and the task waits until the step is done); a step that
@@ -63,7 +63,7 @@ async def execute_step(
     try:
         report: StepReport = await workflow.execute_activity(
             EXECUTE_STEP,
-            step_request(spec, memory, record, workflow.now(), protocol),
+            step_request(spec, memory, record, workflow.now(), protocol, held),
             result_type=StepReport,
             **activity_options(spec, record),
         )
@@ -124,7 +124,12 @@ def _said_if_failed(done: asyncio.Future[bool]) -> None:
 
 
 def step_request(
-    spec: TaskSpec, memory: TaskMemory, record: StepRecord, now: datetime, protocol: Protocol
+    spec: TaskSpec,
+    memory: TaskMemory,
+    record: StepRecord,
+    now: datetime,
+    protocol: Protocol,
+    held: bool = False,
 ) -> StepRequest:
     """What the step activity is asked for this run of step `record.index`: its neighbours (`src`, `dst`:
     the node of the one step it comes after, and of the one that comes after it) and the outputs of the
@@ -146,6 +151,7 @@ def step_request(
         workflow_name=spec.workflow_name,
         hooks=spec.hooks,
         report_cancel=True,
+        held=held,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from temporalio import activity, workflow
 
+from task_scheduler.activities.holds import HoldActivities
 from task_scheduler.activities.lab_watch import WatchActivities
 from task_scheduler.activities.node_ops import NodeActivities
 from task_scheduler.activities.notify import NotifyActivities
@@ -21,7 +22,7 @@ from task_scheduler.workflows.node import NodeWorkflow
 from task_scheduler.workflows.task import TaskWorkflow
 
 PACKAGE = Path(contracts.__file__).resolve().parents[1]
-ACTIVITY_CLASSES = (StepActivities, NodeActivities, NotifyActivities, WatchActivities)
+ACTIVITY_CLASSES = (StepActivities, HoldActivities, NodeActivities, NotifyActivities, WatchActivities)
 ERROR_TYPES = {
     "STEP_FAILED",
     "STEP_CANCELLED",
@@ -53,6 +54,7 @@ def test_every_activity_is_defined_under_a_contract_name() -> None:
     }
     named = {
         contracts.EXECUTE_STEP,
+        contracts.HOLD_NODE,
         contracts.RESTART_NODE,
         contracts.PROBE_NODE,
         contracts.SHUTDOWN_NODE,

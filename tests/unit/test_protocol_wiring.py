@@ -106,15 +106,24 @@ def test_load_config_a_wait_takes_no_node_settings(tmp_path: Path) -> None:
     ]
 
 
-def test_load_config_holds_and_capacity_are_not_supported_yet(tmp_path: Path) -> None:
+def test_load_config_reads_holds_and_capacity_into_the_task_spec(tmp_path: Path) -> None:
     nodes = {"nodes": [*NODES["nodes"][:2], {**NODES["nodes"][2], "capacity": 4}]}
-    found = problems(tmp_path, ["arm", {"node": "arm", "holds": ["reader"]}], nodes)
-    assert len(found) == 2
-    assert found[0].endswith(
-        "nodes.json: $.nodes[2].capacity: capacity 4 is not supported yet: a node serves one step at a "
-        "time; remove capacity (or set it to 1)"
-    )
-    assert at(1, ".holds") + "holds (nodes a step keeps with its own) is not supported yet" in found[1]
+    steps = ["arm", {"node": "arm", "holds": ["reader", "incubator"]}]
+    lab = load_config(*write(tmp_path, steps, nodes), modules=[SEED_NODES])
+    assert lab.node("incubator").capacity == 4
+    spec = make_task_spec(lab, "w")
+    assert spec.steps[1].holds == ["reader", "incubator"]
+    assert spec.steps[0].holds == []
+
+
+def test_load_config_locates_each_bad_hold(tmp_path: Path) -> None:
+    steps = [{"node": "arm", "holds": ["reader", "washer", "arm", "reader"]}]
+    found = [text.rpartition("/")[2] for text in problems(tmp_path, steps)]
+    assert found == [
+        at(0, ".holds[1]") + "unknown node 'washer'; known nodes: arm, incubator, reader",
+        at(0, ".holds[2]") + "the step runs on 'arm', which it holds anyway: remove it from holds",
+        at(0, ".holds[3]") + "node 'reader' is listed twice: keep one",
+    ]
 
 
 @pytest.mark.parametrize("capacity", [0, -1, "2", True, 1.5])

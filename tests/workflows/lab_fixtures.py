@@ -246,7 +246,10 @@ def write_lab(
 def _step(step: Any, ids: dict[str, str]) -> Any:
     if isinstance(step, str):
         return ids[step]
-    return {**step, "node": ids[step["node"]]} if "node" in step else step
+    if "node" not in step:
+        return step
+    holds = {"holds": [ids[h] for h in step["holds"]]} if "holds" in step else {}
+    return {**step, "node": ids[step["node"]], **holds}
 
 
 def unique_id(prefix: str) -> str:

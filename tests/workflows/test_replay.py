@@ -56,6 +56,9 @@ KEPT_ELSEWHERE = (
     "task-protocol-diamond",
     "task-protocol-branch-failed-retried",
     "task-protocol-wait-ended",
+    # Capacity and holds (tests/workflows/test_capacity_and_holds.py).
+    "task-capacity-two",
+    "task-holds-two-nodes",
 )
 LEDGERS = ("ledger-before-continue-as-new", "ledger-after-continue-as-new")
 # Recorded once by older code, which no test here runs: a ledger of the code before nodes told of
