@@ -6,7 +6,8 @@ change of its DOM: at no moment may it show the task in two states (its card und
 its row under Running, its row under Recent tasks), and the command's acknowledgement goes when the task
 leaves the panel. Then the page is read at 1400x900 and 1024x768: the timeline and the charts are drawn
 for their width (their text is not shrunk nor cut), the timeline's default window fits the tour, and the
-counts are in words ("1 task", "no task")."""
+counts are in words ("1 task", "no task"). A running wait has its End wait button, under Running and on its
+task's page, and the task goes on once it is pressed."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ FINISH_S = 5  # the tour's last step: long enough to be seen under Running
 WORKFLOWS = [
     {"name": "tour", "steps": ["prep", "sampler", {"node": "finish", "args": {"seconds": FINISH_S}}]},
     {"name": "idle", "steps": ["prep"]},  # never run: its outcomes say "no task"
+    {"name": "settling", "steps": [{"id": "settle", "wait_s": 600}, "finish"]},  # a wait an operator ends
 ]
 TASK = "tour-1"
 FINISHED_WITHIN_MS = 30_000
@@ -149,3 +151,29 @@ def test_lab_page_draws_its_pictures_for_the_screens_width_and_counts_in_words(
     assert _fitted_minutes(page) < 30  # the tours of this module, not two hours of nothing
     assert "no task" in text  # the idle workflow's outcomes, and its week
     assert not re.search(r"\b(0|1) (tasks|calls|step runs)\b|\b0 tasks?:", text), text
+
+
+@pytest.mark.timeout(240)
+def test_lab_page_ends_a_running_wait_with_its_button(stack: DevStack, offline: Offline) -> None:
+    task_id = "settle-1"
+    with stack.client() as http:
+        page = offline.page()
+        sign_in(page, stack.url, make_token(http, "page-waiter", "operator"))
+        start(http, task_id, "settling")
+        running = page.locator("#running-body tr", has=page.get_by_role("link", name=task_id, exact=True))
+        expect(running.get_by_role("button", name=f"End wait settle of {task_id}")).to_be_visible()
+        running.get_by_role("link", name=task_id, exact=True).click()
+        settle = page.locator("#task-body tr.step").first
+        expect(settle).to_contain_text("left")  # when it ends, and how long is left
+
+        settle.get_by_role("button", name=f"End wait settle of {task_id}").click()
+
+        expect(page.locator("#task-body .fields .badge")).to_have_text("FINISHED", timeout=FINISHED_WITHIN_MS)
+        expect(settle.locator(".badge")).to_have_text("SKIPPED")
+        expect(settle).to_contain_text("ended by page-waiter after")
+        expect(settle.get_by_role("button")).to_have_count(0)
+        decisions = http.get(f"/tasks/{task_id}").json()["decisions"]
+    assert [(d["command"], d["mode"], d["step"], d["by"]) for d in decisions] == [
+        ("continue", "next", 0, "page-waiter")
+    ]
+    assert offline.blocked == []

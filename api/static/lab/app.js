@@ -144,10 +144,10 @@ async function refreshOverview(startedAt) {
   needed = new Set(needs.tasks.map((t) => t.task_id));
   if (ack && !needed.has(ack.task)) clearAck(); // its task left the panel
   drawNodes(snapshot.nodes, snapshot.workers, canCommand(), done);
-  drawRunning(snapshot.running);
+  drawRunning(snapshot.running, canCommand() ? done : null);
   drawRecent(snapshot.recent);
   if (page instanceof ApiError && page.status === 401) throw page;
-  if (page) (page instanceof Error ? drawTaskError(taskId, page) : drawTask(page));
+  if (page) (page instanceof Error ? drawTaskError(taskId, page) : drawTask(page, canCommand() ? done : null));
   put($("updated"), `updated ${clock(new Date().toISOString())}`);
   const states = signature(snapshot);
   if (shown !== null && states !== shown) {

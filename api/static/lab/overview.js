@@ -3,7 +3,7 @@
 
 import { get, post, taskPath } from "./api.js";
 import { ago, badge, clock, h, keyed, put, taskLink } from "./dom.js";
-import { stepName, waitLeft } from "./task.js";
+import { endWait, runningWait, stepName, waitLeft } from "./task.js";
 
 export const ACK_MS = 8000; // an acknowledgement stays this long at most
 
@@ -97,11 +97,16 @@ function workerCell(node, workers) {
   return [name, host ? h("span", { class: "muted" }, ` on ${host}`) : "", h("br"), status];
 }
 
+/** Every step holding the node (a hold: kept for a step running on another node), and its places. */
 function holderCell(node) {
-  if (!node.holder) return "";
-  const key = node.holder.key;
-  return [taskLink(key.task_id), ` step ${key.step_index + 1}`, h("br"),
-    h("span", { class: "muted" }, `since ${clock(node.holder.since)} (${ago(node.holder.since)})`)];
+  const holders = node.holders || (node.holder ? [node.holder] : []);
+  const cells = holders.flatMap((holder, i) => [
+    i ? h("br") : "",
+    taskLink(holder.key.task_id), ` step ${holder.key.step_index + 1}${holder.hold ? " (hold)" : ""}`, h("br"),
+    h("span", { class: "muted" }, `since ${clock(holder.since)} (${ago(holder.since)})`)]);
+  const capacity = node.capacity || 1;
+  if (capacity > 1) cells.push(h("br"), h("span", { class: "muted" }, `${holders.length} of ${capacity} places`));
+  return cells;
 }
 
 /** A node's acknowledgement, in its own row, for ACK_MS. */
@@ -174,9 +179,19 @@ function drawTasks(bodyId, tasks, more) {
     });
 }
 
-export function drawRunning(tasks) {
+/** A task's running waits, each with its End wait button (named by its step when there are several). */
+function waitButtons(task, done) {
+  const waits = (task.steps || []).filter(runningWait);
+  if (!done || !waits.length) return null;
+  const text = (step) => (waits.length > 1 ? `End wait ${stepName(step) || step.index + 1}` : "End wait");
+  return h("div", { class: "wait-ends" }, waits.map((step) => endWait(task, step, done, text(step))));
+}
+
+/** The Running panel; `done`, for an operator (null for a viewer): a task's running waits get their
+ * End wait buttons, and `done` hears of the answers. */
+export function drawRunning(tasks, done = null) {
   drawTasks("running-body", tasks, [
-    progress,
+    (task) => [...progress(task), waitButtons(task, done)],
     (task) => (currentStep(task) || {}).node || task.current_node || "",
     (task) => clock(task.started_at),
   ]);

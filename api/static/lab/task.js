@@ -1,7 +1,7 @@
 // One task: its steps (times, waits, outcome, message, output, the driver's log lines), the operators'
 // decisions, and the link to the same task in the Temporal UI.
 
-import { get, taskPath } from "./api.js";
+import { get, post, taskPath } from "./api.js";
 import { badge, clock, duration, h, put } from "./dom.js";
 
 export async function readTask(taskId) {
@@ -48,8 +48,57 @@ export function waitLeft(step) {
   return `ends ${clock(step.ends_at)}, ${duration(left)} left`;
 }
 
-function stepRow(step) {
+/** A wait that runs: an operator may end it now (the steps after it start). */
+export function runningWait(step) {
+  return Boolean(step) && !step.node && step.outcome === "RUNNING" && !step.finished_at;
+}
+
+// The End wait commands of this page, by task and step ("<task id> <step id>"): the page is drawn again
+// every 2 s, and a button keeps its state through that: off while its command is on its way, then the
+// API's refusal beside it (until it is pressed again).
+const endings = new Map();
+
+/** "End wait" for a running wait: POST /tasks/{id}/continue {"mode": "next", "step": <its id>}, as
+ * `task continue ID --mode next --step STEP` does; `done` hears of the answer (and of a 401). */
+export function endWait(task, step, done, text = "End wait") {
+  const box = h("span", { class: "wait-end", dataset: { wait: `${task.task_id} ${step.id}`, text } });
+  return fillEndWait(box, task, step, done);
+}
+
+function fillEndWait(box, task, step, done) {
+  const sent = endings.get(box.dataset.wait) || {};
+  const name = stepName(step) || `step ${step.index + 1}`;
+  const button = h("button", { type: "button", class: "act end-wait", disabled: Boolean(sent.busy),
+    "aria-label": `End wait ${name} of ${task.task_id}`,
+    title: "End this wait now: the steps after it start (continue --mode next)",
+    on: { click: () => sendEndWait(box.dataset.wait, task, step, done) } }, box.dataset.text);
+  return put(box, button, sent.error ? h("span", { class: "error small", role: "alert" }, sent.error) : null);
+}
+
+/** Every End wait button of this wait on the page, drawn again from its state. */
+function redrawEndWait(key, task, step, done) {
+  document.querySelectorAll("span.wait-end").forEach((box) => {
+    if (box.dataset.wait === key) fillEndWait(box, task, step, done);
+  });
+}
+
+async function sendEndWait(key, task, step, done) {
+  endings.set(key, { busy: true });
+  redrawEndWait(key, task, step, done);
+  try {
+    await post(`${taskPath(task.task_id)}/continue`, { mode: "next", step: step.id });
+    endings.delete(key);
+    done({ text: `End wait ${step.id} of ${task.task_id}: sent`, task: task.task_id });
+  } catch (failure) {
+    endings.set(key, { error: failure.message });
+    if (failure.status === 401) done({ failure });
+  }
+  redrawEndWait(key, task, step, done);
+}
+
+function stepRow(step, task, done) {
   const name = stepName(step);
+  const left = waitLeft(step);
   return h("tr", { class: `step outcome-${step.outcome}` },
     h("td", {}, String(step.index + 1), name ? h("span", { class: "muted" }, ` ${name}`) : ""),
     h("td", {}, step.node || h("span", { class: "muted" }, "wait")),
@@ -59,7 +108,8 @@ function stepRow(step) {
     h("td", {}, clock(step.started_at)),
     h("td", {}, runTime(step)),
     h("td", {}, step.attempts > 1 ? `${step.attempts}` : step.attempts ? "1" : ""),
-    h("td", { class: "message" }, waitLeft(step) || step.message || ""));
+    h("td", { class: "message" }, left || step.message || "",
+      done && runningWait(step) ? [left ? " " : "", endWait(task, step, done)] : null));
 }
 
 const lines = (n) => `${n} line${n === 1 ? "" : "s"}`;
@@ -74,14 +124,14 @@ function stepDetails(step, opened) {
       (step.logs || []).length ? h("pre", { class: "logs" }, step.logs.join("\n")) : null)));
 }
 
-function steps(task, opened) {
+function steps(task, opened, done) {
   const head = ["#", "Node", "Outcome", "Requested", "Waited", "Started", "Ran", "Attempts", "Message"];
   const note = task.steps_offset || (task.steps_total && task.steps.length < task.steps_total)
     ? h("p", { class: "muted" }, `steps ${task.steps_offset + 1} to ${task.steps_offset + task.steps.length} of ${task.steps_total}`)
     : null;
   return [h("h3", {}, "Steps"), note, h("table", { class: "grid steps" },
     h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
-    h("tbody", {}, task.steps.flatMap((step) => [stepRow(step), stepDetails(step, opened)])))];
+    h("tbody", {}, task.steps.flatMap((step) => [stepRow(step, task, done), stepDetails(step, opened)])))];
 }
 
 function decisions(task) {
@@ -92,7 +142,9 @@ function decisions(task) {
     ` while ${d.state}`, d.reason ? `: “${d.reason}”` : "")))];
 }
 
-export function drawTask(task) {
+/** The task's page; `done`, for an operator (null for a viewer): a running wait gets its End wait button,
+ * and `done` hears of its answer. */
+export function drawTask(task, done = null) {
   const body = document.getElementById("task-body");
   // A redraw keeps the step details a user opened (a failed step's are open at first).
   const same = body.dataset.task === task.task_id;
@@ -101,7 +153,7 @@ export function drawTask(task) {
     : task.steps.filter((st) => st.outcome === "FAILED").map((st) => String(st.index)));
   body.dataset.task = task.task_id;
   put(document.getElementById("task-title"), `Task ${task.task_id}`);
-  put(body, summary(task), steps(task, opened), decisions(task));
+  put(body, summary(task), steps(task, opened, done), decisions(task));
 }
 
 export function drawTaskError(taskId, failure) {
