@@ -18,7 +18,7 @@ from types import TracebackType
 
 from temporalio import activity
 
-from ..engine.contracts import StepBeat
+from ..engine.contracts import HOLDING, StepBeat
 
 # A waiting step beats only to show its place in line and to hear of a cancel (its cancelled task asks
 # for a beat at once: `hurry`): 50 steps queued for hours would otherwise keep the server writing (W3 of
@@ -44,8 +44,10 @@ class Heartbeat:
 
     @property
     def interval_s(self) -> float:
-        cap = RUNNING_INTERVAL_S if self.running else WAITING_INTERVAL_S
-        return min(cap, self.timeout_s / 3)
+        # A hold beats as often as a running step: its release (a cancel) comes in a beat's answer, and
+        # the node's next step waits for it.
+        often = self.running or self.beat.phase == HOLDING
+        return min(RUNNING_INTERVAL_S if often else WAITING_INTERVAL_S, self.timeout_s / 3)
 
     @property
     def running(self) -> bool:

@@ -16,8 +16,17 @@ import asyncio
 import contextlib
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from ..engine.contracts import HOLD_GRANTED_SIGNAL, HOLD_NODE, HOLDING, HoldGrant, HoldRequest, StepBeat
+from ..engine.contracts import (
+    HOLD_GRANTED_SIGNAL,
+    HOLD_INTERRUPTED,
+    HOLD_NODE,
+    HOLDING,
+    HoldGrant,
+    HoldRequest,
+    StepBeat,
+)
 from ..engine.ledger import EndUse, UseKey
 from .heartbeat import Heartbeat
 from .host import NodeHost
@@ -48,18 +57,43 @@ class HoldActivities:
                 requested_at=request.requested_at,
                 hold=True,
             )
+            beat.set(StepBeat(phase=HOLDING, worker=self.host.worker.label if self.host.worker else None))
             try:
-                beat.set(StepBeat(phase=HOLDING, worker=self.host.worker.label if self.host.worker else None))
                 await self._tell(request)
-                while True:  # until the task cancels it: its step is over
+                while not activity.is_worker_shutdown():  # until the task cancels it: its step is over
                     await asyncio.sleep(HOLDING_BEAT_S)
-            finally:
-                released = EndUse(key=key, succeeded=True, final=False, message="hold released", hold=True)
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.uses.finish(request.node_id, released))
+            except asyncio.CancelledError:
+                if _let_go():
+                    await self._release(request.node_id, key)
+                raise
+            except Exception:  # its task could not be told (it ended): nobody will want this hold
+                await self._release(request.node_id, key)
+                raise
+        # The worker stops: the hold stays in the node's ledger (the step may still run elsewhere), and
+        # this activity's retry, in the worker that hosts the node next, takes it over.
+        raise ApplicationError(
+            f"the worker hosting node {request.node_id} stops; the hold stays in the node's ledger until "
+            "the retry of this activity takes it over",
+            type=HOLD_INTERRUPTED,
+        )
+
+    async def _release(self, node_id: str, key: UseKey) -> None:
+        """The task let go of the hold (its ledger was told by the task too): give the node's place in
+        its line to the next step, its begin carrying this end."""
+        released = EndUse(key=key, succeeded=True, final=False, message="hold released", hold=True)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.uses.finish(node_id, released))
 
     async def _tell(self, request: HoldRequest) -> None:
         """The task takes its next node once it knows it has this one (sent again by a retry: the task
         keeps each grant once)."""
         grant = HoldGrant(step_index=request.step_index, run=request.run, node_id=request.node_id)
         await self.host.client.get_workflow_handle(request.task_id).signal(HOLD_GRANTED_SIGNAL, grant)
+
+
+def _let_go() -> bool:
+    """Cancelled because its task let go (it asked; or, TRY_CANCEL, it moved on at once and the server
+    no longer knows the activity), not because its worker stops or the server gave it up as timed out:
+    then the hold stays, for this activity's retry."""
+    details = activity.cancellation_details()
+    return details is not None and (details.cancel_requested or details.not_found)

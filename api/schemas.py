@@ -115,7 +115,13 @@ class NodePublic(BaseModel):
     state: NodeState | None = Field(
         default=None, description="the ledger's state; OFFLINE for an idle node no online worker hosts"
     )
-    holder: Holder | None = None
+    holder: Holder | None = Field(default=None, description="the first of `holders` (kept for older clients)")
+    holders: list[Holder] = Field(
+        default_factory=list,
+        description="every step holding it now, up to its capacity; `hold`: kept for a step that runs "
+        "its driver on another node (the step's `holds`)",
+    )
+    capacity: int = Field(default=1, description="how many steps may hold it at once (nodes.json)")
     reason: str | None = None
     reachable: bool = Field(
         default=True,

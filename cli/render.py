@@ -137,13 +137,22 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
             node["state"] or "?",
             node.get("worker") or "-",
             "online" if node.get("online", node["hosted"]) else "OFFLINE",
-            node["holder"]["key"]["task_id"] if node.get("holder") else "-",
+            _holders_text(node),
             str(len(node["waiting_tasks"])),
             node.get("reason") or "",
         ]
         for node in nodes
     ]
     return render_table(["NODE", "STATE", "WORKER", "ONLINE", "HOLDER", "WAITING", "REASON"], rows)
+
+
+def _holders_text(node: dict[str, Any]) -> str:
+    """The tasks holding the node (`T (hold)` for a step that keeps it while running elsewhere), and
+    its capacity when it has more than one place: `t1, t2 (hold) 2/4`."""
+    holders = node.get("holders") or ([node["holder"]] if node.get("holder") else [])
+    named = ", ".join(h["key"]["task_id"] + (" (hold)" if h.get("hold") else "") for h in holders) or "-"
+    capacity = node.get("capacity", 1)
+    return f"{named} {len(holders)}/{capacity}" if capacity > 1 else named
 
 
 def render_worker(worker: dict[str, Any]) -> str:

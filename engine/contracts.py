@@ -84,6 +84,8 @@ WAITING_INTERRUPTED = "WaitingInterrupted"  # the worker stopped while the step 
 # The step ran in a worker process that is gone (another now hosts its node): failed by that one at once,
 # retried as the node's retry allows, else cut off like a run whose heartbeats stopped.
 WORKER_REPLACED = "WorkerReplaced"
+# The worker hosting a held node stopped while the hold lasted: retried, the hold kept in the ledger.
+HOLD_INTERRUPTED = "HoldInterrupted"
 LEDGER_REFUSAL = "LedgerRefusal"  # the ledger refused an update (the node is held, in ERROR...)
 COMMAND_REFUSED = "CommandRefused"  # a task refused an operator's command in its state
 DELIVERY_FAILED = "NotificationNotDelivered"  # a failed send: retried

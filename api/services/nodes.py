@@ -50,7 +50,7 @@ class NodeService:
     def _public(self, node_id: str, live: NodeLiveness, waiting: list[str]) -> NodePublic:
         config = self.config(node_id)
         ledger = live.ledger
-        holder_task = ledger.holder.key.task_id if ledger and ledger.holder else None
+        holding = {h.key.task_id for h in ledger.holders} if ledger else set()
         public = NodePublic(
             id=config.id,
             name=config.name,
@@ -60,10 +60,12 @@ class NodeService:
             worker_host=live.host,
             offline_since=live.offline_since,
             hosted=live.online,
-            waiting_tasks=[t for t in waiting if t != holder_task],
+            waiting_tasks=[t for t in waiting if t not in holding],
+            capacity=config.capacity,
         )
         if ledger is not None:
             public.state, public.holder, public.reason = ledger.state, ledger.holder, ledger.reason
+            public.holders = ledger.holders
             public.stats, public.restarts = ledger.stats, ledger.restarts
             public.reachable, public.unreachable_since = ledger.reachable, ledger.unreachable_since
             if not ledger.reachable and public.reason is None:

@@ -66,6 +66,11 @@ async def explain_wait(
         return
     pending = await pending_steps(reader.client, description)
     for step in steps:
+        taking = step.holding_text()
+        if taking is not None:  # a step with holds, taking its nodes one by one
+            step.outcome = StepOutcome.WAITING
+            task.reason = task.reason or f"step {step.id} {taking}"
+            continue
         found = pending.get(step_activity_id(step.index, step.node or "", step.runs))
         if found is not None:
             await _explain_step(task, step, found, reader, lab)
