@@ -194,6 +194,7 @@ class LabWorker:
         activities: list[Callable[..., Any]] = [
             steps.execute_step,
             holds.hold_node,
+            holds.release_hold,
             ops.restart_node,
             ops.probe_node,
             ops.shutdown_node,

@@ -23,11 +23,12 @@ from ..engine.contracts import (
     HOLD_INTERRUPTED,
     HOLD_NODE,
     HOLDING,
+    RELEASE_HOLD,
     HoldGrant,
     HoldRequest,
     StepBeat,
 )
-from ..engine.ledger import EndUse, UseKey
+from ..engine.ledger import EndUse, HoldRelease, UseKey, step_of
 from .heartbeat import Heartbeat
 from .host import NodeHost
 from .uses import NodeUses
@@ -58,10 +59,12 @@ class HoldActivities:
                 hold=True,
             )
             beat.set(StepBeat(phase=HOLDING, worker=self.host.worker.label if self.host.worker else None))
+            let_go = self.host.holds.setdefault(hold_of(key), asyncio.Event())
             try:
                 await self._tell(request)
-                while not activity.is_worker_shutdown():  # until the task cancels it: its step is over
-                    await asyncio.sleep(HOLDING_BEAT_S)
+                while not let_go.is_set() and not activity.is_worker_shutdown():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(let_go.wait(), HOLDING_BEAT_S)
             except asyncio.CancelledError:
                 if _let_go():
                     await self._release(request.node_id, key)
@@ -69,6 +72,11 @@ class HoldActivities:
             except Exception:  # its task could not be told (it ended): nobody will want this hold
                 await self._release(request.node_id, key)
                 raise
+            finally:
+                self.host.holds.pop(hold_of(key), None)
+            if let_go.is_set():
+                await self._release(request.node_id, key)
+                return
         # The worker stops: the hold stays in the node's ledger (the step may still run elsewhere), and
         # this activity's retry, in the worker that hosts the node next, takes it over.
         raise ApplicationError(
@@ -76,6 +84,18 @@ class HoldActivities:
             "the retry of this activity takes it over",
             type=HOLD_INTERRUPTED,
         )
+
+    @activity.defn(name=RELEASE_HOLD)
+    async def release_hold(self, release: HoldRelease) -> bool:
+        """The hold's task lets go of it (its ledger was told too): the hold activity gives the node's
+        place in its line to the next step at once. A hold still waiting in the line was cancelled: it
+        beats now, to hear it. Whether this worker had the hold."""
+        let_go = self.host.holds.get(hold_of(release.key))
+        if let_go is not None:
+            let_go.set()
+        else:
+            self.host.gates[release.node_id].withdraw(step_of(release.key), release.key.run)
+        return let_go is not None
 
     async def _release(self, node_id: str, key: UseKey) -> None:
         """The task let go of the hold (its ledger was told by the task too): give the node's place in
@@ -97,3 +117,8 @@ def _let_go() -> bool:
     then the hold stays, for this activity's retry."""
     details = activity.cancellation_details()
     return details is not None and (details.cancel_requested or details.not_found)
+
+
+def hold_of(key: UseKey) -> str:
+    """A hold, whatever its attempt: "task/step/run"."""
+    return f"{step_of(key)}/{key.run}"

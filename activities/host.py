@@ -124,6 +124,8 @@ class NodeHost:
         }
         # Per node: the driver call that did not stop when asked to abort, until its end is recorded.
         self._stuck: dict[str, asyncio.Task[None]] = {}
+        # The holds this worker keeps (activities/holds.py), by "task/step/run": set when its task lets go.
+        self.holds: dict[str, asyncio.Event] = {}
         # Ends of uses sent after their step returned (NodeUses.end_in_background).
         self._ending: set[asyncio.Task[None]] = set()
         self._flush_now = asyncio.Event()

@@ -90,6 +90,7 @@ class NodeUses:
                     return begin.waited_s
                 beat.set(_waiting_beat(gate, waiter, refusal))
                 await asyncio.sleep(REFUSED_RETRY_S)
+                _stop_if_worker_stops()
                 if gated:
                     gate.readmit()
         except BaseException:
@@ -104,12 +105,7 @@ class NodeUses:
     ) -> EndUse | None:
         while not waiter.turn.done():
             beat.set(_waiting_beat(gate, waiter, refusal))
-            if activity.is_worker_shutdown():
-                raise ApplicationError(
-                    "the worker hosting the node is shutting down",
-                    type=WAITING_INTERRUPTED,
-                    non_retryable=True,
-                )
+            _stop_if_worker_stops()
             await asyncio.wait({waiter.turn}, timeout=1.0)
         return waiter.turn.result()
 
@@ -256,3 +252,11 @@ def resolve(future: asyncio.Future[None] | None) -> None:
 def _waiting_beat(gate: NodeGate, waiter: Waiter, refusal: str | None) -> StepBeat:
     """The step's place in its node's line, and the ledger's last refusal if it was refused."""
     return StepBeat(phase=WAITING, position=gate.position(waiter), waiting=len(gate.waiting), reason=refusal)
+
+
+def _stop_if_worker_stops() -> None:
+    """A step (or hold) waiting for the node ends when its worker stops: its task asks for it again."""
+    if activity.is_worker_shutdown():
+        raise ApplicationError(
+            "the worker hosting the node is shutting down", type=WAITING_INTERRUPTED, non_retryable=True
+        )

@@ -269,6 +269,7 @@ class Ledger:
     def release_hold(self, release: HoldRelease, now: datetime) -> bool:
         """The task releases the hold of its step's run (or of an earlier run): the step is over, or
         its run given up. A use the step began here is its own end's business, never a hold's."""
+        self.withdraw(release.key)  # a late retry of that hold activity must not take the node again
         holder = self._same_step(release.key)
         if holder is None or not holder.hold or holder.key.run > release.key.run:
             return False

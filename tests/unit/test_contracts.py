@@ -56,6 +56,7 @@ def test_every_activity_is_defined_under_a_contract_name() -> None:
     named = {
         contracts.EXECUTE_STEP,
         contracts.HOLD_NODE,
+        contracts.RELEASE_HOLD,
         contracts.RESTART_NODE,
         contracts.PROBE_NODE,
         contracts.SHUTDOWN_NODE,
