@@ -34,9 +34,10 @@ class Params:
     w4_kill_after_s: float = 3.0
     w5_tasks: int = 20
     w5_sleep_s: float = 1.0
+    w6_tasks: int = 20
 
 
-QUICK = Params(w1_tasks=10, w2_tasks=50, w3_starts=100, w4_tasks=5, w5_tasks=10, w5_sleep_s=0.5)
+QUICK = Params(w1_tasks=10, w2_tasks=50, w3_starts=100, w4_tasks=5, w5_tasks=10, w5_sleep_s=0.5, w6_tasks=8)
 
 
 def ideal_makespan_s(tasks: int, sleep_s: float) -> float:
@@ -73,8 +74,8 @@ class Bench:
 
     # --- ours, through the HTTP API ----------------------------------------------------------------
 
-    async def start_ours(self, task_id: str, sleep_s: float) -> int:
-        body = {"workflow_name": WORKFLOW, "args": {"sleep_s": sleep_s}, "id": task_id}
+    async def start_ours(self, task_id: str, sleep_s: float, workflow: str | None = None) -> int:
+        body = {"workflow_name": workflow or WORKFLOW, "args": {"sleep_s": sleep_s}, "id": task_id}
         try:
             response = await self.http.post("/tasks", json=body)
         except httpx.HTTPError:

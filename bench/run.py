@@ -28,7 +28,7 @@ from context import QUICK, Bench, Params
 from crash import w4_crash
 from report import table, targets_summary, with_reference_rows, write_json
 from stack import BIN, BenchStack
-from workloads import w1_overhead, w2_contention, w3_start_rate, w5_lab_pace
+from workloads import w1_overhead, w2_contention, w3_start_rate, w5_lab_pace, w6_protocol
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKLOADS: dict[str, Callable[[Bench], Awaitable[None]]] = {
@@ -37,6 +37,7 @@ WORKLOADS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "W3": w3_start_rate,
     "W4": w4_crash,
     "W5": w5_lab_pace,
+    "W6": w6_protocol,
 }
 
 

@@ -1,14 +1,17 @@
-"""W1 overhead, W2 contention, W3 start rate, W5 lab pace (W4, the crash, is in crash.py)."""
+"""W1 overhead, W2 contention, W3 start rate, W5 lab pace, W6 protocol (W4, the crash, is in crash.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from functools import partial
 
+import protocol_ideal
 from context import STEPS, Bench, Usage, bounded, elapsed_since, ideal_makespan_s
-from measure import hand_offs, makespan_s, median, percentile, read_uses
+from measure import Use, hand_offs, makespan_s, median, percentile, read_uses
 from report import Row
+from stack import LAB
 
 MS = 1000.0
 
@@ -64,9 +67,11 @@ async def _one_plain(bench: Bench, task_id: str) -> tuple[float, float]:
 # --- W2 contention and W5 lab pace: every task submitted at once --------------------------------------
 
 
-async def _burst_ours(bench: Bench, prefix: str, tasks: int, sleep_s: float) -> list[int]:
+async def _burst_ours(
+    bench: Bench, prefix: str, tasks: int, sleep_s: float, workflow: str | None = None
+) -> list[int]:
     ids = [f"{prefix}-{i:03d}" for i in range(tasks)]
-    statuses = await asyncio.gather(*(bench.start_ours(task_id, sleep_s) for task_id in ids))
+    statuses = await asyncio.gather(*(bench.start_ours(task_id, sleep_s, workflow) for task_id in ids))
     accepted = [task_id for task_id, status in zip(ids, statuses, strict=True) if status == 201]
     results = await asyncio.gather(*(bench.result(task_id) for task_id in accepted))
     return [int(r["state"] == "FINISHED") for r in results]
@@ -117,6 +122,57 @@ async def w5_lab_pace(bench: Bench) -> None:
         Row("W5 tasks finished", f"{sum(done)}/{tasks}"),
         Row("W5 makespan vs ideal", makespan_s(ours), ideal_makespan_s(tasks, sleep_s), "s"),
     )
+
+
+# --- W6 protocol: the demo lab's protocol on bench nodes, every task at once ---------------------------
+
+PROTOCOL = "bench-protocol"
+HOLDER_STEP, HELD_NODE = 6, "node-5"  # `load` (on node-3) holds the reader, node-5
+INCUBATOR = "incubator"
+
+
+async def w6_protocol(bench: Bench) -> None:
+    """Branches, an incubator of four places, a wait and a move that holds the reader: the makespan
+    against the protocol's ideal (a lower bound, protocol_ideal.py), and whether the holds and the
+    capacity held (uses of the held reader during another task's move; most incubations at once)."""
+    tasks = bench.params.w6_tasks
+    done = await _burst_ours(bench, "w6", tasks, 0.0, PROTOCOL)
+    uses = read_uses(bench.stack.drivers_log, "w6-")
+    workflows = json.loads((LAB / "workflows.json").read_text())["workflows"]
+    nodes = json.loads((LAB / "nodes.json").read_text())["nodes"]
+    steps = protocol_ideal.steps_of(next(w for w in workflows if w["name"] == PROTOCOL))
+    capacities = {n["id"]: n.get("capacity", 1) for n in nodes}
+    ideal = protocol_ideal.ideal_makespan_s(steps, tasks, capacities)
+    bench.add(
+        Row("W6 tasks finished", f"{sum(done)}/{tasks}"),
+        Row("W6 makespan vs ideal", makespan_s(uses), ideal, "s"),
+        Row("W6 reads during another task's held move", _held_overlaps(uses)),
+        Row(
+            "W6 most incubations at once (capacity 4)",
+            _most_at_once([u for u in uses if u.node == "incubator"]),
+        ),
+    )
+
+
+def _held_overlaps(uses: list[Use]) -> int:
+    """Runs on the held node that overlap another task's step holding it: must be 0."""
+    holds = [u for u in uses if u.step == HOLDER_STEP and u.end is not None]
+    held = [u for u in uses if u.node == HELD_NODE and u.end is not None]
+    return sum(
+        1
+        for h in holds
+        for u in held
+        if u.task_id != h.task_id and u.start < h.end and h.start < u.end  # type: ignore[operator]
+    )
+
+
+def _most_at_once(uses: list[Use]) -> int:
+    edges = sorted([(u.start, 1) for u in uses] + [(u.end or u.start, -1) for u in uses])
+    now = most = 0
+    for _, change in edges:
+        now += change
+        most = max(most, now)
+    return most
 
 
 def _cpu_rows(name: str, ours: Usage, plain: Usage, steps: int) -> list[Row]:

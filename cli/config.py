@@ -27,7 +27,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         attempts = f"{node.retry.max_attempts} attempt(s)"
         timeout = f"{node.timeout_s:g} s" if node.timeout_s else "none"
         worker = node.worker or "any"
-        print(f"  {node.id:<14} {node.type:<16} worker: {worker:<8} {attempts}, timeout {timeout}")
+        places = f", {node.capacity} steps at once" if node.capacity > 1 else ""
+        print(f"  {node.id:<14} {node.type:<16} worker: {worker:<8} {attempts}, timeout {timeout}{places}")
     print(f"{len(lab.workflows)} workflow(s):")
     for workflow in lab.workflows:
         print(f"  {workflow.name:<18} " + workflow_text(workflow))
@@ -51,7 +52,7 @@ def workflow_text(workflow: WorkflowConfig) -> str:
 
 def _step_text(step: StepConfig) -> str:
     if step.node is not None:
-        return step.node
+        return f"{step.node} holding {', '.join(step.holds)}" if step.holds else step.node
     return f"wait {step.wait_s:g} s" if step.wait_s is not None else f"wait until {step.wait_until}"
 
 

@@ -52,7 +52,10 @@ class BaseNode:
         # that many threads together, each with its own DriverCall.
         self.capacity = 1
         self.logger = NodeLogger(_id)
-        self._call: DriverCall | None = None  # the call the node's thread runs now
+        self._call: DriverCall | None = None  # the call the node's thread runs now (the latest one)
+        # Each driver thread's own call: a node of capacity > 1 runs several at once, and a driver
+        # reading `abort_requested` in `_execute` must hear of its own step's abort, not another's.
+        self._calls = threading.local()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -146,7 +149,7 @@ class BaseNode:
         call never reaches another. A node that is not reachable is not touched either: the step
         fails. `_post_execution` runs only after a successful `_execute` (the seed)."""
         call = call or self.new_call(task_id)
-        self._call = call
+        self._call = self._calls.call = call
         try:
             if not call._begin():
                 raise StepWithdrawnError(
@@ -160,7 +163,9 @@ class BaseNode:
             return self._run_driver(DriverStep(task_id, workflow_name, src, dst, args, observer))
         finally:
             call._end()
-            self._call = None
+            self._calls.call = None
+            if self._call is call:
+                self._call = None
 
     def _run_driver(self, step: DriverStep) -> StepResult:
         task_id, wf_name, src, dst, args = step.task_id, step.workflow_name, step.src, step.dst, step.args
@@ -230,8 +235,9 @@ class BaseNode:
 
     @property
     def abort_requested(self) -> bool:
-        """Whether the step running now was asked to abort (read by a driver, in `_execute`)."""
-        call = self._call
+        """Whether the step running now was asked to abort (read by a driver, in `_execute`): on a
+        node of capacity > 1, the step this thread runs."""
+        call = getattr(self._calls, "call", None) or self._call
         return call is not None and call.aborted
 
     def _run_emulated(self, task_id: str, call: DriverCall) -> StepResult:

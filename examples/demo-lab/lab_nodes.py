@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,38 @@ def absorbances(plate: str, wavelength_nm: int, wells: int) -> list[float]:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+class Incubator(SimulatedDevice, BaseNode):
+    """Keeps plates at `temperature_c` for `seconds` (default: its property `default_seconds`). Its
+    `capacity` in nodes.json lets several steps incubate at once: each runs in a thread of its own, so
+    it watches its own step's abort (`abort_requested`), never a flag the others share."""
+
+    def _execute(
+        self, src: NodeRef | None, dst: NodeRef | None, task_id: str, args: dict[str, Any] | None = None
+    ) -> StepResult:
+        args = args or {}
+        plate = _plate(args, task_id)
+        seconds = _in_range(
+            "seconds", _number(args, "seconds", self.properties.get("default_seconds", 8)), 0, 86400
+        )
+        temperature_c = self.properties.get("temperature_c", 37)
+        self.logger.info(
+            "{}: incubating plate {} at {} °C for {:g} s", self.id, plate, temperature_c, seconds
+        )
+        ends = time.monotonic() + seconds * float(self.properties.get("speed", 1.0))
+        while (left := ends - time.monotonic()) > 0:
+            if self.abort_requested:
+                raise StepAbortedError(f"{self.id}: incubation of plate {plate} aborted")
+            time.sleep(min(0.1, left))
+        self.logger.success("{}: plate {} incubated", self.id, plate)
+        return StepResult(
+            message=f"plate {plate} incubated {seconds:g} s at {temperature_c} °C",
+            output={"plate": plate, "seconds": seconds, "temperature_c": temperature_c},
+        )
+
+    def _abort(self) -> None:
+        """Each incubation watches its own step's abort: nothing shared to stop here."""
 
 
 class ColdStorage(SimulatedDevice, BaseNode):

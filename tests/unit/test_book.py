@@ -84,6 +84,8 @@ def test_protocol_of_a_workflow_of_today_is_a_line_of_numbered_steps() -> None:
 @pytest.mark.parametrize("lab", ["examples/demo-lab", "examples/seed-example"])
 def test_protocol_of_every_example_workflow_is_its_line(lab: str) -> None:
     for workflow in load_config_dir(ROOT / lab).workflows:
+        if any(step.id is not None or step.after is not None for step in workflow.steps):
+            continue  # written as a protocol (the demo lab's incubate-and-read), not as a line
         steps = protocol_of(workflow).steps
         assert [s.node for s in steps] == [s.node for s in workflow.steps]
         assert [s.after for s in steps] == [(), *[(str(i),) for i in range(1, len(steps))]]

@@ -26,6 +26,7 @@ from task_scheduler.engine.errors import (
 )
 from task_scheduler.engine.logger import MAX_CAPTURED_LINES, NodeLogger
 from task_scheduler.engine.nodes import CallState
+from task_scheduler.engine.protocol import protocol_of
 from task_scheduler.engine.registry import resolve_node_type
 from task_scheduler.nodes.enums import NodeErrorNextStep, NodeState
 
@@ -489,10 +490,15 @@ def test_demo_lab_every_workflow_runs_at_speed_zero(
 ) -> None:
     nodes = {config.id: demo_node(config.id) for config in demo_lab.nodes}
     for workflow in demo_lab.workflows:
-        steps = workflow.steps
+        steps, graph = workflow.steps, protocol_of(workflow)
         for index, step in enumerate(steps):
-            src = nodes[steps[index - 1].node].ref() if index else None
-            dst = nodes[steps[index + 1].node].ref() if index + 1 < len(steps) else None
+            if step.node is None:
+                continue  # a wait: no driver
+            # As a task gives them: the node of the one step it comes after, and of the one after it.
+            before = [graph.step(s).node for s in graph.steps[index].after]
+            after = [s.node for s in graph.steps if graph.steps[index].id in s.after]
+            src = nodes[before[0]].ref() if len(before) == 1 and before[0] else None
+            dst = nodes[after[0]].ref() if len(after) == 1 and after[0] else None
             node = nodes[step.node]
             with node.logger.capture() as lines:
                 result = node.run_step(src, dst, "task-1", {"plate": "P-001", **step.args})
@@ -578,7 +584,8 @@ def test_demo_lab_driver_refuses_bad_args_clearly(
 def test_demo_lab_arm_refuses_a_node_out_of_reach(demo_node: Callable[..., BaseNode]) -> None:
     result = demo_node("arm").run_step(ref("hotel"), ref("hplc"), "t", {})
     assert result.status == 2
-    assert result.message == "the arm cannot reach 'hplc'; it reaches hotel, dispenser, reader, storage"
+    reach = "hotel, dispenser, incubator, reader, storage"
+    assert result.message == f"the arm cannot reach 'hplc'; it reaches {reach}"
 
 
 def test_demo_lab_storage_refuses_when_full(demo_node: Callable[..., BaseNode]) -> None:

@@ -178,6 +178,8 @@ def test_config_check_shows_a_protocol_with_its_branches(
 def test_every_example_workflow_means_the_line_it_meant(lab: str) -> None:
     config = load_config_dir(ROOT / "examples" / lab)
     for workflow in config.workflows:
+        if any(step.id is not None or step.after is not None for step in workflow.steps):
+            continue  # written as a protocol (the demo lab's incubate-and-read), not as a line
         spec = make_task_spec(config, workflow.name)
         graph = spec.protocol()
         assert graph.ids() == [str(i + 1) for i in range(len(workflow.steps))]
