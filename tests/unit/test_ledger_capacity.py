@@ -3,9 +3,8 @@ run on), without Temporal."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
+from test_ledger import at, key
 
 from task_scheduler import NodeState
 from task_scheduler.engine.ledger import (
@@ -16,18 +15,7 @@ from task_scheduler.engine.ledger import (
     Ledger,
     LedgerRefusal,
     LedgerState,
-    UseKey,
 )
-
-T0 = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def key(task: str, step: int = 0, run: int = 1, attempt: int = 1) -> UseKey:
-    return UseKey(task_id=task, step_index=step, run=run, attempt=attempt)
 
 
 def begin(task: str, capacity: int = 1, hold: bool = False, step: int = 0, attempt: int = 1) -> BeginUse:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_fixtures import MakeLab, StartTask, TestLab, unique_id, write_lab
+from lab_fixtures import MakeLab, StartTask, TestLab, kill, unique_id, write_lab
 from temporalio.client import Client, WorkflowHandle
 
 from task_scheduler.engine.task_state import TaskResult
@@ -40,3 +42,13 @@ def start_task(temporal_client: Client, task_queue: str) -> StartTask:
         )
 
     return start
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`task-scheduler worker` subprocesses the test starts (`lab_fixtures.start_worker`): killed by
+    their pid at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        kill(process)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +26,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
 from task_scheduler import BaseNode, LabConfig, NodeRef, StepResult, load_config
+from task_scheduler.devserver import DevServer
 from task_scheduler.engine.task_state import TaskResult
 from task_scheduler.workflows.task import TaskWorkflow
 
@@ -291,3 +296,26 @@ def summaries(history: WorkflowHistory) -> list[str]:
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+def start_worker(
+    lab: TestLab, server: DevServer, task_queue: str, log: Path, *options: str
+) -> subprocess.Popen[bytes]:
+    """`task-scheduler worker` on the lab, as a process of its own (`options`: `--name PC`...), its output
+    in `log`; stopped by `kill` (the `worker_processes` fixture kills those it lists)."""
+    command = [
+        *[sys.executable, "-m", "task_scheduler", "worker", *options],
+        *["-n", str(lab.nodes_file), "-w", str(lab.workflows_file)],
+        *["--address", server.address, "--task-queue", task_queue],
+    ]
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            command, cwd=lab.folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+        )
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL by pid, as a crash would; reaped at once (a dead worker's pollers are then not live)."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()

@@ -6,17 +6,12 @@ ever used by two of them at once; a hold outlives the SIGKILL of the worker host
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from lab_fixtures import JOURNAL, DriverRun, MakeLab, StartTask, TestLab, unique_id, wait_until
+from lab_fixtures import JOURNAL, DriverRun, MakeLab, StartTask, kill, start_worker, unique_id, wait_until
 from saved_histories import keep
 from temporalio.client import Client, WorkflowHandle
 
@@ -158,33 +153,7 @@ async def test_holds_are_let_go_when_the_task_is_cancelled_while_it_takes_them(
     assert not JOURNAL.runs(arm, load.id)  # the cancelled step never ran
 
 
-@pytest.fixture
-def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`task-scheduler worker` subprocesses the test starts: killed by their pid at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        kill(process)
-
-
-def kill(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def start_pc(
-    lab: TestLab, server: DevServer, task_queue: str, name: str, log: Path
-) -> subprocess.Popen[bytes]:
-    command = [
-        *[sys.executable, "-m", "task_scheduler", "worker", "--name", name, "--no-workflows"],
-        *["-n", str(lab.nodes_file), "-w", str(lab.workflows_file)],
-        *["--address", server.address, "--task-queue", task_queue],
-    ]
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            command, cwd=lab.folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
-        )
+READER_PC = ("--name", "pc-reader", "--no-workflows")
 
 
 async def test_a_hold_outlives_the_sigkill_of_its_nodes_worker(
@@ -206,13 +175,13 @@ async def test_a_hold_outlives_the_sigkill_of_its_nodes_worker(
     arm, reader = lab.node("arm"), lab.node("reader")
     options = WorkerOptions(name="pc-arm", lab=lab.config, task_queue=task_queue)
     async with LabWorker(temporal_client, options):
-        first = start_pc(lab, temporal_server, task_queue, "pc-reader", tmp_path / "reader-1.log")
+        first = start_worker(lab, temporal_server, task_queue, tmp_path / "reader-1.log", *READER_PC)
         worker_processes.append(first)
         load = await start_task(lab, "load")
         await wait_until(lambda: JOURNAL.started(arm, load.id), 60, "the arm moving (the reader held)")
         kill(first)  # the PC hosting the held reader dies while the step runs on the arm
         read = await start_task(lab, "read")
-        second = start_pc(lab, temporal_server, task_queue, "pc-reader", tmp_path / "reader-2.log")
+        second = start_worker(lab, temporal_server, task_queue, tmp_path / "reader-2.log", *READER_PC)
         worker_processes.append(second)
 
         async def taken_over() -> bool:

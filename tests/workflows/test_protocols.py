@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_fixtures import JOURNAL, MakeLab, StartTask, TestLab, unique_id, wait_until
+from lab_fixtures import JOURNAL, MakeLab, StartTask, kill, start_worker, unique_id, wait_until
 from saved_histories import keep
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
@@ -280,34 +276,6 @@ async def test_cancel_during_a_wait_cancels_it(
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_TIMER_CANCELED in kinds
     assert not JOURNAL.started(lab.node("a"), handle.id)
-
-
-@pytest.fixture
-def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`task-scheduler worker` subprocesses the test starts: killed by their pid at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        kill(process)
-
-
-def kill(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL by pid, as a crash would; reaped at once (a dead worker's pollers are then not live)."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def start_worker(lab: TestLab, server: DevServer, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        *[sys.executable, "-m", "task_scheduler", "worker"],
-        *["-n", str(lab.nodes_file), "-w", str(lab.workflows_file)],
-        *["--address", server.address, "--task-queue", task_queue],
-    ]
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            command, cwd=lab.folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
-        )
 
 
 WAIT_S = 8
