@@ -52,16 +52,20 @@ class StepActivities:
             attempt=activity.info().attempt,
         )
         async with Heartbeat(request.step.heartbeat_timeout_s) as beat:
-            waited_s = await self.uses.acquire(
-                node.id,
-                key,
-                beat,
-                priority=request.priority,
-                requested_at=request.requested_at,
-                max_attempts=request.step.retry.max_attempts,
-                lost_run=request.lost_run,
-                gated=not request.held,
-            )
+            max_attempts = request.step.retry.max_attempts
+            if request.held:  # it waited in each node's line while it took them (activities/holds.py)
+                await self.uses.begin_held(node.id, key, beat, max_attempts, request.lost_run)
+                waited_s = 0.0
+            else:
+                waited_s = await self.uses.acquire(
+                    node.id,
+                    key,
+                    beat,
+                    priority=request.priority,
+                    requested_at=request.requested_at,
+                    max_attempts=max_attempts,
+                    lost_run=request.lost_run,
+                )
             return await self._use(node, request, key, waited_s, beat)
 
     # --- using the node ----------------------------------------------------------------------------

@@ -54,23 +54,19 @@ class NodeUses:
         requested_at: datetime,
         max_attempts: int = 1,
         lost_run: int | None = None,
-        gated: bool = True,
         hold: bool = False,
     ) -> float:
-        """Wait for the node in its gate (unless `gated` is False: the step's own hold has its place),
-        then begin the use (or the hold) in its ledger, again after each refusal; the seconds waited."""
+        """Wait for the node in its gate, then begin the use (or the hold) in its ledger, again after
+        each refusal; the seconds waited."""
         gate = self.host.gates[node_id]
         entered = time.monotonic()
         waiter = gate.enter(
             str(key), priority, requested_at, step=step_of(key), run=key.run, hurry=beat.hurry
         )
-        if not gated:
-            gate.leave(waiter)
-            self._ungated.add(str(key))
         refusal: str | None = None  # the ledger's last word, said in every heartbeat until it is granted
         try:
             while True:
-                close = await self._wait_turn(gate, waiter, beat, refusal) if gated else None
+                close = await self._wait_turn(gate, waiter, beat, refusal)
                 begin = BeginUse(
                     key=key,
                     waited_s=time.monotonic() - entered,
@@ -81,23 +77,35 @@ class NodeUses:
                     capacity=gate.capacity,
                     hold=hold,
                 )
-                refusal = (
-                    await self.begin(node_id, gate, waiter, begin)
-                    if gated
-                    else await self._begin_ungated(begin, node_id)
-                )
+                refusal = await self.begin(node_id, gate, waiter, begin)
                 if refusal is None:
                     return begin.waited_s
                 beat.set(_waiting_beat(gate, waiter, refusal))
                 await asyncio.sleep(REFUSED_RETRY_S)
                 _stop_if_worker_stops()
-                if gated:
-                    gate.readmit()
+                gate.readmit()
         except BaseException:
-            if gated:
-                await self.abandon_turn(node_id, gate, waiter, key)
-            else:
-                self._ungated.discard(str(key))
+            await self.abandon_turn(node_id, gate, waiter, key)
+            raise
+
+    async def begin_held(
+        self, node_id: str, key: UseKey, beat: Heartbeat, max_attempts: int, lost_run: int | None
+    ) -> None:
+        """Begin the use of a step that took its node with its holds: its hold has the node's place in
+        the gate, so the step goes to the ledger at once (which takes the hold over), again after each
+        refusal (the node in ERROR, say). Its end is recorded alone (`finish`)."""
+        self._ungated.add(str(key))
+        capacity = self.host.gates[node_id].capacity
+        begin = BeginUse(
+            key=key, max_attempts=max_attempts, lost_run=lost_run, worker=self.host.worker, capacity=capacity
+        )
+        try:
+            while (refusal := await self._begin_ungated(begin, node_id)) is not None:
+                beat.set(StepBeat(phase=WAITING, reason=refusal))
+                await asyncio.sleep(REFUSED_RETRY_S)
+                _stop_if_worker_stops()
+        except BaseException:
+            self._ungated.discard(str(key))
             raise
 
     async def _wait_turn(
@@ -110,7 +118,7 @@ class NodeUses:
         return waiter.turn.result()
 
     async def _begin_ungated(self, begin: BeginUse, node_id: str) -> str | None:
-        """The begin of a use whose step holds the node already (its hold has the gate's place)."""
+        """The begin of a use whose step holds the node already; the ledger's refusal or None."""
         try:
             verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
         except WorkflowUpdateFailedError as exc:

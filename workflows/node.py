@@ -269,6 +269,10 @@ class NodeWorkflow:
             )
         except ActivityError:
             return  # no worker to ask: the next check will
+        if holder.hold:  # kept for a step: it lasts as long as its task runs (the task lets it go)
+            if not answer.running:
+                self.ledger.abandon(holder.key, workflow.now(), f"{holder.key} ended ({answer.status})")
+            return
         if answer.ended is not None:
             self.ledger.end(answer.ended, workflow.now())  # ignored unless that use is still held
         elif not answer.running:

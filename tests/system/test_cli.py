@@ -146,7 +146,8 @@ def test_workers_shows_the_one_pc_labs_worker_online_with_its_nodes(stack: DevSt
 
     assert run.code == 0, run
     assert re.fullmatch(
-        r"\(unnamed\) +\S+ +online +nodes: hotel, arm, dispenser, incubator, reader, storage  runs the workflows\n",
+        r"\(unnamed\) +\S+ +online +nodes: hotel, arm, dispenser, incubator, reader, storage"
+        r"  runs the workflows\n",
         run.out,
     ), run.out
 
