@@ -84,7 +84,9 @@ def current_details(status: TaskStatus, spec: TaskSpec) -> str:
         if len(running) > 1:
             where = "steps " + ", ".join(r.id for r in running) + " run"
         pause = " (a pause is requested: it pauses once its steps end)" if status.pause_requested else ""
-        return f"**{state}**: {where}{pause}"
+        # A step with holds taking its nodes says which it has and which it waits for.
+        taking = [f"step {r.id} {text}" for r in running if (text := r.holding_text())]
+        return "\n\n".join([f"**{state}**: {where}{pause}", *taking])
     if status.state is TaskState.FINISHED:
         return f"**{state}**: all {total} steps done"
     if status.state is TaskState.CANCELLED:

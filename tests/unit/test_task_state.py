@@ -12,6 +12,7 @@ from task_scheduler.engine.task_state import (
     DECISIONS_KEPT,
     Decision,
     StepOutcome,
+    StepRecord,
     StepReport,
     TaskMemory,
     TaskStatus,
@@ -134,3 +135,14 @@ def test_a_step_cancelled_before_its_driver_started_says_so_and_a_failed_one_kee
     )
     failed.take_cancel("bob")
     assert (failed.outcome, failed.message) == (StepOutcome.CANCELLED, "gripper jammed")
+
+
+def test_a_step_taking_its_nodes_says_which_it_holds_and_keeps_each_grant_once() -> None:
+    record = StepRecord(index=5, node="arm", id="load", runs=2, holds=["arm", "reader"])
+    assert record.holding_text() == "waiting for arm (it takes arm, reader in this order)"
+    assert record.take_grant(1, "arm") is False  # an earlier run's grant
+    assert record.take_grant(2, "washer") is False  # not one of its nodes
+    assert record.take_grant(2, "arm") is True and record.take_grant(2, "arm") is False
+    assert record.holding_text() == "holds arm; waiting for reader (it takes arm, reader in this order)"
+    record.take_grant(2, "reader")
+    assert record.holding_text() is None  # it has them all: it runs
