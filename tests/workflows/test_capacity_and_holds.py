@@ -201,3 +201,56 @@ async def test_a_hold_outlives_the_sigkill_of_its_nodes_worker(
     load_end, read_start = load_status.steps[0].finished_at, read_status.steps[0].started_at
     assert load_end is not None and read_start is not None
     assert read_start >= load_end - timedelta(seconds=1)  # the worker's clock; never while held
+
+
+async def test_a_worker_killed_mid_acquisition_leaves_no_node_held_by_nobody(
+    temporal_client: Client,
+    temporal_server: DevServer,
+    task_queue: str,
+    make_lab: MakeLab,
+    start_task: StartTask,
+    worker_processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    hold = JOURNAL.hold(unique_id("reader-busy"))
+    workflows = {
+        "busy": [{"node": "reader", "args": {"hold": hold}}],
+        "load": [{"id": "load", "node": "arm", "holds": ["reader"]}],
+    }
+    nodes = {"arm": {"worker": "pc-arm", "heartbeat_timeout_s": 2}, "reader": {"worker": "pc-reader"}}
+    lab = make_lab(workflows, nodes)
+    arm, reader = lab.node("arm"), lab.node("reader")
+    assert arm < reader  # the load step takes the arm first, then waits for the reader
+    arm_pc = ("--name", "pc-arm", "--no-workflows")
+    options = WorkerOptions(name="pc-reader", lab=lab.config, task_queue=task_queue)
+    async with LabWorker(temporal_client, options):
+        first = start_worker(lab, temporal_server, task_queue, tmp_path / "arm-1.log", *arm_pc)
+        worker_processes.append(first)
+        busy = await start_task(lab, "busy")
+        await wait_until(lambda: JOURNAL.started(reader, busy.id), 60, "the reader busy")
+        load = await start_task(lab, "load")
+
+        async def holds_arm() -> bool:
+            status: TaskStatus = await load.query(TaskWorkflow.get_status)
+            return bool(status.steps) and status.steps[0].held == [arm]
+
+        await wait_until(holds_arm, 60, "the load step holding the arm, waiting for the reader")
+        kill(first)  # mid-acquisition: the arm's PC dies while its hold waits for the reader
+        (held,) = (await ledger(temporal_client, arm)).holders
+        assert held.hold and held.key.task_id == load.id  # held for a task that still runs
+
+        second = start_worker(lab, temporal_server, task_queue, tmp_path / "arm-2.log", *arm_pc)
+        worker_processes.append(second)
+
+        async def taken_over() -> bool:
+            holders = (await ledger(temporal_client, arm)).holders
+            return len(holders) == 1 and holders[0].key.task_id == load.id and holders[0].key.attempt > 1
+
+        await wait_until(taken_over, 60, "the arm's hold taken over by its retry in the new worker")
+        JOURNAL.release(hold)
+        loaded = await asyncio.wait_for(load.result(), RESULT_TIMEOUT_S)
+        done = await asyncio.wait_for(busy.result(), RESULT_TIMEOUT_S)
+        arm_ledger, reader_ledger = await ledger(temporal_client, arm), await ledger(temporal_client, reader)
+    assert loaded.state is TaskState.FINISHED and done.state is TaskState.FINISHED
+    assert arm_ledger.holders == [] and reader_ledger.holders == []
+    assert arm_ledger.state.value == "AVAILABLE" and reader_ledger.state.value == "AVAILABLE"
