@@ -295,15 +295,25 @@ class ProtocolCheck:
             self.problem(f"{where}.wait_until", message)
 
 
+def step_name(index: int, given: str | None) -> str:
+    """A step's id: the one it is given, else its number from 1 (every workflow written before steps
+    had ids names its steps so)."""
+    return given if given else str(index + 1)
+
+
+def step_after(index: int, given: Sequence[str] | None, ids: Sequence[str]) -> tuple[str, ...]:
+    """The steps it comes after: its `after`, else the step before it (none for the first)."""
+    if given is not None:
+        return tuple(dict.fromkeys(given))
+    return (ids[index - 1],) if index > 0 else ()
+
+
 def _id_of(index: int, link: _Links | None) -> str:
-    return link.id if link is not None and link.id is not None else str(index + 1)
+    return step_name(index, link.id if link is not None else None)
 
 
 def _after_of(index: int, link: _Links | None, ids: list[str]) -> tuple[str, ...]:
-    """The steps it comes after: its `after`, else the step before it (none for the first)."""
-    if link is not None and link.after is not None:
-        return tuple(dict.fromkeys(link.after))
-    return (ids[index - 1],) if index > 0 else ()
+    return step_after(index, link.after if link is not None else None, ids)
 
 
 def _duplicates(values: list[str]) -> set[str]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from .ledger_models import RunAccounted
 from .models import NextExecution
+from .protocol import step_name
 from .states import TaskState
 
 
@@ -85,7 +86,7 @@ class StepRecord(BaseModel):
     def _numbered(self) -> StepRecord:
         """A record kept before steps had ids (or made without one) is its step's number."""
         if not self.id:
-            self.id = str(self.index + 1)
+            self.id = step_name(self.index, None)
         return self
 
     @property

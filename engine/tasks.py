@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from .config import LabConfig, NodeConfig, StepConfig
 from .errors import InvalidRequestError, UnknownWorkflowError
 from .models import NodeRef, RetryConfig
-from .protocol import Protocol, ProtocolStep, parse_wait_until
+from .protocol import Protocol, ProtocolStep, parse_wait_until, step_after, step_name
 from .reminders import NotifyPolicy, notify_policy
 from .task_state import TaskMemory
 
@@ -49,7 +49,7 @@ class StepSpec(BaseModel):
 
     @property
     def step_id(self) -> str:
-        return self.id if self.id is not None else str(self.index + 1)
+        return step_name(self.index, self.id)
 
     @property
     def runs_on(self) -> NodeRef:
@@ -84,14 +84,13 @@ class TaskSpec(BaseModel):
     def protocol(self) -> Protocol:
         """The graph of its steps (checked when the configuration was loaded): a task started before
         steps had ids and `after` is the line of its steps."""
-        steps = []
+        steps, ids = [], [step.step_id for step in self.steps]
         for step in self.steps:
-            before = (self.steps[step.index - 1].step_id,) if step.index else ()
             steps.append(
                 ProtocolStep(
                     id=step.step_id,
                     index=step.index,
-                    after=tuple(step.after) if step.after is not None else before,
+                    after=step_after(step.index, step.after, ids),
                     node=step.node_id,
                     wait_s=step.wait_s,
                     wait_until=step.wait_until,
