@@ -117,31 +117,33 @@ class NodeUses:
             await asyncio.wait({waiter.turn}, timeout=1.0)
         return waiter.turn.result()
 
-    async def _begin_ungated(self, begin: BeginUse, node_id: str) -> str | None:
-        """The begin of a use whose step holds the node already; the ledger's refusal or None."""
+    async def _ask(self, node_id: str, begin: BeginUse) -> BeginVerdict | ApplicationError:
+        """The ledger's verdict on a begin, or its refusal (any other failure raises)."""
         try:
-            verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
+            return await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
         except WorkflowUpdateFailedError as exc:
             if not _is_refusal(exc):
                 raise
-            cause = exc.cause
-            return str(cause.message if isinstance(cause, ApplicationError) else exc)
+            assert isinstance(exc.cause, ApplicationError)
+            return exc.cause
+
+    async def _begin_ungated(self, begin: BeginUse, node_id: str) -> str | None:
+        """The begin of a use whose step holds the node already; the ledger's refusal or None."""
+        verdict = await self._ask(node_id, begin)
+        if isinstance(verdict, ApplicationError):
+            return verdict.message
         self._raise_if_lost(node_id, begin, verdict)
         return None
 
     async def begin(self, node_id: str, gate: NodeGate, waiter: Waiter, begin: BeginUse) -> str | None:
         """Record the start of use (and the end of the use handed over); the ledger's refusal or None."""
-        try:
-            verdict = await self.ledgers.update(node_id, BEGIN_USE, begin, BeginVerdict)
-        except WorkflowUpdateFailedError as exc:
-            if not _is_refusal(exc):
-                raise
+        verdict = await self._ask(node_id, begin)
+        if isinstance(verdict, ApplicationError):
             await self.flush_close(node_id, waiter)
             gate.step_back(waiter)
-            cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], str):
-                gate.prefer(cause.details[0])  # the node is kept for that step: it goes first when it comes
-            return str(cause.message if isinstance(cause, ApplicationError) else exc)
+            if verdict.details and isinstance(verdict.details[0], str):
+                gate.prefer(verdict.details[0])  # the node is kept for that step: it goes first when it comes
+            return verdict.message
         resolve(waiter.handed_close)
         waiter.handed_close = None
         self._raise_if_lost(node_id, begin, verdict)

@@ -16,8 +16,8 @@ from saved_histories import keep
 from temporalio.client import Client, WorkflowHandle
 
 from task_scheduler import TaskState
+from task_scheduler.client.handles import ledger_handle
 from task_scheduler.devserver import DevServer
-from task_scheduler.engine.contracts import node_workflow_id
 from task_scheduler.engine.ledger import LedgerState
 from task_scheduler.engine.task_state import StepOutcome, TaskStatus
 from task_scheduler.worker import LabWorker, WorkerOptions
@@ -38,8 +38,7 @@ def most_at_once(runs: list[DriverRun]) -> int:
 
 
 async def ledger(client: Client, node_id: str) -> LedgerState:
-    handle = client.get_workflow_handle_for(NodeWorkflow.run, node_workflow_id(node_id))
-    return await handle.query(NodeWorkflow.status)
+    return await ledger_handle(client, node_id).query(NodeWorkflow.status)
 
 
 async def test_capacity_two_serves_two_tasks_at_once_and_never_three(
